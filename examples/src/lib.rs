@@ -1,0 +1,1 @@
+//! Runnable examples and deployment recipes for the workspace.

@@ -1,0 +1,2 @@
+//! The `oidc` command.
+fn main() {}

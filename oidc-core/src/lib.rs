@@ -1,0 +1,48 @@
+//! Sans-IO OpenID Connect relying-party logic.
+//!
+//! `oidc-core` decides; it never does. It opens no sockets, reads no clock, spawns nothing, reads
+//! no files or environment, and draws no randomness from a global source. Everything that varies
+//! comes in as a value: the current time as [`UnixTime`], random bytes through a
+//! [`RandomSource`], provider answers as `http::Response`s. Everything it needs done goes out as
+//! a value: an `http::Request` to send, a URL to redirect to, a cookie to set, a decision.
+//! Any runtime can drive it, and its tests run with a fixed clock and a seeded random source.
+//!
+//! Data flows one way, and each step has its own module and error type:
+//!
+//! 1. [`discovery`]: issuer → metadata request → checked [`discovery::ProviderMetadata`].
+//! 2. [`jwks`]: `jwks_uri` → key request → [`jwks::KeySet`] with freshness decisions.
+//! 3. [`validation`]: token + key set + [`validation::Policy`] + `now` → typed claims or a typed
+//!    rejection.
+//! 4. [`login`]: authorization URL and pending login → callback → token request → session.
+//! 5. [`session`] and [`cookie`]: sessions sealed into cookies, refresh and [`logout`].
+//! 6. [`authorization`]: who may pass, and [`redirect`]: where a browser may be sent back to.
+//!
+//! Each exchange with the provider publishes both halves: a function that builds the request and
+//! one that parses the response, never two fetches chained in one call.
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod authorization;
+pub mod cookie;
+pub mod discovery;
+pub mod introspection;
+pub mod issuer;
+pub mod jwks;
+pub mod jws;
+pub mod login;
+pub mod logout;
+pub mod provider_response;
+pub mod random;
+pub mod redirect;
+pub mod secret;
+pub mod session;
+pub mod time;
+pub mod validation;
+
+pub use issuer::{Issuer, IssuerError};
+pub use random::RandomSource;
+pub use secret::Secret;
+pub use time::UnixTime;
