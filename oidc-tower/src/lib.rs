@@ -1,2 +1,4 @@
 //! (to be written)
 #![deny(missing_docs)]
+
+pub mod routes;
