@@ -2,3 +2,4 @@
 #![deny(missing_docs)]
 
 pub mod routes;
+pub mod request_kind;
