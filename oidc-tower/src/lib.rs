@@ -3,3 +3,4 @@
 
 pub mod routes;
 pub mod request_kind;
+pub mod forwarded;
