@@ -4,3 +4,4 @@
 pub mod routes;
 pub mod request_kind;
 pub mod forwarded;
+pub mod bearer_response;
