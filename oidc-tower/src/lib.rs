@@ -5,3 +5,4 @@ pub mod routes;
 pub mod request_kind;
 pub mod forwarded;
 pub mod bearer_response;
+pub mod identity_headers;
