@@ -367,9 +367,9 @@ fn checked_token(token: &str) -> Result<BearerToken, BearerExtractError> {
     }
     let body = token.trim_end_matches('=');
     let body_ok = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
     if !body_ok {
         return Err(BearerExtractError::MalformedCredentials);
     }
@@ -410,13 +410,21 @@ mod tests {
         headers
     }
 
-    fn token(headers: &HeaderMap, query: Option<&str>, q: QueryTokens) -> Result<Option<String>, BearerExtractError> {
+    fn token(
+        headers: &HeaderMap,
+        query: Option<&str>,
+        q: QueryTokens,
+    ) -> Result<Option<String>, BearerExtractError> {
         extract_bearer(headers, query, q).map(|t| t.map(|t| t.expose().to_owned()))
     }
 
     #[test]
     fn scheme_is_case_insensitive() {
-        for value in ["Bearer abc.def-_~+/==", "bearer abc.def-_~+/==", "BEARER abc.def-_~+/=="] {
+        for value in [
+            "Bearer abc.def-_~+/==",
+            "bearer abc.def-_~+/==",
+            "BEARER abc.def-_~+/==",
+        ] {
             assert_eq!(
                 token(&auth(&[value]), None, QueryTokens::Refuse),
                 Ok(Some("abc.def-_~+/==".to_owned()))
@@ -426,9 +434,18 @@ mod tests {
 
     #[test]
     fn no_header_or_other_scheme_is_no_token() {
-        assert_eq!(token(&HeaderMap::new(), None, QueryTokens::Refuse), Ok(None));
-        assert_eq!(token(&auth(&["Basic dXNlcjpwYXNz"]), None, QueryTokens::Refuse), Ok(None));
-        assert_eq!(token(&auth(&["Bearerx abc"]), None, QueryTokens::Refuse), Ok(None));
+        assert_eq!(
+            token(&HeaderMap::new(), None, QueryTokens::Refuse),
+            Ok(None)
+        );
+        assert_eq!(
+            token(&auth(&["Basic dXNlcjpwYXNz"]), None, QueryTokens::Refuse),
+            Ok(None)
+        );
+        assert_eq!(
+            token(&auth(&["Bearerx abc"]), None, QueryTokens::Refuse),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -466,15 +483,27 @@ mod tests {
     #[test]
     fn token_in_query_is_refused_unless_allowed() {
         assert_eq!(
-            token(&HeaderMap::new(), Some("a=1&access_token=abc"), QueryTokens::Refuse),
+            token(
+                &HeaderMap::new(),
+                Some("a=1&access_token=abc"),
+                QueryTokens::Refuse
+            ),
             Err(BearerExtractError::TokenInQuery)
         );
         assert_eq!(
-            token(&HeaderMap::new(), Some("a=1&access_token=abc"), QueryTokens::Accept),
+            token(
+                &HeaderMap::new(),
+                Some("a=1&access_token=abc"),
+                QueryTokens::Accept
+            ),
             Ok(Some("abc".to_owned()))
         );
         assert_eq!(
-            token(&HeaderMap::new(), Some("a=1&other=abc"), QueryTokens::Refuse),
+            token(
+                &HeaderMap::new(),
+                Some("a=1&other=abc"),
+                QueryTokens::Refuse
+            ),
             Ok(None)
         );
     }
@@ -482,15 +511,27 @@ mod tests {
     #[test]
     fn token_sent_twice_is_invalid_request() {
         assert_eq!(
-            token(&auth(&["Bearer a"]), Some("access_token=b"), QueryTokens::Accept),
+            token(
+                &auth(&["Bearer a"]),
+                Some("access_token=b"),
+                QueryTokens::Accept
+            ),
             Err(BearerExtractError::MultipleTokens)
         );
         assert_eq!(
-            token(&HeaderMap::new(), Some("access_token=a&access_token=a"), QueryTokens::Accept),
+            token(
+                &HeaderMap::new(),
+                Some("access_token=a&access_token=a"),
+                QueryTokens::Accept
+            ),
             Err(BearerExtractError::MultipleTokens)
         );
         assert_eq!(
-            token(&HeaderMap::new(), Some("access_token=a%20b"), QueryTokens::Accept),
+            token(
+                &HeaderMap::new(),
+                Some("access_token=a%20b"),
+                QueryTokens::Accept
+            ),
             Err(BearerExtractError::MalformedCredentials)
         );
     }
@@ -557,10 +598,7 @@ mod tests {
     #[test]
     fn attacker_bytes_are_never_reflected_in_the_challenge() {
         let r = BearerRejection::invalid_token("bad\r\nSet-Cookie: x=\"1\"\\ é<script>");
-        assert_eq!(
-            r.description(),
-            "badSet-Cookie: x=1 <script>"
-        );
+        assert_eq!(r.description(), "badSet-Cookie: x=1 <script>");
         let value = r.www_authenticate("re\"alm\\\r\n");
         assert_eq!(
             value,
@@ -576,7 +614,8 @@ mod tests {
 
     #[test]
     fn json_body_by_default() {
-        let response = BearerRejection::invalid_token("token_expired").response("api", &HeaderMap::new());
+        let response =
+            BearerRejection::invalid_token("token_expired").response("api", &HeaderMap::new());
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
@@ -589,7 +628,8 @@ mod tests {
 
     #[test]
     fn json_body_for_scope_and_missing_token() {
-        let response = BearerRejection::insufficient_scope(["a", "b"]).response("api", &HeaderMap::new());
+        let response =
+            BearerRejection::insufficient_scope(["a", "b"]).response("api", &HeaderMap::new());
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["scope"], "a b");
         let response = BearerRejection::MissingToken.response("api", &HeaderMap::new());
@@ -604,9 +644,12 @@ mod tests {
             header::ACCEPT,
             HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
         );
-        let response =
-            BearerRejection::invalid_token("<img src=x onerror=alert(1)>&").response("api", &request_headers);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let response = BearerRejection::invalid_token("<img src=x onerror=alert(1)>&")
+            .response("api", &request_headers);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
         let body = std::str::from_utf8(response.body()).unwrap();
         assert!(body.contains("<title>401 Unauthorized</title>"));
         assert!(body.contains("<p>&lt;img src=x onerror=alert(1)&gt;&amp;</p>"));
@@ -615,9 +658,18 @@ mod tests {
 
     #[test]
     fn error_codes_are_stable() {
-        assert_eq!(BearerExtractError::MalformedCredentials.code(), "malformed_bearer_credentials");
-        assert_eq!(BearerExtractError::TokenInQuery.code(), "bearer_token_in_query");
-        assert_eq!(BearerExtractError::MultipleTokens.code(), "multiple_bearer_tokens");
+        assert_eq!(
+            BearerExtractError::MalformedCredentials.code(),
+            "malformed_bearer_credentials"
+        );
+        assert_eq!(
+            BearerExtractError::TokenInQuery.code(),
+            "bearer_token_in_query"
+        );
+        assert_eq!(
+            BearerExtractError::MultipleTokens.code(),
+            "multiple_bearer_tokens"
+        );
         assert_eq!(
             BearerExtractError::TokenTooLong { len: 1, max: 0 }.code(),
             "bearer_token_too_long"

@@ -258,33 +258,28 @@ impl OriginalRequest {
             });
         }
         let method = match single_value(headers, METHOD)? {
-            Some(value) => Method::from_bytes(value.as_bytes()).map_err(|_| {
-                ForwardedError::InvalidValue {
-                    header: METHOD,
-                }
-            })?,
+            Some(value) => Method::from_bytes(value.as_bytes())
+                .map_err(|_| ForwardedError::InvalidValue { header: METHOD })?,
             None => method.clone(),
         };
         let scheme = match single_value(headers, PROTO)? {
             Some(value) if value.eq_ignore_ascii_case("https") => Scheme::Https,
             Some(value) if value.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(_) => {
-                return Err(ForwardedError::InvalidValue {
-                    header: PROTO,
-                });
+                return Err(ForwardedError::InvalidValue { header: PROTO });
             }
             None => direct_scheme,
         };
         let host = match single_value(headers, HOST)? {
-            Some(value) => parse_host(value).ok_or(ForwardedError::InvalidValue {
-                header: HOST,
-            })?,
+            Some(value) => {
+                parse_host(value).ok_or(ForwardedError::InvalidValue { header: HOST })?
+            }
             None => own_host(uri, headers)?,
         };
         let path_and_query = match single_value(headers, URI)? {
-            Some(value) => parse_forwarded_uri(value).ok_or(ForwardedError::InvalidValue {
-                header: URI,
-            })?,
+            Some(value) => {
+                parse_forwarded_uri(value).ok_or(ForwardedError::InvalidValue { header: URI })?
+            }
             None => own_path(),
         };
         Ok(Self {
@@ -554,9 +549,13 @@ mod tests {
 
     #[test]
     fn trusted_proxy_headers_are_believed() {
-        let original =
-            OriginalRequest::reconstruct(&request(&caddy_headers()), ip("10.9.8.7"), &trusted(), Scheme::Http)
-                .unwrap();
+        let original = OriginalRequest::reconstruct(
+            &request(&caddy_headers()),
+            ip("10.9.8.7"),
+            &trusted(),
+            Scheme::Http,
+        )
+        .unwrap();
         assert_eq!(original.method(), Method::POST);
         assert_eq!(original.scheme(), Scheme::Https);
         assert_eq!(original.host(), "mlflow.example.com");
@@ -616,8 +615,13 @@ mod tests {
     fn repeated_or_listed_forwarded_headers_are_ambiguous() {
         let mut pairs = caddy_headers();
         pairs.push(("x-forwarded-host", "evil.example"));
-        let err = OriginalRequest::reconstruct(&request(&pairs), ip("10.0.0.1"), &trusted(), Scheme::Http)
-            .unwrap_err();
+        let err = OriginalRequest::reconstruct(
+            &request(&pairs),
+            ip("10.0.0.1"),
+            &trusted(),
+            Scheme::Http,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             ForwardedError::Ambiguous {
@@ -659,10 +663,7 @@ mod tests {
 
     #[test]
     fn forwarded_uri_keeps_spa_fragments_and_commas() {
-        let req = request(&[
-            ("host", "a"),
-            ("x-forwarded-uri", "/#/experiments/1?a=1,2"),
-        ]);
+        let req = request(&[("host", "a"), ("x-forwarded-uri", "/#/experiments/1?a=1,2")]);
         let original =
             OriginalRequest::reconstruct(&req, ip("10.0.0.1"), &trusted(), Scheme::Http).unwrap();
         assert_eq!(original.path_and_query(), "/#/experiments/1?a=1,2");
@@ -724,7 +725,11 @@ mod tests {
             ip("2001:db8::1")
         );
         assert_eq!(
-            client_ip(&headers("1.1.1.1, garbage, 10.0.0.3"), ip("10.0.0.1"), &trusted()),
+            client_ip(
+                &headers("1.1.1.1, garbage, 10.0.0.3"),
+                ip("10.0.0.1"),
+                &trusted()
+            ),
             ip("10.0.0.3")
         );
         assert_eq!(

@@ -200,17 +200,29 @@ impl IdentityHeaders {
         }
         let names = self.family.names();
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(6);
-        values.push((names.user.clone(), header_value(names.user.as_str(), &identity.user)?));
+        values.push((
+            names.user.clone(),
+            header_value(names.user.as_str(), &identity.user)?,
+        ));
         if let Some(email) = &identity.email {
-            values.push((names.email.clone(), header_value(names.email.as_str(), email)?));
+            values.push((
+                names.email.clone(),
+                header_value(names.email.as_str(), email)?,
+            ));
         }
         if let Some(name) = &identity.preferred_username {
             let header = names.preferred_username.clone();
-            values.push((header, header_value(names.preferred_username.as_str(), name)?));
+            values.push((
+                header,
+                header_value(names.preferred_username.as_str(), name)?,
+            ));
         }
         if !identity.groups.is_empty() {
             let joined = identity.groups.join(",");
-            values.push((names.groups.clone(), header_value(names.groups.as_str(), &joined)?));
+            values.push((
+                names.groups.clone(),
+                header_value(names.groups.as_str(), &joined)?,
+            ));
         }
         if let Some(token) = &identity.access_token {
             if self.pass_access_token {
@@ -239,7 +251,13 @@ pub fn is_identity_header(name: &str) -> bool {
     }
     let canonical: String = name
         .chars()
-        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect();
     IDENTITY_HEADER_NAMES.contains(&canonical.as_str())
 }
@@ -372,7 +390,8 @@ static FORWARD_AUTH_NAMES: FamilyNames = FamilyNames {
 };
 
 fn header_value(header: &'static str, text: &str) -> Result<HeaderValue, IdentityHeaderError> {
-    HeaderValue::from_bytes(text.as_bytes()).map_err(|_| IdentityHeaderError::InvalidValue { header })
+    HeaderValue::from_bytes(text.as_bytes())
+        .map_err(|_| IdentityHeaderError::InvalidValue { header })
 }
 
 #[cfg(test)]
@@ -440,7 +459,10 @@ mod tests {
     #[test]
     fn forward_auth_headers_and_token_pass_through() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eDp5"),
+        );
         IdentityHeaders::forward_auth()
             .pass_access_token(true)
             .pass_authorization_bearer(true)
@@ -457,7 +479,10 @@ mod tests {
     #[test]
     fn bearer_pass_through_removes_client_authorization_without_token() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer forged"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer forged"),
+        );
         IdentityHeaders::upstream()
             .pass_authorization_bearer(true)
             .apply(&mut headers, &Identity::new("u"))
@@ -469,7 +494,10 @@ mod tests {
     #[test]
     fn client_authorization_is_kept_when_pass_through_is_off() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer theirs"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer theirs"),
+        );
         IdentityHeaders::upstream()
             .apply(&mut headers, &full_identity())
             .unwrap();

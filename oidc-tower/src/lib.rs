@@ -1,8 +1,10 @@
 //! (to be written)
 #![deny(missing_docs)]
 
-pub mod routes;
-pub mod request_kind;
-pub mod forwarded;
 pub mod bearer_response;
+pub mod forwarded;
+pub mod health;
 pub mod identity_headers;
+pub mod metrics;
+pub mod request_kind;
+pub mod routes;

@@ -55,15 +55,9 @@ pub fn classify(method: &Method, headers: &HeaderMap, on_api_route: bool) -> Req
         };
     }
     if let Some(dest) = headers.get("sec-fetch-dest") {
-        let is_document = [
-            &b"document"[..],
-            b"iframe",
-            b"frame",
-            b"embed",
-            b"object",
-        ]
-        .iter()
-        .any(|d| dest.as_bytes().eq_ignore_ascii_case(d));
+        let is_document = [&b"document"[..], b"iframe", b"frame", b"embed", b"object"]
+            .iter()
+            .any(|d| dest.as_bytes().eq_ignore_ascii_case(d));
         return if is_document {
             RequestKind::Navigation
         } else {
@@ -180,10 +174,10 @@ fn parse_media_range(text: &str) -> Option<MediaRange> {
     }
     let mut quality = 1000;
     for param in parts {
-        if let Some((name, value)) = param.split_once('=') {
-            if name.trim().eq_ignore_ascii_case("q") {
-                quality = parse_quality(value.trim())?;
-            }
+        if let Some((name, value)) = param.split_once('=')
+            && name.trim().eq_ignore_ascii_case("q")
+        {
+            quality = parse_quality(value.trim())?;
         }
     }
     Some(MediaRange {
@@ -263,7 +257,11 @@ mod tests {
         for mode in ["cors", "no-cors", "same-origin", "websocket"] {
             let mut h = headers(&[("accept", BROWSER_ACCEPT)]);
             h.insert("sec-fetch-mode", HeaderValue::from_static(mode));
-            assert_eq!(classify(&Method::GET, &h, false), RequestKind::Api, "{mode}");
+            assert_eq!(
+                classify(&Method::GET, &h, false),
+                RequestKind::Api,
+                "{mode}"
+            );
         }
     }
 
@@ -286,7 +284,11 @@ mod tests {
             RequestKind::Api
         );
         assert_eq!(
-            classify(&Method::GET, &headers(&[("accept", "application/json")]), false),
+            classify(
+                &Method::GET,
+                &headers(&[("accept", "application/json")]),
+                false
+            ),
             RequestKind::Api
         );
         assert_eq!(
@@ -305,7 +307,10 @@ mod tests {
 
     #[test]
     fn accept_spread_over_several_headers_is_read() {
-        let h = headers(&[("accept", "application/json;q=0.1"), ("accept", "TEXT/HTML")]);
+        let h = headers(&[
+            ("accept", "application/json;q=0.1"),
+            ("accept", "TEXT/HTML"),
+        ]);
         assert!(accepts_html(&h));
     }
 

@@ -304,11 +304,13 @@ impl RouteRules {
             }
             // Compiling the pattern alone first guarantees its groups are balanced, so wrapping it
             // cannot close the anchoring group early (`a)|(.*` would otherwise match anything).
-            Regex::new(&pattern).map_err(|source| RouteRuleError::InvalidRegex { index, source })?;
+            Regex::new(&pattern)
+                .map_err(|source| RouteRuleError::InvalidRegex { index, source })?;
             anchored.push(format!("^(?:{pattern})"));
             methods.push(method);
         }
-        let set = RegexSet::new(&anchored).map_err(|source| RouteRuleError::InvalidSet { source })?;
+        let set =
+            RegexSet::new(&anchored).map_err(|source| RouteRuleError::InvalidSet { source })?;
         Ok(Self { set, methods })
     }
 }
@@ -325,10 +327,9 @@ fn split_method(rule: &str) -> (Option<Method>, String) {
             && prefix
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if is_method {
-            if let Ok(method) = Method::from_bytes(prefix.to_ascii_uppercase().as_bytes()) {
-                return (Some(method), regex.to_owned());
-            }
+        if is_method && let Ok(method) = Method::from_bytes(prefix.to_ascii_uppercase().as_bytes())
+        {
+            return (Some(method), regex.to_owned());
         }
     }
     (None, rule.to_owned())
