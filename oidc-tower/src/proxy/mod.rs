@@ -1,0 +1,1 @@
+//! Streaming reverse proxy.
