@@ -314,3 +314,31 @@ fn invalid_upstreams_are_rejected() {
         assert_eq!(err.code(), "invalid_upstream", "{url}");
     }
 }
+
+#[tokio::test]
+async fn works_as_an_axum_fallback_with_connect_info() {
+    let upstream = spawn_upstream().await;
+    let app = axum::Router::new()
+        .route("/local", axum::routing::get(|| async { "served by axum" }))
+        .fallback_service(ReverseProxy::builder(upstream.url()).build().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let (_, _, body) = get(&format!("http://{addr}/local")).await;
+    assert_eq!(body, "served by axum");
+    let (status, _, body) = get(&format!("http://{addr}/proxied?q=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echoed(&body, "path"), Some("/proxied?q=1"));
+    assert_eq!(echoed(&body, "x-forwarded-for"), Some("127.0.0.1"));
+    let _ = stop.send(());
+}
