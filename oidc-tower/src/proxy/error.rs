@@ -1,0 +1,230 @@
+//! What the client sees when the upstream cannot answer, and what a bad configuration is.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+
+use super::ProxyBody;
+
+/// Why a request could not be forwarded. Each variant becomes a response with a plain-text body
+/// naming the upstream and the stable code; the error itself is put in the response extensions
+/// so outer layers and logs can see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// Connecting to the upstream failed (refused, unreachable, reset during connect): 502.
+    #[error("upstream {upstream} refused the connection: {detail}")]
+    ConnectFailed {
+        /// The upstream base URL.
+        upstream: String,
+        /// The operating system's description.
+        detail: String,
+    },
+    /// Connecting to the upstream took longer than the connect timeout: 504.
+    #[error("upstream {upstream} did not accept a connection within {after:?}")]
+    ConnectTimedOut {
+        /// The upstream base URL.
+        upstream: String,
+        /// The connect timeout.
+        after: Duration,
+    },
+    /// The upstream did not send response headers within the response timeout: 504.
+    #[error("upstream {upstream} did not answer within {after:?}")]
+    TimedOut {
+        /// The upstream base URL.
+        upstream: String,
+        /// The response timeout.
+        after: Duration,
+    },
+    /// The connection broke or the upstream spoke invalid HTTP before a response arrived: 502.
+    #[error("upstream {upstream} failed before answering: {detail}")]
+    UpstreamFailed {
+        /// The upstream base URL.
+        upstream: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// No route's prefix matches the request path: 404.
+    #[error("no upstream is mapped for path {path}")]
+    NoRoute {
+        /// The normalized request path.
+        path: String,
+    },
+    /// The request cannot be turned into an upstream request: 400.
+    #[error("request cannot be forwarded: {detail}")]
+    BadRequest {
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl ProxyError {
+    /// A stable snake_case code for this kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::ConnectFailed { .. } => "upstream_connect_failed",
+            ProxyError::ConnectTimedOut { .. } => "upstream_connect_timeout",
+            ProxyError::TimedOut { .. } => "upstream_timeout",
+            ProxyError::UpstreamFailed { .. } => "upstream_failed",
+            ProxyError::NoRoute { .. } => "no_route",
+            ProxyError::BadRequest { .. } => "bad_request",
+        }
+    }
+
+    /// The status code the client receives.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::ConnectFailed { .. } | ProxyError::UpstreamFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::ConnectTimedOut { .. } | ProxyError::TimedOut { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The response for this error: status, `text/plain` body `"<status>: <message> (<code>)"`,
+    /// and the error in the extensions.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let status = self.status();
+        let body = format!("{status}: {self} ({})\n", self.code());
+        let mut response = Response::new(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    /// Sorts a client error into connect/timeout/other.
+    pub(crate) fn from_client_error(
+        err: &hyper_util::client::legacy::Error,
+        upstream: &str,
+        connect_timeout: Duration,
+    ) -> ProxyError {
+        let detail = error_chain(err);
+        if err.is_connect() {
+            if has_io_kind(err, std::io::ErrorKind::TimedOut) {
+                ProxyError::ConnectTimedOut {
+                    upstream: upstream.to_owned(),
+                    after: connect_timeout,
+                }
+            } else {
+                ProxyError::ConnectFailed {
+                    upstream: upstream.to_owned(),
+                    detail,
+                }
+            }
+        } else {
+            ProxyError::UpstreamFailed {
+                upstream: upstream.to_owned(),
+                detail,
+            }
+        }
+    }
+}
+
+/// Why a proxy or router configuration was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyConfigError {
+    /// The upstream is not an absolute `http://host[:port][/path]` URL.
+    #[error("upstream URL {url:?} is not usable: {reason}")]
+    InvalidUpstream {
+        /// The URL as given.
+        url: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A trusted-proxy entry is neither an IP address nor a CIDR network.
+    #[error("trusted proxy {entry:?} is not an IP address or CIDR network")]
+    InvalidTrustedProxy {
+        /// The entry as given.
+        entry: String,
+    },
+    /// Two routes of a router have the same (normalized) prefix.
+    #[error("two routes share the prefix {prefix:?}")]
+    DuplicateRoute {
+        /// The normalized prefix.
+        prefix: String,
+    },
+}
+
+impl ProxyConfigError {
+    /// A stable snake_case code for this kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyConfigError::InvalidUpstream { .. } => "invalid_upstream",
+            ProxyConfigError::InvalidTrustedProxy { .. } => "invalid_trusted_proxy",
+            ProxyConfigError::DuplicateRoute { .. } => "duplicate_route",
+        }
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn error_response_carries_status_code_and_error() {
+        let error = ProxyError::TimedOut {
+            upstream: "http://127.0.0.1:5000".to_owned(),
+            after: Duration::from_secs(3),
+        };
+        let response = error.clone().into_response();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.extensions().get::<ProxyError>(), Some(&error));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            body,
+            "504 Gateway Timeout: upstream http://127.0.0.1:5000 did not answer within 3s (upstream_timeout)\n"
+        );
+    }
+
+    #[test]
+    fn statuses() {
+        let connect = ProxyError::ConnectFailed {
+            upstream: "u".into(),
+            detail: "refused".into(),
+        };
+        assert_eq!(connect.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(connect.code(), "upstream_connect_failed");
+        let route = ProxyError::NoRoute { path: "/x".into() };
+        assert_eq!(route.status(), StatusCode::NOT_FOUND);
+    }
+}

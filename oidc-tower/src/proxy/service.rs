@@ -1,0 +1,417 @@
+//! The proxy service: builds the upstream request, sends it, streams the answer back.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower_service::Service;
+
+use super::headers::{
+    ForwardedContext, PeerAddr, TrustedProxies, remove_hop_by_hop, set_forwarded, wants_upgrade,
+};
+use super::path::{join_upstream_path, normalize_path, normalize_prefix, strip_segment_prefix};
+use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError};
+
+/// What happens to the mount prefix when a request is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrefixMode {
+    /// Remove it: `/mlflow/api/x` reaches an upstream serving at `/` as `/api/x`.
+    Strip,
+    /// Keep it: `/mlflow/api/x` reaches an upstream that serves under its own static prefix
+    /// (MLflow's `--static-prefix /mlflow`) as `/mlflow/api/x`.
+    Keep,
+}
+
+/// A tower `Service` forwarding requests to one HTTP upstream; see the [module docs](super).
+///
+/// Cheap to clone: clones share the connection pool. The error type is `Infallible`: every
+/// failure is a response (502, 504, 404 for a path outside the prefix).
+#[derive(Clone)]
+pub struct ReverseProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpConnector, ProxyBody>,
+    upstream_text: String,
+    upstream_authority: Authority,
+    upstream_base_path: String,
+    prefix: String,
+    prefix_mode: PrefixMode,
+    trusted: TrustedProxies,
+    response_timeout: Duration,
+    connect_timeout: Duration,
+    preserve_host: bool,
+}
+
+impl std::fmt::Debug for ReverseProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReverseProxy")
+            .field("upstream", &self.inner.upstream_text)
+            .field("prefix", &self.inner.prefix)
+            .field("prefix_mode", &self.inner.prefix_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReverseProxy {
+    /// Starts configuring a proxy to `upstream`, an `http://host[:port][/base-path]` URL.
+    pub fn builder(upstream: impl Into<String>) -> ReverseProxyBuilder {
+        ReverseProxyBuilder {
+            upstream: upstream.into(),
+            prefix: String::new(),
+            prefix_mode: PrefixMode::Keep,
+            trusted: TrustedProxies::none(),
+            response_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            preserve_host: true,
+            pool_idle_timeout: Duration::from_secs(60),
+            pool_max_idle_per_host: 64,
+        }
+    }
+
+    /// The normalized mount prefix (`""` when the proxy serves every path).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The upstream URL as configured.
+    pub fn upstream(&self) -> &str {
+        &self.inner.upstream_text
+    }
+
+    /// Forwards one request; every failure is turned into its error response.
+    pub(crate) async fn forward(&self, request: Request<ProxyBody>) -> Response<ProxyBody> {
+        match self.inner.forward(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(code = error.code(), %error, "proxy request failed");
+                error.into_response()
+            }
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for ReverseProxy
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let proxy = self.clone();
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        ResponseFuture::new(async move { Ok(proxy.forward(request).await) })
+    }
+}
+
+/// The response future of [`ReverseProxy`] and [`ProxyRouter`](super::ProxyRouter).
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>,
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(
+        future: impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+    ) -> Self {
+        ResponseFuture {
+            inner: Box::pin(future),
+        }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`ReverseProxy`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ReverseProxyBuilder {
+    upstream: String,
+    prefix: String,
+    prefix_mode: PrefixMode,
+    trusted: TrustedProxies,
+    response_timeout: Duration,
+    connect_timeout: Duration,
+    preserve_host: bool,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+}
+
+impl ReverseProxyBuilder {
+    /// Serve only paths under `prefix` and remove it before forwarding.
+    pub fn strip_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = normalize_prefix(prefix);
+        self.prefix_mode = PrefixMode::Strip;
+        self
+    }
+
+    /// Serve only paths under `prefix` and forward them unchanged.
+    pub fn keep_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = normalize_prefix(prefix);
+        self.prefix_mode = PrefixMode::Keep;
+        self
+    }
+
+    /// Peers whose `X-Forwarded-*` headers are kept and appended to (default: none).
+    pub fn trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// How long the upstream may take to send response headers (default 60 s); then 504.
+    /// Bodies are not limited: a long download keeps streaming.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long connecting to the upstream may take (default 5 s); then 504.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Forward the client's `Host` header (default `true`, as Caddy does); with `false` the
+    /// upstream's own authority is sent. `X-Forwarded-Host` carries the client's host either way.
+    pub fn preserve_host(mut self, preserve: bool) -> Self {
+        self.preserve_host = preserve;
+        self
+    }
+
+    /// How long an idle pooled connection is kept (default 60 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections to the upstream are kept (default 64).
+    pub fn pool_max_idle(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Checks the upstream URL and creates the proxy with its own connection pool. Must be called
+    /// inside a tokio runtime only when requests are sent, not to build.
+    pub fn build(self) -> Result<ReverseProxy, ProxyConfigError> {
+        let invalid = |reason: &'static str| ProxyConfigError::InvalidUpstream {
+            url: self.upstream.clone(),
+            reason,
+        };
+        let uri: Uri = self
+            .upstream
+            .parse()
+            .map_err(|_| invalid("not a valid URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(invalid(
+                    "https upstreams are not supported; run the upstream on a private http address",
+                ));
+            }
+            _ => return Err(invalid("the scheme must be http")),
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| invalid("the URL has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("credentials in the URL are not supported"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("the URL must not have a query"));
+        }
+        let base_path = normalize_prefix(uri.path());
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .build(connector);
+
+        Ok(ReverseProxy {
+            inner: Arc::new(Inner {
+                client,
+                upstream_text: self.upstream.trim_end_matches('/').to_owned(),
+                upstream_authority: authority,
+                upstream_base_path: base_path,
+                prefix: self.prefix,
+                prefix_mode: self.prefix_mode,
+                trusted: self.trusted,
+                response_timeout: self.response_timeout,
+                connect_timeout: self.connect_timeout,
+                preserve_host: self.preserve_host,
+            }),
+        })
+    }
+}
+
+impl Inner {
+    async fn forward(
+        &self,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let client_host = request.headers().get(header::HOST).cloned().or_else(|| {
+            request
+                .uri()
+                .authority()
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+        });
+        *request.uri_mut() = self.upstream_uri(request.uri())?;
+
+        let upgrade = wants_upgrade(request.headers()) && request.version() == Version::HTTP_11;
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+
+        let peer = peer_ip(&request);
+        let trusted = peer.is_some_and(|ip| self.trusted.contains(ip));
+        let headers = request.headers_mut();
+        remove_hop_by_hop(headers, upgrade);
+        set_forwarded(
+            headers,
+            &ForwardedContext {
+                peer,
+                trusted,
+                proto: "http",
+                host: client_host.as_ref(),
+            },
+        );
+        match (&client_host, self.preserve_host) {
+            (Some(host), true) => {
+                headers.insert(header::HOST, host.clone());
+            }
+            _ => {
+                if let Ok(value) = HeaderValue::from_str(self.upstream_authority.as_str()) {
+                    headers.insert(header::HOST, value);
+                }
+            }
+        }
+        // The upstream connection is HTTP/1.1 whatever the client spoke.
+        *request.version_mut() = Version::HTTP_11;
+
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let mut response = match sent {
+            Err(_elapsed) => {
+                return Err(ProxyError::TimedOut {
+                    upstream: self.upstream_text.clone(),
+                    after: self.response_timeout,
+                });
+            }
+            Ok(Err(err)) => {
+                return Err(ProxyError::from_client_error(
+                    &err,
+                    &self.upstream_text,
+                    self.connect_timeout,
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match (switching, client_upgrade) {
+            (true, Some(client_upgrade)) => {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(splice_upgraded(client_upgrade, upstream_upgrade));
+                remove_hop_by_hop(response.headers_mut(), true);
+            }
+            (true, None) => {
+                return Err(ProxyError::UpstreamFailed {
+                    upstream: self.upstream_text.clone(),
+                    detail: "switched protocols without being asked to".to_owned(),
+                });
+            }
+            (false, _) => remove_hop_by_hop(response.headers_mut(), false),
+        }
+        Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+    }
+
+    fn upstream_uri(&self, original: &Uri) -> Result<Uri, ProxyError> {
+        let normalized = normalize_path(original.path());
+        let rest =
+            strip_segment_prefix(&normalized, &self.prefix).ok_or_else(|| ProxyError::NoRoute {
+                path: normalized.clone(),
+            })?;
+        let path = match self.prefix_mode {
+            PrefixMode::Strip => join_upstream_path(&self.upstream_base_path, rest),
+            PrefixMode::Keep => join_upstream_path(&self.upstream_base_path, &normalized),
+        };
+        let path_and_query = match original.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let path_and_query =
+            PathAndQuery::try_from(path_and_query).map_err(|err| ProxyError::BadRequest {
+                detail: err.to_string(),
+            })?;
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.upstream_authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|err| ProxyError::BadRequest {
+                detail: err.to_string(),
+            })
+    }
+}
+
+fn peer_ip<B>(request: &Request<B>) -> Option<IpAddr> {
+    if let Some(PeerAddr(addr)) = request.extensions().get::<PeerAddr>() {
+        return Some(addr.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    None
+}
+
+/// Copies bytes both ways between the client and upstream connections after a 101 response.
+async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(%err, "protocol upgrade through the proxy failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%err, "upgraded connection closed with an error");
+    }
+}
