@@ -166,6 +166,36 @@ export function needProxy(t) {
 }
 
 /**
+ * For `describe(name, { skip: proxySkipReason() })`: the reason to skip when the proxy binary is
+ * missing, or false. With `E2E_REQUIRE_PROXY=1` it is always false, so the suite's `before`
+ * hook fails on the missing binary instead.
+ */
+export function proxySkipReason() {
+  if (existsSync(oidcBinary()) || process.env.E2E_REQUIRE_PROXY === '1') return false;
+  return 'target/debug/oidc not built';
+}
+
+/** Throws a clear error when the proxy binary is missing (for `before` hooks). */
+export function assertProxyBuilt() {
+  if (!existsSync(oidcBinary())) {
+    throw new Error(`${oidcBinary()} not built (E2E_REQUIRE_PROXY=1 makes this a failure)`);
+  }
+}
+
+/** Finds an executable on PATH, or undefined. */
+export function which(command) {
+  for (const folder of (process.env.PATH ?? '').split(':')) {
+    if (folder && existsSync(join(folder, command))) return join(folder, command);
+  }
+  return undefined;
+}
+
+/** A `Cookie` header value holding the browser context's cookies for `url`. */
+export async function cookieHeader(context, url) {
+  return (await context.cookies(url)).map((cookie) => `${cookie.name}=${cookie.value}`).join('; ');
+}
+
+/**
  * Skips the test when a tool it needs is missing (`what` names it), unless `E2E_REQUIRE_ALL=1`.
  * Returns true when the test may go on.
  */
