@@ -285,3 +285,89 @@ export async function stopAll(...handles) {
     if (handle) await handle.stop();
   }
 }
+
+/** The e2e Python virtualenv: `E2E_VENV`, else `.venv-e2e` at the repository root. */
+export function venvDir() {
+  return process.env.E2E_VENV ?? join(REPO_ROOT, '.venv-e2e');
+}
+
+/** True when MLflow is installed in the e2e virtualenv. */
+export function mlflowAvailable() {
+  return existsSync(join(venvDir(), 'bin', 'mlflow'));
+}
+
+/**
+ * Starts a real MLflow tracking server on a free loopback port with its auth app
+ * (`--app-name basic-auth`) configured by `examples/mlflow/basic_auth.ini`, so that the
+ * identity header set by the proxy decides the MLflow user. `allowedHosts` lists the Host
+ * headers MLflow accepts (the proxy's, when it passes the host through).
+ */
+export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded-Email', adminGroup = 'admins' } = {}) {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const port = await freePort();
+  const dir = tempDir('mlflow');
+  const ini = readFileSync(join(REPO_ROOT, 'examples', 'mlflow', 'basic_auth.ini'), 'utf8')
+    .replace(/^database_uri = .*$/m, `database_uri = sqlite:///${join(dir.path, 'auth.db')}`);
+  const iniPath = join(dir.path, 'basic_auth.ini');
+  writeFileSync(iniPath, ini);
+  const hosts = [`127.0.0.1:${port}`, ...allowedHosts].join(',');
+  const handle = await startProcess('mlflow', join(venvDir(), 'bin', 'mlflow'), [
+    'server',
+    '--app-name', 'basic-auth',
+    '--host', '127.0.0.1',
+    '--port', String(port),
+    '--workers', '1',
+    '--backend-store-uri', `sqlite:///${join(dir.path, 'mlflow.db')}`,
+    '--default-artifact-root', join(dir.path, 'artifacts'),
+    '--allowed-hosts', hosts,
+  ], {
+    cwd: dir.path,
+    env: {
+      MLFLOW_AUTH_CONFIG_PATH: iniPath,
+      MLFLOW_AUTH_ADMIN_PASSWORD: randomCookieSecret(),
+      MLFLOW_FLASK_SERVER_SECRET_KEY: randomCookieSecret(),
+      MLFLOW_OIDC_USER_HEADER: userHeader,
+      MLFLOW_OIDC_ADMIN_GROUP: adminGroup,
+      PYTHONPATH: join(REPO_ROOT, 'examples', 'mlflow'),
+    },
+    readyPort: port,
+    timeoutMs: 120_000,
+  });
+  // The port opens before the app has loaded; /health answers once it has.
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break;
+    } catch { /* not yet */ }
+    await sleep(250);
+  }
+  return {
+    ...handle,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async stop() { await handle.stop(); dir.remove(); },
+  };
+}
+
+/**
+ * Runs the MLflow Python client against `trackingUri` with `MLFLOW_TRACKING_TOKEN=token` and
+ * creates an experiment. Resolves to `{ code, stdout, stderr }` of the Python process.
+ */
+export function mlflowCreateExperiment(trackingUri, name, token) {
+  const script = [
+    'import sys, mlflow',
+    'mlflow.set_tracking_uri(sys.argv[1])',
+    'print(mlflow.create_experiment(sys.argv[2]))',
+  ].join('\n');
+  const env = { ...process.env, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', MLFLOW_HTTP_REQUEST_TIMEOUT: '30' };
+  delete env.MLFLOW_TRACKING_TOKEN;
+  if (token !== undefined) env.MLFLOW_TRACKING_TOKEN = token;
+  return new Promise((ok) => {
+    const child = spawn(join(venvDir(), 'bin', 'python'), ['-c', script, trackingUri, name], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.on('exit', (code) => ok({ code, stdout: stdout.trim(), stderr }));
+  });
+}
