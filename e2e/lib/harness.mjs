@@ -371,3 +371,25 @@ export function mlflowCreateExperiment(trackingUri, name, token) {
     child.on('exit', (code) => ok({ code, stdout: stdout.trim(), stderr }));
   });
 }
+
+/** True when the `caddy` binary is on PATH. */
+export function caddyAvailable() {
+  return which('caddy') !== undefined;
+}
+
+/**
+ * Runs `caddy run` with one of the Caddyfiles in examples/caddy on a free loopback port.
+ * `env` fills the Caddyfile's `{$VAR}` placeholders (OIDC_PROXY, MLFLOW_UPSTREAM, ...).
+ */
+export async function startCaddy({ caddyfile = 'Caddyfile', env = {} } = {}) {
+  const port = await freePort();
+  const dir = tempDir('caddy');
+  const handle = await startProcess('caddy', which('caddy') ?? 'caddy', [
+    'run', '--config', join(REPO_ROOT, 'examples', 'caddy', caddyfile), '--adapter', 'caddyfile',
+  ], {
+    cwd: dir.path,
+    env: { HOME: dir.path, XDG_DATA_HOME: dir.path, XDG_CONFIG_HOME: dir.path, CADDY_LISTEN: `127.0.0.1:${port}`, ...env },
+    readyPort: port,
+  });
+  return { ...handle, port, url: `http://127.0.0.1:${port}`, async stop() { await handle.stop(); dir.remove(); } };
+}
