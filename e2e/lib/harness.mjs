@@ -3,7 +3,7 @@
 // other child process (Caddy, MLflow, Redis). Everything started here is stopped by `stop()`
 // and, as a last resort, when this process exits.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, connect } from 'node:net';
@@ -152,34 +152,47 @@ export function oidcBinary() {
   return candidates.find((path) => existsSync(path)) ?? candidates[candidates.length - 1];
 }
 
-/**
- * Skips the test when the proxy binary is missing, unless `E2E_REQUIRE_PROXY=1`, in which case
- * the test fails. Returns true when the test may go on.
- */
-export function needProxy(t) {
-  if (existsSync(oidcBinary())) return true;
-  if (process.env.E2E_REQUIRE_PROXY === '1') {
-    throw new Error(`${oidcBinary()} not built, and E2E_REQUIRE_PROXY=1`);
+const subcommandCache = new Map();
+
+/** True when the `oidc` binary exists and knows `subcommand` (`oidc SUBCOMMAND --help` exits 0). */
+export function oidcHasSubcommand(subcommand) {
+  const bin = oidcBinary();
+  const key = `${bin}\0${subcommand}`;
+  if (!subcommandCache.has(key)) {
+    const known = existsSync(bin) && spawnSync(bin, [subcommand, '--help'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
+    subcommandCache.set(key, known);
   }
-  t.skip('target/debug/oidc not built');
-  return false;
+  return subcommandCache.get(key);
 }
 
 /**
- * For `describe(name, { skip: proxySkipReason() })`: the reason to skip when the proxy binary is
- * missing, or false. With `E2E_REQUIRE_PROXY=1` it is always false, so the suite's `before`
- * hook fails on the missing binary instead.
+ * For `describe(name, { skip: oidcSkipReason('verify') })`: the reason to skip when the `oidc`
+ * binary is missing or lacks the subcommand, or false. With `E2E_REQUIRE_PROXY=1` it is always
+ * false, so the suite's `before` hook fails instead (see `assertOidcSubcommand`).
  */
-export function proxySkipReason() {
-  if (existsSync(oidcBinary()) || process.env.E2E_REQUIRE_PROXY === '1') return false;
-  return 'target/debug/oidc not built';
+export function oidcSkipReason(subcommand) {
+  if (oidcHasSubcommand(subcommand) || process.env.E2E_REQUIRE_PROXY === '1') return false;
+  return existsSync(oidcBinary()) ? `${oidcBinary()} has no \`${subcommand}\` subcommand yet` : 'target/debug/oidc not built';
 }
 
-/** Throws a clear error when the proxy binary is missing (for `before` hooks). */
-export function assertProxyBuilt() {
+/** The skip reason for suites that run `oidc proxy`. */
+export function proxySkipReason() {
+  return oidcSkipReason('proxy');
+}
+
+/** Throws a clear error when the binary or its subcommand is missing (for `before` hooks). */
+export function assertOidcSubcommand(subcommand) {
   if (!existsSync(oidcBinary())) {
     throw new Error(`${oidcBinary()} not built (E2E_REQUIRE_PROXY=1 makes this a failure)`);
   }
+  if (!oidcHasSubcommand(subcommand)) {
+    throw new Error(`${oidcBinary()} has no \`${subcommand}\` subcommand (E2E_REQUIRE_PROXY=1 makes this a failure)`);
+  }
+}
+
+/** Throws a clear error when `oidc proxy` is not available (for `before` hooks). */
+export function assertProxyBuilt() {
+  assertOidcSubcommand('proxy');
 }
 
 /** Finds an executable on PATH, or undefined. */
@@ -193,17 +206,6 @@ export function which(command) {
 /** A `Cookie` header value holding the browser context's cookies for `url`. */
 export async function cookieHeader(context, url) {
   return (await context.cookies(url)).map((cookie) => `${cookie.name}=${cookie.value}`).join('; ');
-}
-
-/**
- * Skips the test when a tool it needs is missing (`what` names it), unless `E2E_REQUIRE_ALL=1`.
- * Returns true when the test may go on.
- */
-export function needTool(t, present, what) {
-  if (present) return true;
-  if (process.env.E2E_REQUIRE_ALL === '1') throw new Error(`${what} missing, and E2E_REQUIRE_ALL=1`);
-  t.skip(`${what} missing (run scripts/install-e2e-deps.sh)`);
-  return false;
 }
 
 /**
