@@ -395,3 +395,13 @@ export async function startCaddy({ caddyfile = 'Caddyfile', env = {} } = {}) {
   });
   return { ...handle, port, url: `http://127.0.0.1:${port}`, async stop() { await handle.stop(); dir.remove(); } };
 }
+
+/** Starts a throwaway redis-server on a free loopback port, persisting nothing. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = tempDir('redis');
+  const handle = await startProcess('redis', which('redis-server') ?? 'redis-server', [
+    '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir.path,
+  ], { readyPort: port });
+  return { ...handle, port, url: `redis://127.0.0.1:${port}`, async stop() { await handle.stop(); dir.remove(); } };
+}

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromiumAvailable, confirmProviderLogout, isProviderLoginPage, launchBrowser, loginThrough } from '../lib/browser.mjs';
 import {
   assertProxyBuilt, clientAt, clientCredentialsToken, cookieHeader, decodeJwt, freePort, proxySkipReason,
-  startEchoServer, startProvider, startProxy, stopAll,
+  startEchoServer, startProvider, startProxy, startRedis, stopAll, which,
 } from '../lib/harness.mjs';
 import { API_RESOURCES, USERS, clientSecret } from '../provider/fixtures.mjs';
 
@@ -192,5 +192,55 @@ describe('oidc proxy in front of an upstream', { skip }, () => {
     assert.equal(wrongAudience.status, 401);
 
     assert.ok(!upstream.requests.some((request) => request.url === '/api/x'), 'no rejected request reached the upstream');
+  });
+});
+
+const redisSkip = skip || (which('redis-server') ? false : 'redis-server missing (run scripts/install-e2e-deps.sh)');
+
+describe('oidc proxy with the Redis session store', { skip: redisSkip }, () => {
+  let op;
+  let upstream;
+  let redis;
+  let proxy;
+  let browser;
+
+  before(async () => {
+    assertProxyBuilt();
+    const proxyPort = await freePort();
+    op = await startProvider({ clients: { 'mlflow-proxy': clientAt(proxyPort) } });
+    upstream = await startEchoServer('upstream');
+    redis = await startRedis();
+    proxy = await startProxy({
+      issuer: op.issuer,
+      port: proxyPort,
+      clientId: 'mlflow-proxy',
+      clientSecret: clientSecret('mlflow-proxy'),
+      upstream: upstream.url,
+      args: ['--session-store-type=redis', `--redis-connection-url=${redis.url}`],
+    });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await stopAll(op, upstream, redis, proxy);
+  });
+
+  test('after sign-out, a copy of the old session cookie no longer works', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const login = await loginThrough(page, `${proxy.url}/kept`, 'alice', alice.password, { providerOrigin: op.issuer });
+    assert.equal(identity(JSON.parse(login.body)).email, 'alice@example.com');
+    const stolen = await cookieHeader(context, proxy.url);
+    const replayBefore = await fetch(`${proxy.url}/replay-before`, { headers: { cookie: stolen } });
+    assert.equal(replayBefore.status, 200);
+
+    await page.goto(`${proxy.url}/oauth2/sign_out`);
+    await confirmProviderLogout(page);
+
+    const requestsBefore = upstream.requests.length;
+    const replayAfter = await fetch(`${proxy.url}/replay-after`, { headers: { cookie: stolen, accept: 'application/json' }, redirect: 'manual' });
+    assert.ok([302, 303, 307, 401].includes(replayAfter.status), `status ${replayAfter.status} for a revoked session`);
+    assert.equal(upstream.requests.length, requestsBefore);
+    await context.close();
   });
 });
