@@ -84,7 +84,19 @@ export async function completeProviderSteps(page, trace, { user, password, provi
     await page.waitForLoadState('load');
     const current = new URL(page.url());
     const onProvider = providerOrigin ? current.origin === providerOrigin : current.pathname.startsWith('/interaction/');
-    if (!onProvider || !current.pathname.startsWith('/interaction/')) return trace;
+    if (onProvider && await page.locator('#op-error').count()) {
+      throw new Error(`provider error at ${page.url()}: ${await page.locator('body').innerText()}`);
+    }
+    if (!onProvider) {
+      // An application page that asks to start the sign-in (a "Sign in with ..." button) is clicked.
+      const start = page.locator('form[action*="/oauth2/start"] button, a[href*="/oauth2/start"]');
+      if (trace.passwordPrompts === 0 && trace.consentPrompts === 0 && await start.count()) {
+        await Promise.all([page.waitForNavigation({ timeout: timeoutMs }), start.first().click()]);
+        continue;
+      }
+      return trace;
+    }
+    if (!current.pathname.startsWith('/interaction/')) return trace;
 
     if (await page.locator('#op-login').count()) {
       if (trace.passwordPrompts > 0 && await page.locator('.error').count()) {
