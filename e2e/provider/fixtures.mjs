@@ -1,0 +1,64 @@
+// Test clients, users and API resources of the end-to-end provider. The tests import the same
+// values, so a secret or password is written down once.
+
+/** Users who can sign in on the provider's login page (login with `sub` or `email`). */
+export const USERS = [
+  { sub: 'alice', email: 'alice@example.com', name: 'Alice Admin', password: 'alice-password', groups: ['mlflow-users', 'admins'] },
+  { sub: 'bob', email: 'bob@example.com', name: 'Bob Builder', password: 'bob-password', groups: ['mlflow-users'] },
+  { sub: 'carol', email: 'carol@other.example.org', name: 'Carol Outsider', password: 'carol-password', groups: [] },
+];
+
+/** The audience the proxy accepts in bearer tokens: its own client id, as oauth2-proxy expects. */
+export const PROXY_CLIENT_ID = 'mlflow-proxy';
+
+/** Resource servers (APIs) reachable with JWT access tokens, keyed by resource indicator. */
+export const API_RESOURCES = {
+  default: 'urn:oidc-e2e:mlflow',
+  servers: {
+    'urn:oidc-e2e:mlflow': { audience: PROXY_CLIENT_ID, scope: 'mlflow:read mlflow:write' },
+    'urn:oidc-e2e:other': { audience: 'other-api', scope: 'other:read' },
+  },
+};
+
+/** Extra claims put in client-credentials access tokens, keyed by client id. */
+export const SERVICE_ACCOUNT_CLAIMS = {
+  'mlflow-sdk': { email: 'mlflow-sdk@service.example.com', email_verified: true, groups: ['mlflow-users'] },
+};
+
+const browserClient = (clientId, secret, port) => ({
+  client_id: clientId,
+  client_secret: secret,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: [`http://127.0.0.1:${port}/oauth2/callback`],
+  post_logout_redirect_uris: [`http://127.0.0.1:${port}/`, `http://127.0.0.1:${port}/oauth2/sign_out`],
+  token_endpoint_auth_method: 'client_secret_basic',
+  backchannel_logout_session_required: true,
+});
+
+/**
+ * Built-in clients. Redirect URIs name default ports for manual runs; tests replace them with
+ * the ports they picked through `OP_CLIENTS_JSON`.
+ */
+export const CLIENTS = [
+  // The proxy (sidecar / forward-auth) in front of MLflow.
+  browserClient(PROXY_CLIENT_ID, 'mlflow-proxy-secret', 4180),
+  // A second service on the same provider, for single sign-on.
+  browserClient('sso-app', 'sso-app-secret', 4181),
+  // The tests' own tiny relying party, which proves provider + browser without the proxy.
+  browserClient('e2e-rp', 'e2e-rp-secret', 4182),
+  // Scripts and the MLflow SDK: client credentials, JWT access tokens for the proxy's audience.
+  {
+    client_id: 'mlflow-sdk',
+    client_secret: 'mlflow-sdk-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+];
+
+/** Looks up a built-in client's secret by id. */
+export function clientSecret(clientId) {
+  return CLIENTS.find((client) => client.client_id === clientId)?.client_secret;
+}
