@@ -24,6 +24,7 @@ mkdir -p target && : > target/step-times.txt
 if ! $quick; then
   step "Installing what the tests need"
   timed install bash scripts/install-test-deps.sh
+  timed install-e2e bash scripts/install-e2e-deps.sh
 fi
 
 step "Formatting"
@@ -42,11 +43,27 @@ timed test cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
+e2e_status=0
+if ! $quick; then
+  step "End-to-end: real provider, browser, MLflow, Caddy"
+  set +e
+  E2E_REQUIRE_ALL="${CI:+1}" timed e2e bash scripts/e2e.sh 2>&1 | tee target/e2e-output.txt
+  e2e_status=${PIPESTATUS[0]}
+  set -e
+fi
+
 step "Benches and examples still build"
 timed bench-build cargo bench --workspace --no-run --locked
 
 step "Summary"
 cat target/step-times.txt
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-exit "$status"
+cargo_counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "%d %d %d", p, f, s }' "$log")
+e2e_counts=$(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' target/e2e-output.txt 2>/dev/null | tail -1)
+read -r cp cf cs <<<"$cargo_counts"
+read -r ep ef es <<<"${e2e_counts:-0 0 0}"
+echo "cargo test: $cp passed, $cf failed, $cs skipped"
+echo "e2e: $ep passed, $ef failed, $es skipped"
+echo "all: $((cp + ep)) passed, $((cf + ef)) failed, $((cs + es)) skipped"
+[ "$status" -eq 0 ] || exit "$status"
+exit "$e2e_status"
