@@ -112,6 +112,22 @@ impl TrustedProxies {
         Self::default()
     }
 
+    /// Trust loopback peers (`127.0.0.0/8`, `::1`): a reverse proxy on the same host.
+    pub fn loopback() -> Self {
+        Self {
+            networks: vec![
+                Network {
+                    address: IpAddr::from([127, 0, 0, 0]),
+                    prefix: 8,
+                },
+                Network {
+                    address: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                    prefix: 128,
+                },
+            ],
+        }
+    }
+
     /// Parses addresses (`10.0.0.1`, `::1`) and CIDR networks (`10.0.0.0/8`, `fd00::/8`).
     pub fn parse<I, S>(entries: I) -> Result<Self, TrustedProxyError>
     where
@@ -793,5 +809,15 @@ mod tests {
             .code(),
             "trusted_proxy_host_bits_set"
         );
+    }
+
+    #[test]
+    fn loopback_trusts_only_loopback_peers() {
+        let trusted = TrustedProxies::loopback();
+        assert!(trusted.contains("127.0.0.2".parse().unwrap()));
+        assert!(trusted.contains("::1".parse().unwrap()));
+        assert!(trusted.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!trusted.contains("10.0.0.1".parse().unwrap()));
+        assert!(!TrustedProxies::none().contains("127.0.0.1".parse().unwrap()));
     }
 }

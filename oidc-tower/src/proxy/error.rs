@@ -146,12 +146,6 @@ pub enum ProxyConfigError {
         /// Why it was rejected.
         reason: &'static str,
     },
-    /// A trusted-proxy entry is neither an IP address nor a CIDR network.
-    #[error("trusted proxy {entry:?} is not an IP address or CIDR network")]
-    InvalidTrustedProxy {
-        /// The entry as given.
-        entry: String,
-    },
     /// Two routes of a router have the same (normalized) prefix.
     #[error("two routes share the prefix {prefix:?}")]
     DuplicateRoute {
@@ -165,7 +159,6 @@ impl ProxyConfigError {
     pub fn code(&self) -> &'static str {
         match self {
             ProxyConfigError::InvalidUpstream { .. } => "invalid_upstream",
-            ProxyConfigError::InvalidTrustedProxy { .. } => "invalid_trusted_proxy",
             ProxyConfigError::DuplicateRoute { .. } => "duplicate_route",
         }
     }
