@@ -45,11 +45,6 @@ impl Style {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn plain() -> Self {
-        Style { enabled: false }
-    }
-
     fn paint(self, code: &str, text: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{text}\x1b[0m")

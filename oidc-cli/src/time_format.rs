@@ -31,7 +31,7 @@ pub(crate) fn relative(claim: &str, at: u64, now: u64) -> String {
     }
 }
 
-/// A duration as its largest two units: `45s`, `4m`, `3h 12m`, `2d 5h`, `75y 3d`.
+/// A duration in its largest unit and the next: `45s`, `4m`, `3h 12m`, `2d 5h`, `75y 3d`.
 pub(crate) fn human_span(secs: u64) -> String {
     const UNITS: [(u64, &str); 5] = [
         (365 * 86_400, "y"),
@@ -43,19 +43,19 @@ pub(crate) fn human_span(secs: u64) -> String {
     if secs == 0 {
         return "0s".to_owned();
     }
+    let Some(first) = UNITS.iter().position(|(size, _)| secs >= *size) else {
+        return "0s".to_owned();
+    };
+    // The largest unit that fits, then the next one unless it is zero; smaller ones are
+    // dropped ("1h 0m 30s" is "1h").
     let mut parts = Vec::new();
     let mut left = secs;
-    for (size, name) in UNITS {
-        if left >= size {
-            parts.push(format!("{}{name}", left / size));
-            left %= size;
-        } else if !parts.is_empty() {
-            // Keep the two units adjacent: "1h 0m", not "1h 30s".
-            break;
+    for (i, (size, name)) in UNITS.iter().skip(first).take(2).enumerate() {
+        let count = left / size;
+        if i == 0 || count > 0 {
+            parts.push(format!("{count}{name}"));
         }
-        if parts.len() == 2 {
-            break;
-        }
+        left %= size;
     }
     parts.join(" ")
 }
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn spans_show_two_adjacent_units() {
         assert_eq!(human_span(0), "0s");
-        assert_eq!(human_span(3600 + 30), "1h 0m");
+        assert_eq!(human_span(3600 + 30), "1h");
         assert_eq!(human_span(3 * 3600 + 12 * 60 + 5), "3h 12m");
         assert_eq!(human_span(2 * 86_400 + 5 * 3600), "2d 5h");
     }
