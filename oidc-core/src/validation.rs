@@ -575,13 +575,13 @@ pub fn validate(
     now: UnixTime,
 ) -> Result<ValidatedToken, ValidationError> {
     let parts = jws::split_compact(token, policy.max_token_bytes)?;
+    let header = jws::parse_header(&jws::decode_segment(Part::Header, parts.header)?)?;
     if parts.payload.is_empty() {
         return Err(JwsError::EmptyPayload.into());
     }
     if parts.signature.is_empty() {
         return Err(JwsError::EmptySignature.into());
     }
-    let header = jws::parse_header(&jws::decode_segment(Part::Header, parts.header)?)?;
     if !policy.algorithms.contains(&header.alg) {
         return Err(ValidationError::AlgorithmNotAllowed { alg: header.alg });
     }
