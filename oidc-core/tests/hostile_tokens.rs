@@ -36,7 +36,7 @@ fn alg_none_in_any_spelling() {
         let signed = format!(
             "{}.{}",
             &unsigned[..unsigned.len() - 1],
-            b64(key.signature(Algorithm::RS256, unsigned[..unsigned.len() - 1].as_bytes()))
+            b64(key.signature(Algorithm::RS256, &unsigned.as_bytes()[..unsigned.len() - 1]))
         );
         assert_eq!(rejection(&signed, &keys).code(), "alg_none");
     }
@@ -173,9 +173,9 @@ fn segment_counts() {
         rejection(&format!("{token}.a.b.c"), &keys),
         malformed(JwsError::WrongSegmentCount { segments: 6 })
     );
-    let two: String = token.rsplitn(2, '.').nth(1).unwrap().to_owned();
+    let two = token.rsplit_once('.').unwrap().0;
     assert_eq!(
-        rejection(&two, &keys),
+        rejection(two, &keys),
         malformed(JwsError::WrongSegmentCount { segments: 2 })
     );
     assert_eq!(
