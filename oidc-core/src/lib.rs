@@ -48,4 +48,4 @@ pub use jws::Algorithm;
 pub use random::RandomSource;
 pub use secret::Secret;
 pub use time::UnixTime;
-pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate};
+pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate, verify_jws};
