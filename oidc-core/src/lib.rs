@@ -42,7 +42,10 @@ pub mod session;
 pub mod time;
 pub mod validation;
 
+pub use authorization::{AuthorizationRules, Denied, Identity};
+pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use issuer::{Issuer, IssuerError};
 pub use random::RandomSource;
 pub use secret::Secret;
+pub use session::{RefreshedTokens, Session};
 pub use time::UnixTime;

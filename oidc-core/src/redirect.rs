@@ -1,1 +1,1 @@
-//! (to be written)
+//! Where a browser may be sent back to after login and logout.
