@@ -27,6 +27,7 @@
 //! `at_hash`, and `auth_time` against `max_age`) is checked here.
 
 pub mod client_auth;
+mod id_token;
 pub mod token;
 pub mod userinfo;
 
@@ -40,6 +41,9 @@ use url::Url;
 
 pub use client_auth::{
     AssertionAlgorithm, ClientAuthError, ClientAuthMethod, ClientCredentials, ClientSigningKey,
+};
+pub use id_token::{
+    IdTokenError, LoginOutcome, access_token_hash, finish_login, finish_refresh, id_token_policy,
 };
 pub use openidconnect::core::CoreAuthPrompt as Prompt;
 
