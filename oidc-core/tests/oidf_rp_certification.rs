@@ -137,6 +137,7 @@ const CASES: &[(&str, Coverage)] = &[
 ];
 
 #[test]
+#[allow(clippy::disallowed_methods, reason = "a test reads its fixture files")]
 fn every_case_in_the_folder_has_a_test_or_a_reason() {
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/oidf-rp-tests");
     let mut ids = Vec::new();
