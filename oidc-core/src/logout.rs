@@ -94,9 +94,9 @@ impl EndSessionRequest {
 }
 
 /// Whom a valid logout token logs out: every session of `sub`, the session `sid`, or the
-/// session `sid` of `sub`.
+/// session `sid` of `sub`. Deliberately exhaustive: the specification defines exactly these two
+/// ways to name a target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct LogoutTarget {
     /// The subject, when named.
     pub sub: Option<String>,
