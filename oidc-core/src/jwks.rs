@@ -150,6 +150,9 @@ pub enum JwksError {
     /// The JSON is not an object with a `keys` array.
     #[error("the document is not a JWK set (no \"keys\" array)")]
     NotAKeySet,
+    /// A local key set mixes shared secrets with public keys.
+    #[error("the key set mixes shared secrets with public keys")]
+    MixedSymmetricAndPublicKeys,
     /// Not one key in the set is usable.
     #[error("the key set holds no usable key ({} skipped)", skipped.len())]
     NoUsableKeys {
@@ -166,6 +169,7 @@ impl JwksError {
             JwksError::Malformed { .. } => "jwks_malformed",
             JwksError::NotAKeySet => "jwks_not_a_key_set",
             JwksError::NoUsableKeys { .. } => "jwks_no_usable_keys",
+            JwksError::MixedSymmetricAndPublicKeys => "jwks_mixed_symmetric",
         }
     }
 }
@@ -220,6 +224,23 @@ impl KeySet {
     /// a set without a single usable key is an error. The set carries no freshness
     /// information: [`KeySet::refresh_at`] is the epoch, so it is always stale.
     pub fn parse(json: &[u8]) -> Result<KeySet, JwksError> {
+        KeySet::parse_with(json, false)
+    }
+
+    /// Parses a JWK set from local configuration (a file the operator wrote, never a fetched
+    /// document): `oct` keys are accepted as shared secrets for HS256/HS384/HS512, each at least
+    /// as long as its hash (RFC 7518 §3.2). A set mixing shared secrets with public keys is
+    /// refused, so that no token can choose between the two kinds.
+    pub fn parse_local(json: &[u8]) -> Result<KeySet, JwksError> {
+        let set = KeySet::parse_with(json, true)?;
+        let symmetric = set.keys.iter().filter(|k| k.kty == "oct").count();
+        if symmetric > 0 && symmetric < set.keys.len() {
+            return Err(JwksError::MixedSymmetricAndPublicKeys);
+        }
+        Ok(set)
+    }
+
+    fn parse_with(json: &[u8], allow_symmetric: bool) -> Result<KeySet, JwksError> {
         let document = strict_json::parse_strict(json).map_err(|e| JwksError::Malformed {
             reason: e.to_string(),
         })?;
@@ -241,7 +262,7 @@ impl KeySet {
                 });
                 continue;
             }
-            match parse_jwk(entry) {
+            match parse_jwk(entry, allow_symmetric) {
                 Ok((info, verifiers)) => {
                     set.keys.push(info);
                     set.verifiers.push(verifiers);
@@ -282,15 +303,7 @@ impl KeySet {
     /// stale ([`KeySet::refresh_at`] is the far future).
     pub fn hmac(secret: &Secret) -> KeySet {
         let bytes = secret.expose().as_bytes();
-        let verifiers: Vec<(Algorithm, Verifier)> = [
-            (Algorithm::HS256, hmac::HMAC_SHA256, 32),
-            (Algorithm::HS384, hmac::HMAC_SHA384, 48),
-            (Algorithm::HS512, hmac::HMAC_SHA512, 64),
-        ]
-        .into_iter()
-        .filter(|(_, _, min)| bytes.len() >= *min)
-        .map(|(alg, hash, _)| (alg, Verifier::Hmac(Box::new(hmac::Key::new(hash, bytes)))))
-        .collect();
+        let verifiers = hmac_verifiers(bytes, None);
         let mut set = KeySet {
             keys: Vec::new(),
             verifiers: Vec::new(),
@@ -300,10 +313,7 @@ impl KeySet {
         if verifiers.is_empty() {
             set.skipped.push(SkippedKey {
                 kid: None,
-                reason: format!(
-                    "the shared secret is {} bytes; HMAC needs at least 32",
-                    bytes.len()
-                ),
+                reason: short_secret_reason(bytes.len(), None),
             });
         } else {
             set.keys.push(KeyInfo {
@@ -399,7 +409,7 @@ const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::PS512,
 ];
 
-fn parse_jwk(entry: &Value) -> Result<ParsedJwk, String> {
+fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> {
     let Value::Object(members) = entry else {
         return Err("the entry is not a JSON object".into());
     };
@@ -473,9 +483,24 @@ fn parse_jwk(entry: &Value) -> Result<ParsedJwk, String> {
                 vec![(Algorithm::EdDSA, Verifier::Public(key))],
             )
         }
+        "oct" if allow_symmetric => {
+            fits(KeyFamily::Hmac)?;
+            let secret = decode_member("k", required_str(members, "k")?)?;
+            let verifiers = hmac_verifiers(&secret, alg);
+            if verifiers.is_empty() {
+                return Err(short_secret_reason(secret.len(), alg));
+            }
+            let bits = u32::try_from(secret.len().saturating_mul(8)).ok();
+            let info = KeyInfo {
+                size_bits: bits,
+                ..partial_info(0, None, String::new())
+            };
+            (info, verifiers)
+        }
         "oct" => {
             return Err(
-                "symmetric keys are never taken from a key set; configure a shared secret".into(),
+                "symmetric keys are never taken from a fetched key set; configure a shared secret"
+                    .into(),
             );
         }
         other => return Err(format!("key type {:?} is not supported", shorten(other))),
@@ -509,6 +534,9 @@ fn rsa_key(members: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Parse
         return Err(format!(
             "RSA modulus of {bits} bits is over the {MAX_RSA_BITS}-bit maximum"
         ));
+    }
+    if has_roca_fingerprint(n) {
+        return Err("RSA modulus has the ROCA fingerprint (CVE-2017-15361)".into());
     }
     let exponent_ok =
         (1..=4).contains(&e.len()) && e.last().is_some_and(|b| b & 1 == 1) && bit_length(e) >= 2;
@@ -577,6 +605,55 @@ fn ec_key(
         partial_info(bits, Some(curve), thumbprint),
         vec![(key_alg, Verifier::Public(key))],
     ))
+}
+
+/// HMAC verifiers for a secret: every HS algorithm (or only `alg`) whose hash is no longer
+/// than the secret.
+fn hmac_verifiers(secret: &[u8], alg: Option<Algorithm>) -> Vec<(Algorithm, Verifier)> {
+    [
+        (Algorithm::HS256, hmac::HMAC_SHA256, 32),
+        (Algorithm::HS384, hmac::HMAC_SHA384, 48),
+        (Algorithm::HS512, hmac::HMAC_SHA512, 64),
+    ]
+    .into_iter()
+    .filter(|(a, _, min)| secret.len() >= *min && alg.is_none_or(|wanted| wanted == *a))
+    .map(|(a, hash, _)| (a, Verifier::Hmac(Box::new(hmac::Key::new(hash, secret)))))
+    .collect()
+}
+
+fn short_secret_reason(len: usize, alg: Option<Algorithm>) -> String {
+    let needed = match alg {
+        Some(Algorithm::HS384) => 48,
+        Some(Algorithm::HS512) => 64,
+        _ => 32,
+    };
+    format!("the shared secret is {len} bytes; HMAC needs at least {needed}")
+}
+
+/// Whether an RSA modulus has the structure of keys from the Infineon library broken by ROCA
+/// (CVE-2017-15361): modulo each small prime it lies in the subgroup generated by 65537.
+/// A random modulus passes this for all 38 primes with negligible probability.
+fn has_roca_fingerprint(modulus: &[u8]) -> bool {
+    const PRIMES: [u32; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
+        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    ];
+    PRIMES.iter().all(|&p| {
+        let residue = modulus
+            .iter()
+            .fold(0u32, |acc, &byte| (acc * 256 + u32::from(byte)) % p);
+        let generator = 65537 % p;
+        let mut power = 1;
+        loop {
+            if power == residue {
+                return true;
+            }
+            power = power * generator % p;
+            if power == 1 {
+                return false;
+            }
+        }
+    })
 }
 
 fn partial_info(size_bits: u32, curve: Option<&str>, thumbprint: String) -> KeyInfo {

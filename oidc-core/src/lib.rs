@@ -51,4 +51,4 @@ pub use random::RandomSource;
 pub use secret::Secret;
 pub use session::{RefreshedTokens, Session};
 pub use time::UnixTime;
-pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate};
+pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate, verify_jws};

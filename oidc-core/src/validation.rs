@@ -439,8 +439,9 @@ pub enum ValidationError {
         /// The token's algorithm.
         alg: Algorithm,
     },
-    /// The token names no `kid` and too many keys fit its algorithm.
-    #[error("the token names no key id and {candidates} keys fit its algorithm")]
+    /// Several keys fit the token: more than [`MAX_CANDIDATE_KEYS`] without a `kid`, or more
+    /// than one under the token's `kid`.
+    #[error("{candidates} keys fit the token's key id and algorithm")]
     AmbiguousKey {
         /// How many keys fit.
         candidates: usize,
@@ -567,21 +568,54 @@ impl From<JwsError> for ValidationError {
 /// The largest signature any supported key produces (RSA-8192: 1024 bytes).
 const MAX_SIGNATURE_BYTES: usize = 1024;
 
-/// Validates a compact JWS against the keys and the policy at time `now`.
+/// A JWS whose header and signature passed the policy; its payload is not interpreted.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct VerifiedJws {
+    /// The protected header.
+    pub header: Header,
+    /// The payload, as signed.
+    pub payload: Vec<u8>,
+}
+
+/// Validates a compact JWS token against the keys and the policy at time `now`.
 pub fn validate(
     token: &str,
     keys: &KeySet,
     policy: &Policy,
     now: UnixTime,
 ) -> Result<ValidatedToken, ValidationError> {
+    let VerifiedJws { header, payload } = verify(token, keys, policy, false)?;
+    let claims = parse_claims(&payload)?;
+    check_claims(&claims, policy, now)?;
+    Ok(ValidatedToken { header, claims })
+}
+
+/// Checks a compact JWS's structure, header, algorithm, `typ` and signature as [`validate`]
+/// does, but leaves the payload uninterpreted (it need not be JSON, and may be empty). For
+/// signed content that is not a claim set; tokens go through [`validate`].
+pub fn verify_jws(
+    token: &str,
+    keys: &KeySet,
+    policy: &Policy,
+) -> Result<VerifiedJws, ValidationError> {
+    verify(token, keys, policy, true)
+}
+
+fn verify(
+    token: &str,
+    keys: &KeySet,
+    policy: &Policy,
+    allow_empty_payload: bool,
+) -> Result<VerifiedJws, ValidationError> {
     let parts = jws::split_compact(token, policy.max_token_bytes)?;
-    if parts.payload.is_empty() {
+    let header = jws::parse_header(&jws::decode_segment(Part::Header, parts.header)?)?;
+    if parts.payload.is_empty() && !allow_empty_payload {
         return Err(JwsError::EmptyPayload.into());
     }
     if parts.signature.is_empty() {
         return Err(JwsError::EmptySignature.into());
     }
-    let header = jws::parse_header(&jws::decode_segment(Part::Header, parts.header)?)?;
     if !policy.algorithms.contains(&header.alg) {
         return Err(ValidationError::AlgorithmNotAllowed { alg: header.alg });
     }
@@ -596,19 +630,17 @@ pub fn validate(
             expected: expected.clone(),
         });
     }
-    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
     // Anything longer than the largest signature cannot verify; base64 of 1024 bytes is 1366.
     if parts.signature.len() > 1366 {
         return Err(ValidationError::BadSignature);
     }
+    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
     let signature_len = jws::decode_segment_into(Part::Signature, parts.signature, &mut signature)?;
     let signature = signature.get(..signature_len).unwrap_or_default();
     // Decode the payload's base64 before spending a signature check on a malformed token.
     let payload = jws::decode_segment(Part::Payload, parts.payload)?;
     verify_signature(keys, &header, parts.signing_input.as_bytes(), signature)?;
-    let claims = parse_claims(&payload)?;
-    check_claims(&claims, policy, now)?;
-    Ok(ValidatedToken { header, claims })
+    Ok(VerifiedJws { header, payload })
 }
 
 /// Parses a claim set with the same rules [`validate`] applies (types checked, duplicates
@@ -643,23 +675,31 @@ fn verify_signature(
     signature: &[u8],
 ) -> Result<(), ValidationError> {
     let alg = header.alg;
-    let mut kid_known = false;
     if let Some(kid) = header.kid.as_deref() {
-        let mut found = false;
+        let mut kid_known = false;
+        let mut fitting = None;
+        let mut candidates = 0;
         for (info, verifiers) in keys.entries() {
             if info.kid.as_deref() != Some(kid) {
                 continue;
             }
             kid_known = true;
             if let Some(verifier) = verifier_for(verifiers, alg) {
-                found = true;
-                if verifier.verify(message, signature) {
-                    return Ok(());
-                }
+                candidates += 1;
+                fitting = Some(verifier);
             }
         }
-        if found {
-            return Err(ValidationError::BadSignature);
+        // Two keys under one kid that both fit: the set is ambiguous, and trying both would let
+        // whoever controls either key pass.
+        if candidates > 1 {
+            return Err(ValidationError::AmbiguousKey { candidates });
+        }
+        if let Some(verifier) = fitting {
+            return if verifier.verify(message, signature) {
+                Ok(())
+            } else {
+                Err(ValidationError::BadSignature)
+            };
         }
         if kid_known {
             return Err(ValidationError::NoMatchingKey {

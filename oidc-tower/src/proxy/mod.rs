@@ -1,0 +1,1 @@
+//! The reverse proxy and forward-auth services.
