@@ -2,16 +2,7 @@
 //! licenses under `tests/data/`) against [`RedirectPolicy`], configured as each upstream test
 //! configures its own validator. Every payload must be refused.
 
-use std::path::Path;
-
 use oidc_core::redirect::RedirectPolicy;
-
-fn data(relative: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// Go's `url.QueryUnescape`: `+` is a space, `%XX` a byte; a malformed escape is kept as text.
 fn query_unescape(line: &str) -> String {
@@ -80,7 +71,7 @@ fn oauth2_proxy_open_redirect_list_is_refused() {
         "*.wildcard.proxy.foo.bar",
     ])
     .unwrap();
-    let payloads: Vec<String> = data("oauth2-proxy-openredirects/openredirects.txt")
+    let payloads: Vec<String> = include_str!("data/oauth2-proxy-openredirects/openredirects.txt")
         .lines()
         .map(query_unescape)
         .collect();
@@ -111,7 +102,7 @@ fn mod_auth_openidc_open_redirect_list_is_refused() {
     // are the only ones allowed.
     let policy = RedirectPolicy::new(["www.example.com"]).unwrap();
     let payloads: Vec<String> =
-        data("mod_auth_openidc-openredirects/open-redirect-payload-list.txt")
+        include_str!("data/mod_auth_openidc-openredirects/open-redirect-payload-list.txt")
             .lines()
             .map(str::to_owned)
             .collect();
