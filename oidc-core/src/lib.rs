@@ -46,6 +46,7 @@ pub use authorization::{AuthorizationRules, Denied, Identity};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use issuer::{Issuer, IssuerError};
 pub use random::RandomSource;
+pub use redirect::RedirectPolicy;
 pub use secret::Secret;
 pub use session::{RefreshedTokens, Session};
 pub use time::UnixTime;
