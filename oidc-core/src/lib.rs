@@ -50,6 +50,7 @@ pub use jws::Algorithm;
 pub use login::{LoginConfig, LoginOutcome, PendingLogin, ProviderEndpoints};
 pub use logout::{LogoutTarget, LogoutTokenValidator, SeenJtis};
 pub use random::RandomSource;
+pub use redirect::RedirectPolicy;
 pub use secret::Secret;
 pub use session::{RefreshedTokens, Session};
 pub use time::UnixTime;
