@@ -383,6 +383,7 @@ impl DevProviderBuilder {
         }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();

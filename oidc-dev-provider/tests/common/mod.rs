@@ -25,6 +25,7 @@ pub const SECOND_REDIRECT: &str = "http://127.0.0.1:4181/callback";
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
         .unwrap()
 }
