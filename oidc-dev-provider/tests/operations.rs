@@ -180,7 +180,8 @@ async fn logout_user_notifies_without_a_browser() {
     let deliveries = provider.logout_user("bob").await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].outcome, Ok(200));
-    let (_, logout) = verify(&provider, &received.lock().unwrap()[0]).await;
+    let logout_token = received.lock().unwrap()[0].clone();
+    let (_, logout) = verify(&provider, &logout_token).await;
     assert_eq!(logout["sub"], "bob");
     assert!(
         provider.logout_user("bob").await.is_empty(),
