@@ -69,7 +69,7 @@ pub(crate) fn router(shared: Arc<Shared>, issuer: Issuer) -> Router {
         .route("/", get(index))
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
-        .route("/authorize", get(authorize))
+        .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/login", post(login))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
@@ -108,10 +108,12 @@ fn html_response(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // No form-action: browsers apply it to the redirect that follows the login POST, which
+    // leaves for the client's origin.
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
     response
@@ -382,15 +384,24 @@ fn authorization_error(
     redirect(StatusCode::FOUND, url.as_str(), None)
 }
 
-async fn authorize(
+async fn authorize_get(
     State(app): State<App>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    authorize(app, query.unwrap_or_default().as_bytes(), headers).await
+}
+
+/// OpenID Connect Core §3.1.2.1: the authorization endpoint accepts POSTed forms too.
+async fn authorize_post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    authorize(app, &body, headers).await
+}
+
+async fn authorize(app: App, raw_params: &[u8], headers: HeaderMap) -> Response {
     if let Some(response) = injected_fault(&app, Endpoint::Authorize).await {
         return response;
     }
-    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+    let params = match Params::parse(raw_params) {
         Ok(params) => params,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, "invalid_request", &e.description()),
     };
@@ -1484,8 +1495,10 @@ fn new_user_code() -> String {
             ALPHABET.get(index).map_or('B', |c| char::from(*c))
         })
         .collect();
-    let (first, second) = letters.split_at(4);
-    format!("{first}-{second}")
+    match letters.split_at_checked(4) {
+        Some((first, second)) => format!("{first}-{second}"),
+        None => letters,
+    }
 }
 
 fn normalize_user_code(code: &str) -> String {
@@ -1644,6 +1657,52 @@ mod tests {
     fn audience_is_a_string_when_single() {
         assert_eq!(audience_value(&["a".into()]), json!("a"));
         assert_eq!(audience_value(&["a".into(), "b".into()]), json!(["a", "b"]));
+    }
+
+    /// Arbitrary requests to every endpoint: never a panic, never a server error.
+    #[test]
+    fn hostile_requests_get_client_errors_not_server_errors() {
+        use tower::ServiceExt as _;
+        let provider = crate::DevProvider::builder().build().unwrap();
+        let issuer = Issuer::new("http://127.0.0.1:9").unwrap();
+        let router = router(provider.shared.clone(), issuer);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let paths = [
+            "/authorize",
+            "/login",
+            "/token",
+            "/userinfo",
+            "/introspect",
+            "/revoke",
+            "/end_session",
+            "/device_authorization",
+            "/device",
+            "/jwks",
+            "/.well-known/openid-configuration",
+        ];
+        let config = proptest::test_runner::Config::with_cases(256);
+        proptest!(config, |(
+            path in proptest::sample::select(paths.to_vec()),
+            post in any::<bool>(),
+            query in "[a-zA-Z0-9=&%_.~+-]{0,80}",
+            body in proptest::collection::vec(any::<u8>(), 0..160),
+            authorization in "(Basic |Bearer )?[ -~]{0,40}",
+            cookie in "(devop_session=)?[ -~]{0,40}",
+        )| {
+            let request = http::Request::builder()
+                .method(if post { "POST" } else { "GET" })
+                .uri(format!("{path}?{query}"))
+                .header(header::AUTHORIZATION, authorization)
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap();
+            let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
+            prop_assert!(!response.status().is_server_error(), "{} {path}", response.status());
+        });
     }
 
     proptest! {

@@ -240,7 +240,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// # Ok(()) }
 /// ```
 pub struct DevProvider {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for DevProvider {
@@ -278,6 +278,14 @@ impl DevProviderBuilder {
     /// Adds a client. Without any, the demo clients of [`crate::demo_clients`] are used.
     pub fn client(mut self, client: DevClient) -> Self {
         self.clients.push(client);
+        self
+    }
+
+    /// Adds the users and clients of a configuration file (the demo set for a part it leaves
+    /// empty).
+    pub fn config(mut self, config: &crate::ProviderConfig) -> Self {
+        self.users.extend(config.dev_users());
+        self.clients.extend(config.dev_clients());
         self
     }
 

@@ -605,3 +605,36 @@ async fn expired_codes_are_refused() {
     );
     assert_eq!(body["error_description"], "code expired");
 }
+
+#[tokio::test]
+async fn max_age_and_posted_authorization_requests() {
+    let provider = start().await;
+    let (_, cookie) = login(&provider, &Authorize::app(None), "alice", "alice-password").await;
+    provider.advance_clock(std::time::Duration::from_secs(120));
+
+    // A session older than max_age needs the form again; a younger one does not.
+    for (max_age, expected_status) in [("60", 200), ("600", 302)] {
+        let mut request = Authorize::app(None);
+        request.extra.push(("max_age", max_age));
+        let response = http()
+            .get(request.url(&provider))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected_status, "max_age={max_age}");
+    }
+
+    // The same request as a POSTed form.
+    let url = url::Url::parse(&Authorize::app(None).url(&provider)).unwrap();
+    let response = http()
+        .post(provider.endpoint("/authorize"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(url.query().unwrap().to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(query_param(&location(&response), "code").is_some());
+}

@@ -448,14 +448,7 @@ async fn configuration_file_and_demo_defaults() {
         "#,
     )
     .unwrap();
-    let mut builder = DevProvider::builder();
-    for user in config.dev_users() {
-        builder = builder.user(user);
-    }
-    for client in config.dev_clients() {
-        builder = builder.client(client);
-    }
-    let provider = start_with(builder).await;
+    let provider = start_with(DevProvider::builder().config(&config)).await;
     let token = provider.mint_access_token("carol", "tool").unwrap();
     assert_eq!(
         verify(&provider, &token).await.1["groups"],
