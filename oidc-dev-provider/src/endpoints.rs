@@ -827,14 +827,16 @@ fn authorization_code_grant(
         stored.redeemed_into = Some(grant_id);
     }
     store.prune(now);
-    issue_token_response(
-        app,
+    let nonce = record.request.nonce.as_deref();
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
         &mut store,
         grant_id,
-        record.request.nonce.as_deref(),
+        nonce,
         true,
         now,
-    )
+    )?)
 }
 
 /// `BASE64URL(SHA256(verifier))`.
@@ -894,7 +896,16 @@ fn refresh_token_grant(
         stored.used = true;
     }
     store.prune(now);
-    issue_token_response(app, &mut store, record.grant_id, None, true, now)
+    let grant_id = record.grant_id;
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        true,
+        now,
+    )?)
 }
 
 fn client_credentials_grant(
@@ -918,27 +929,34 @@ fn client_credentials_grant(
         revoked: false,
     });
     store.prune(now);
-    issue_token_response(app, &mut store, grant_id, None, false, now)
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        false,
+        now,
+    )?)
 }
 
 /// The token response for a grant: an access token, an ID token when the scope has `openid`
 /// and a user is behind it, and a refresh token when `with_refresh`.
-fn issue_token_response(
-    app: &App,
+pub(crate) fn issue_token_response(
+    shared: &Shared,
+    issuer: &Issuer,
     store: &mut Store,
     grant_id: u64,
     nonce: Option<&str>,
     with_refresh: bool,
     now: UnixTime,
-) -> Result<Value, OAuthError> {
-    let shared = &app.shared;
-    let access_token = issue_access_token(shared, &app.issuer, store, grant_id, now)
-        .map_err(|e| OAuthError::server_error(&e))?;
+) -> Result<Value, IssueError> {
+    let access_token = issue_access_token(shared, issuer, store, grant_id, now)?;
     let grant = store
         .grants
         .get(&grant_id)
         .cloned()
-        .ok_or_else(|| OAuthError::invalid_grant("grant vanished"))?;
+        .ok_or(IssueError::UnknownGrant)?;
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -957,9 +975,9 @@ fn issue_token_response(
             let user = shared
                 .users
                 .get(username)
-                .ok_or_else(|| OAuthError::invalid_grant("user no longer exists"))?;
+                .ok_or_else(|| IssueError::UnknownUser(username.clone()))?;
             let mut claims = user.claims_for_scope(&grant.scope);
-            claims.insert("iss".into(), app.issuer.as_str().into());
+            claims.insert("iss".into(), issuer.as_str().into());
             claims.insert("aud".into(), grant.client_id.clone().into());
             claims.insert("azp".into(), grant.client_id.clone().into());
             claims.insert("iat".into(), now.as_secs().into());
@@ -977,9 +995,7 @@ fn issue_token_response(
             if let Some(sid) = sid {
                 claims.insert("sid".into(), sid.clone().into());
             }
-            let id_token = lock(&shared.keys)
-                .sign("JWT", &claims)
-                .map_err(|e| OAuthError::server_error(&e))?;
+            let id_token = lock(&shared.keys).sign("JWT", &claims)?;
             store.id_tokens.insert(
                 id_token.clone(),
                 IdTokenRecord {
@@ -1006,6 +1022,30 @@ fn issue_token_response(
     Ok(response)
 }
 
+/// Why tokens could not be issued for a grant.
+#[derive(Debug)]
+pub(crate) enum IssueError {
+    Key(KeyError),
+    UnknownGrant,
+    UnknownUser(String),
+}
+
+impl From<KeyError> for IssueError {
+    fn from(error: KeyError) -> Self {
+        IssueError::Key(error)
+    }
+}
+
+impl From<IssueError> for OAuthError {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Key(e) => OAuthError::server_error(&e),
+            IssueError::UnknownGrant => OAuthError::invalid_grant("the grant no longer exists"),
+            IssueError::UnknownUser(_) => OAuthError::invalid_grant("the user no longer exists"),
+        }
+    }
+}
+
 /// Issues and records an access token for a grant: an RFC 9068 JWT or an opaque string,
 /// as the client is configured.
 pub(crate) fn issue_access_token(
@@ -1014,15 +1054,13 @@ pub(crate) fn issue_access_token(
     store: &mut Store,
     grant_id: u64,
     now: UnixTime,
-) -> Result<String, KeyError> {
+) -> Result<String, IssueError> {
     let grant = store.grants.get(&grant_id).cloned();
     let client = grant
         .as_ref()
         .and_then(|g| shared.clients.get(&g.client_id));
     let (Some(grant), Some(client)) = (grant, client) else {
-        return Err(KeyError::Encoding {
-            algorithm: shared.settings.algorithm,
-        });
+        return Err(IssueError::UnknownGrant);
     };
     let audience = client.audience();
     let jti = random_token();
@@ -1611,7 +1649,15 @@ fn device_code_grant(
         scope: device.scope,
         revoked: false,
     });
-    issue_token_response(app, &mut store, grant_id, None, true, now)
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        true,
+        now,
+    )?)
 }
 
 #[cfg(test)]

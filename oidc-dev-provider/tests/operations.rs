@@ -480,3 +480,37 @@ async fn configuration_file_and_demo_defaults() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_uri");
 }
+
+#[tokio::test]
+async fn minted_tokens_carry_a_session_that_logout_ends() {
+    let (backchannel_uri, received, receiver) = logout_receiver().await;
+    let provider = start_with(
+        builder().client(
+            DevClient::confidential("notified", "s")
+                .redirect_uri("http://127.0.0.1:4190/cb")
+                .backchannel_logout_uri(&backchannel_uri),
+        ),
+    )
+    .await;
+    let tokens = provider
+        .mint_tokens("alice", "notified", "openid email")
+        .unwrap();
+    let (_, id) = verify(&provider, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(id["aud"], "notified");
+    assert_eq!(id["email"], "alice@example.com");
+    assert!(id["sid"].is_string());
+    assert_eq!(
+        introspect(&provider, tokens["refresh_token"].as_str().unwrap()).await["active"],
+        true
+    );
+
+    let deliveries = provider.logout_user("alice").await;
+    assert_eq!(deliveries.len(), 1);
+    let logout_token = received.lock().unwrap()[0].clone();
+    assert_eq!(verify(&provider, &logout_token).await.1["sid"], id["sid"]);
+    assert_eq!(
+        introspect(&provider, tokens["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    receiver.abort();
+}
