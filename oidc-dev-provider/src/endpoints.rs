@@ -252,8 +252,13 @@ fn session_cookie_value(headers: &HeaderMap) -> Option<String> {
 }
 
 fn set_session_cookie(app: &App, value: &str) -> String {
+    let secure = if app.issuer.url().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
-        "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Lax",
+        "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Lax{secure}",
         app.cookie_path()
     )
 }
@@ -418,7 +423,7 @@ async fn authorize(app: App, raw_params: &[u8], headers: HeaderMap) -> Response 
     };
     let Some(redirect_uri) = params
         .get("redirect_uri")
-        .filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
+        .filter(|uri| client.accepts_redirect_uri(uri))
     else {
         return error_page(
             StatusCode::BAD_REQUEST,
