@@ -286,13 +286,21 @@ async fn stop_and_restart_keep_the_issuer_keys_and_tokens() {
     let issuer = provider.issuer().clone();
     let token = provider.mint_access_token("alice", "app").unwrap();
     let discovery = provider.endpoint("/.well-known/openid-configuration");
+    // One pooled client throughout: its idle keep-alive connection must not outlive stop().
+    let pooled = http();
+    assert_eq!(pooled.get(&discovery).send().await.unwrap().status(), 200);
+    let stopping = std::time::Instant::now();
     provider.stop().await;
     assert!(
-        http().get(&discovery).send().await.is_err(),
+        stopping.elapsed() < Duration::from_secs(3),
+        "idle connections do not hold stop()"
+    );
+    assert!(
+        pooled.get(&discovery).send().await.is_err(),
         "connection refused while stopped"
     );
     provider.start().await.unwrap();
-    let doc: Value = http()
+    let doc: Value = pooled
         .get(&discovery)
         .send()
         .await
