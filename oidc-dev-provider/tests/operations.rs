@@ -522,3 +522,15 @@ async fn minted_tokens_carry_a_session_that_logout_ends() {
     );
     receiver.abort();
 }
+
+/// The handle can live in axum state and its futures can be spawned.
+#[allow(dead_code)]
+fn handles_and_futures_are_send_and_sync(mut provider: oidc_dev_provider::RunningProvider) {
+    fn send<T: Send>(_: T) {}
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&provider);
+    send(provider.logout_user("alice"));
+    send(provider.stop());
+    send(provider.start());
+    send(DevProvider::builder().build().unwrap().serve("127.0.0.1:0".parse().unwrap()));
+}
