@@ -532,5 +532,10 @@ fn handles_and_futures_are_send_and_sync(mut provider: oidc_dev_provider::Runnin
     send(provider.logout_user("alice"));
     send(provider.stop());
     send(provider.start());
-    send(DevProvider::builder().build().unwrap().serve("127.0.0.1:0".parse().unwrap()));
+    send(
+        DevProvider::builder()
+            .build()
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap()),
+    );
 }
