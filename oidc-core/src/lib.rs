@@ -43,6 +43,9 @@ pub mod time;
 pub mod validation;
 
 pub use issuer::{Issuer, IssuerError};
+pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
+pub use jws::Algorithm;
 pub use random::RandomSource;
 pub use secret::Secret;
 pub use time::UnixTime;
+pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate, verify_jws};
