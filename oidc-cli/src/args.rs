@@ -1,0 +1,159 @@
+//! The command line, as a contract: these subcommands and flags are what scripts call.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Inspect and verify OpenID Connect tokens; check a provider's metadata and keys.
+#[derive(Debug, Parser)]
+#[command(name = "oidc", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok / valid, 1 token rejected or check failed, \
+                        2 usage, file or network error."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show a token's header and claims WITHOUT verifying anything.
+    Decode(DecodeArgs),
+    /// Verify a token's signature and claims against an issuer's keys.
+    Verify(VerifyArgs),
+    /// Fetch and check an issuer's discovery document.
+    Discover(DiscoverArgs),
+    /// List the signing keys of an issuer or a JWKS URL.
+    Jwks(JwksArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecodeArgs {
+    /// The token, a file holding it, or `-` for stdin (the default).
+    #[arg(value_name = "TOKEN|-")]
+    pub(crate) token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The token, a file holding it, or `-` for stdin (the default).
+    #[arg(value_name = "TOKEN|-")]
+    pub(crate) token: Option<String>,
+    /// The issuer the token must come from (exact match).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: String,
+    /// An accepted audience (repeatable); required unless --insecure-skip-audience.
+    #[arg(long = "audience", value_name = "AUD")]
+    pub(crate) audiences: Vec<String>,
+    /// Skip the audience check. Any token of the issuer then passes, whoever it was meant for.
+    #[arg(long, conflicts_with = "audiences")]
+    pub(crate) insecure_skip_audience: bool,
+    /// Keys from a JWKS file or URL instead of the issuer's discovery document.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub(crate) jwks: Option<String>,
+    /// An accepted algorithm (repeatable); by default the asymmetric ones.
+    #[arg(long = "alg", value_name = "ALG")]
+    pub(crate) algorithms: Vec<String>,
+    /// Clock skew tolerated for exp, nbf and iat, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) leeway: Option<u64>,
+    /// Check as if it were this time (seconds since the epoch) instead of now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub(crate) now: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiscoverArgs {
+    /// The issuer, e.g. https://accounts.example.com
+    pub(crate) issuer: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JwksArgs {
+    /// An issuer (keys found through discovery), a JWKS URL, or a JWKS file.
+    #[arg(value_name = "ISSUER_OR_URL")]
+    pub(crate) source: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to generate completions for.
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// A path argument that names a file rather than a token or URL.
+pub(crate) fn looks_like_path(value: &str) -> bool {
+    value.contains('/') || value.contains('\\') || PathBuf::from(value).is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn verify_takes_repeated_audiences_and_algorithms() {
+        let cli = Cli::try_parse_from([
+            "oidc",
+            "verify",
+            "t",
+            "--issuer",
+            "https://op.example",
+            "--audience",
+            "a",
+            "--audience",
+            "b",
+            "--alg",
+            "RS256",
+            "--alg",
+            "ES256",
+            "--leeway",
+            "5",
+            "--now",
+            "7",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("verify expected")
+        };
+        assert_eq!(args.audiences, ["a", "b"]);
+        assert_eq!(args.algorithms, ["RS256", "ES256"]);
+        assert_eq!((args.leeway, args.now), (Some(5), Some(7)));
+        assert_eq!(args.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn skipping_the_audience_excludes_giving_one() {
+        let err = Cli::try_parse_from([
+            "oidc",
+            "verify",
+            "--issuer",
+            "https://op.example",
+            "--audience",
+            "a",
+            "--insecure-skip-audience",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}

@@ -1,0 +1,153 @@
+//! Everything that can stop a command, with the exit code, stable code and hint each one gets.
+
+use std::path::PathBuf;
+
+use oidc_core::IssuerError;
+use oidc_core::discovery::DiscoveryError;
+use oidc_core::jwks::JwksError;
+use oidc_core::jws::JwsError;
+use oidc_core::validation::{PolicyError, ValidationError};
+use oidc_tower::HttpError;
+
+/// Exit code 1: the token was rejected or a check failed.
+pub(crate) const EXIT_REJECTED: u8 = 1;
+/// Exit code 2: usage error, unreadable input, network failure.
+pub(crate) const EXIT_USAGE_OR_IO: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<&'static str>,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the token from stdin: {0}")]
+    ReadStdin(std::io::Error),
+    #[error("no token given")]
+    NoToken,
+    #[error("{0}")]
+    Issuer(#[from] IssuerError),
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    #[error("{0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("keys: {0}")]
+    Jwks(#[from] JwksError),
+    #[error("not a JWT: {0}")]
+    Malformed(#[from] JwsError),
+    #[error("token rejected: {0}")]
+    Rejected(#[from] ValidationError),
+    /// The keys needed to verify a token could not be obtained: whatever the cause, the token
+    /// was not judged, so this is an I/O failure (exit 2), not a rejection.
+    #[error("cannot get the keys to verify with: {0}")]
+    KeysUnavailable(Box<CliError>),
+}
+
+impl CliError {
+    pub(crate) fn usage(message: impl Into<String>, hint: &'static str) -> Self {
+        CliError::Usage {
+            message: message.into(),
+            hint: Some(hint),
+        }
+    }
+
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Discovery(DiscoveryError::Response(_)) => EXIT_USAGE_OR_IO,
+            CliError::Jwks(JwksError::Response(_)) => EXIT_USAGE_OR_IO,
+            CliError::Discovery(_)
+            | CliError::Jwks(_)
+            | CliError::Malformed(_)
+            | CliError::Rejected(_) => EXIT_REJECTED,
+            CliError::Usage { .. }
+            | CliError::ReadFile { .. }
+            | CliError::ReadStdin(_)
+            | CliError::NoToken
+            | CliError::Issuer(_)
+            | CliError::Policy(_)
+            | CliError::Http(_)
+            | CliError::KeysUnavailable(_) => EXIT_USAGE_OR_IO,
+        }
+    }
+
+    /// A stable snake_case code, as printed in `--json` output.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            CliError::Usage { .. } => "usage",
+            CliError::ReadFile { .. } => "read_file",
+            CliError::ReadStdin(_) => "read_stdin",
+            CliError::NoToken => "no_token",
+            CliError::Issuer(e) => e.code(),
+            CliError::Policy(e) => e.code(),
+            CliError::Http(e) => e.code(),
+            CliError::Discovery(e) => e.code(),
+            CliError::Jwks(e) => e.code(),
+            CliError::Malformed(e) => e.code(),
+            CliError::Rejected(e) => e.code(),
+            CliError::KeysUnavailable(inner) => inner.code(),
+        }
+    }
+
+    /// What to try next, when there is something useful to say.
+    pub(crate) fn hint(&self) -> Option<String> {
+        let text: &str = match self {
+            CliError::Usage { hint, .. } => return hint.map(str::to_owned),
+            CliError::ReadFile { .. } => "check the path; pass the token itself or `-` for stdin",
+            CliError::ReadStdin(_) | CliError::NoToken => {
+                "pass the token as an argument, a file name, or pipe it: `echo $TOKEN | oidc decode`"
+            }
+            CliError::Issuer(_) => "the issuer is a URL such as https://accounts.example.com",
+            CliError::Policy(_) => "see `oidc verify --help`",
+            CliError::Http(HttpError::Connect { .. }) => {
+                "is the provider up and the URL right? Proxies are taken from HTTPS_PROXY"
+            }
+            CliError::Http(HttpError::Timeout { .. }) => "the provider is slow or unreachable",
+            CliError::Http(_) => "check the URL",
+            CliError::Discovery(DiscoveryError::IssuerMismatch { found, .. }) => {
+                if found.contains("{tenantid}") {
+                    "this is a multi-tenant provider: use your tenant's own issuer URL"
+                } else {
+                    "use exactly the issuer the provider states, trailing slash included"
+                }
+            }
+            CliError::Discovery(DiscoveryError::Response(_)) => {
+                "is this the issuer URL? Its discovery document lives under /.well-known/openid-configuration"
+            }
+            CliError::Discovery(_) => {
+                "the provider's metadata is not usable as OpenID Connect metadata"
+            }
+            CliError::Jwks(_) => {
+                "the key set must be a JSON object with a \"keys\" array (RFC 7517)"
+            }
+            CliError::Malformed(_) => {
+                "a JWT is three base64url parts separated by dots; was it copied whole?"
+            }
+            CliError::Rejected(e) => return rejection_hint(e),
+            CliError::KeysUnavailable(inner) => return inner.hint(),
+        };
+        Some(text.to_owned())
+    }
+}
+
+fn rejection_hint(error: &ValidationError) -> Option<String> {
+    let text = match error.code() {
+        "expired" => "the token is past its exp; get a fresh one, or check with --now",
+        "not_yet_valid" | "issued_in_future" => "check the clocks, or allow skew with --leeway",
+        "wrong_issuer" => "--issuer must equal the token's iss exactly (see `oidc decode`)",
+        "wrong_audience" => "--audience must be one of the token's aud (see `oidc decode`)",
+        "unknown_kid" | "no_matching_key" => {
+            "the key is not in the key set: wrong issuer or --jwks, or keys rotated"
+        }
+        "alg_not_allowed" => "allow the token's algorithm with --alg if it is expected",
+        "bad_signature" => "the token was altered or signed by another key",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}

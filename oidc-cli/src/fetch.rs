@@ -1,0 +1,70 @@
+//! The provider calls the CLI makes: discovery and key sets, through oidc-tower's HTTP client.
+
+use bytes::Bytes;
+use oidc_core::discovery::{
+    DiscoveryOptions, ProviderMetadata, discovery_request, parse_discovery,
+};
+use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
+use oidc_core::{Issuer, UnixTime};
+use oidc_tower::{HttpClient, ReqwestHttpClient};
+use url::Url;
+
+use crate::error::CliError;
+
+/// A blocking front to the async HTTP client, for one command's few calls.
+pub(crate) struct Fetcher {
+    client: ReqwestHttpClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Fetcher {
+    pub(crate) fn new() -> Result<Self, CliError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Usage {
+                message: format!("cannot start the I/O runtime: {e}"),
+                hint: None,
+            })?;
+        Ok(Fetcher {
+            client: ReqwestHttpClient::new()?,
+            runtime,
+        })
+    }
+
+    pub(crate) fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Bytes>, CliError> {
+        Ok(self.runtime.block_on(self.client.execute(request))?)
+    }
+
+    /// Fetches and checks `issuer`'s metadata.
+    pub(crate) fn discover(&self, issuer: &Issuer) -> Result<ProviderMetadata, CliError> {
+        let response = self.send(discovery_request(issuer))?;
+        Ok(parse_discovery(
+            issuer,
+            &DiscoveryOptions::new(),
+            &response,
+        )?)
+    }
+
+    /// Fetches the key set at `jwks_uri`.
+    pub(crate) fn key_set(&self, jwks_uri: &Url, now: UnixTime) -> Result<KeySet, CliError> {
+        let response = self.send(jwks_request(jwks_uri))?;
+        Ok(KeySet::from_response(
+            &response,
+            now,
+            &FreshnessPolicy::default(),
+        )?)
+    }
+}
+
+pub(crate) fn parse_url(value: &str) -> Result<Url, CliError> {
+    Url::parse(value).map_err(|e| {
+        CliError::usage(
+            format!("{value:?} is not a URL: {e}"),
+            "give an absolute http(s) URL",
+        )
+    })
+}

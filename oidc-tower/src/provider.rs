@@ -1,0 +1,537 @@
+//! One shared handle per OpenID Provider: metadata discovered at start, keys kept fresh in the
+//! background, tokens validated against them, and a set of providers picked by `iss`.
+//!
+//! A [`Provider`] is cheap to clone and fits in axum `State`. Starting it spawns one tokio task
+//! that discovers the provider (retrying with exponential backoff while it is down), fetches its
+//! keys and refreshes them before they go stale; the task ends when the last handle is dropped.
+//! Keys live in an [`ArcSwap`], so any number of requests read them without waiting on each
+//! other; while the provider is unreachable, requests keep validating with the last good keys.
+//!
+//! A token signed with a key the set does not hold (an unknown `kid`, e.g. right after a
+//! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
+//! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
+//! result. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
+//! `exp` or the cache's maximum age, whichever comes first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
+use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, RefetchLimiter, jwks_request};
+use oidc_core::jws::{JwsError, decode_unverified};
+use oidc_core::validation::{Policy, ValidatedToken, ValidationError, validate};
+use oidc_core::{Issuer, UnixTime};
+use tokio::sync::{Mutex, watch};
+
+use crate::http_client::{HttpClient, HttpError};
+
+/// Why a provider could not be used or a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// Discovery or the first key fetch has not succeeded yet.
+    #[error("the provider {issuer} is not ready: its metadata or keys have not been fetched yet")]
+    NotReady {
+        /// The provider's issuer.
+        issuer: String,
+    },
+    /// A provider call failed in transport.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The discovery answer was rejected.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The key set answer was rejected.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+    /// The token was rejected.
+    #[error(transparent)]
+    Rejected(#[from] ValidationError),
+    /// The token could not be read to find its issuer.
+    #[error("the token is not a JWT: {0}")]
+    Malformed(#[from] JwsError),
+    /// No configured provider has the token's issuer.
+    #[error("no provider is configured for the issuer {iss:?}")]
+    UnknownIssuer {
+        /// The token's unverified `iss` (`None` when it has none).
+        iss: Option<String>,
+    },
+}
+
+impl ProviderError {
+    /// A stable snake_case code: the inner error's code, or this error's own.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::NotReady { .. } => "provider_not_ready",
+            ProviderError::Http(e) => e.code(),
+            ProviderError::Discovery(e) => e.code(),
+            ProviderError::Jwks(e) => e.code(),
+            ProviderError::Rejected(e) => e.code(),
+            ProviderError::Malformed(e) => e.code(),
+            ProviderError::UnknownIssuer { .. } => "unknown_issuer",
+        }
+    }
+
+    /// Whether the token itself was judged and refused (as opposed to the provider being
+    /// unavailable): a 401 rather than a 503.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Rejected(_)
+                | ProviderError::Malformed(_)
+                | ProviderError::UnknownIssuer { .. }
+        )
+    }
+}
+
+/// How a [`Provider`] is run: issuer, validation policy, and the timings of its I/O.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ProviderConfig {
+    issuer: Issuer,
+    policy: Policy,
+    discovery: DiscoveryOptions,
+    freshness: FreshnessPolicy,
+    refetch_interval: Duration,
+    refresh_margin: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+    cache_capacity: u64,
+    cache_max_age: Duration,
+}
+
+impl ProviderConfig {
+    /// A provider for `issuer` whose tokens are checked with `policy`. Defaults: keys fresh for
+    /// the core's [`FreshnessPolicy`], refreshed 30 s before they go stale, at most one
+    /// unknown-`kid` refetch every 10 s, retries from 1 s up to 60 s, and up to 10 000 cached
+    /// tokens for at most 5 minutes each.
+    pub fn new(issuer: Issuer, policy: Policy) -> Self {
+        ProviderConfig {
+            issuer,
+            policy,
+            discovery: DiscoveryOptions::new(),
+            freshness: FreshnessPolicy::default(),
+            refetch_interval: Duration::from_secs(10),
+            refresh_margin: Duration::from_secs(30),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            cache_capacity: 10_000,
+            cache_max_age: Duration::from_secs(300),
+        }
+    }
+
+    /// Discovery options (e.g. an Entra ID issuer template).
+    pub fn discovery(mut self, options: DiscoveryOptions) -> Self {
+        self.discovery = options;
+        self
+    }
+
+    /// How long fetched keys stay fresh.
+    pub fn freshness(mut self, freshness: FreshnessPolicy) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    /// The shortest time between two refetches caused by unknown `kid`s.
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// How long before the keys go stale the background refresh runs.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// The first and the longest wait between retries while the provider is unreachable.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max.max(initial);
+        self
+    }
+
+    /// How many validated tokens are cached (0 turns the cache off) and for how long at most.
+    pub fn token_cache(mut self, capacity: u64, max_age: Duration) -> Self {
+        self.cache_capacity = capacity;
+        self.cache_max_age = max_age;
+        self
+    }
+}
+
+/// A shared, cheaply cloned handle on one provider. See the [module docs](self).
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ProviderConfig,
+    client: Arc<dyn HttpClient>,
+    metadata: ArcSwapOption<ProviderMetadata>,
+    keys: ArcSwapOption<KeySet>,
+    ready: watch::Sender<bool>,
+    /// Held while an unknown-`kid` refetch runs: the single flight.
+    refetch: Mutex<RefetchLimiter>,
+    cache: moka::sync::Cache<[u8; 32], CachedToken>,
+    key_fetches: AtomicU64,
+    last_error: ArcSwap<Option<ProviderError>>,
+    /// Dropped with the last handle, which tells the background task to stop.
+    _shutdown: watch::Sender<()>,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: Arc<ValidatedToken>,
+    ttl: Duration,
+}
+
+struct CacheExpiry;
+
+impl moka::Expiry<[u8; 32], CachedToken> for CacheExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedToken,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.inner.config.issuer.as_str())
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Creates the handle and spawns its background task (discovery, key fetch, refresh).
+    ///
+    /// Must be called inside a tokio runtime. The handle is usable at once; until the first
+    /// keys arrive, [`Provider::validate`] answers [`ProviderError::NotReady`]. Await
+    /// [`Provider::wait_ready`] to start serving only once the provider is reachable.
+    pub fn start(config: ProviderConfig, client: Arc<dyn HttpClient>) -> Provider {
+        let (ready, _) = watch::channel(false);
+        let (shutdown, shutdown_rx) = watch::channel(());
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .expire_after(CacheExpiry)
+            .build();
+        let inner = Arc::new(Inner {
+            refetch: Mutex::new(RefetchLimiter::new(config.refetch_interval)),
+            config,
+            client,
+            metadata: ArcSwapOption::empty(),
+            keys: ArcSwapOption::empty(),
+            ready,
+            cache,
+            key_fetches: AtomicU64::new(0),
+            last_error: ArcSwap::from_pointee(None),
+            _shutdown: shutdown,
+        });
+        tokio::spawn(background(Arc::downgrade(&inner), shutdown_rx));
+        Provider { inner }
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.config.issuer
+    }
+
+    /// The validation policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.config.policy
+    }
+
+    /// Whether metadata and keys have been fetched.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// Waits until metadata and keys have been fetched (retries go on in the background).
+    pub async fn wait_ready(&self) {
+        let mut ready = self.inner.ready.subscribe();
+        // The sender lives in `self.inner`, so the channel cannot close while we wait.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// The discovered metadata, once fetched.
+    pub fn metadata(&self) -> Option<Arc<ProviderMetadata>> {
+        self.inner.metadata.load_full()
+    }
+
+    /// The current keys, once fetched.
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
+        self.inner.keys.load_full()
+    }
+
+    /// How many key set fetches were made so far (scheduled and unknown-`kid` ones).
+    pub fn key_fetches(&self) -> u64 {
+        self.inner.key_fetches.load(Ordering::Relaxed)
+    }
+
+    /// The error of the latest failed provider call, cleared by the next success.
+    pub fn last_error(&self) -> Option<ProviderError> {
+        self.inner.last_error.load().as_ref().clone()
+    }
+
+    /// Validates `token` with the current keys and the policy, refetching the keys once
+    /// (rate-limited, single-flight) when the token names a key the set does not hold.
+    pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
+        let cache_key = token_digest(token);
+        if let Some(hit) = self.inner.cache.get(&cache_key) {
+            return Ok(hit.token);
+        }
+        let keys = self.keys().ok_or_else(|| ProviderError::NotReady {
+            issuer: self.issuer().to_string(),
+        })?;
+        let policy = &self.inner.config.policy;
+        let validated = match validate(token, &keys, policy, now()) {
+            Err(error) if error.is_unknown_kid() => match self.refetch_after(&keys).await {
+                Some(fresh) => validate(token, &fresh, policy, now())?,
+                None => return Err(error.into()),
+            },
+            other => other?,
+        };
+        let validated = Arc::new(validated);
+        if let Some(ttl) = self.cache_ttl(&validated) {
+            self.inner.cache.insert(
+                cache_key,
+                CachedToken {
+                    token: validated.clone(),
+                    ttl,
+                },
+            );
+        }
+        Ok(validated)
+    }
+
+    /// How long a validated token may be served from the cache: until its `exp`, at most the
+    /// configured maximum age; not at all without `exp`.
+    fn cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
+        let exp = token.claims.exp?;
+        let left = exp.duration_since(now());
+        let ttl = left.min(self.inner.config.cache_max_age);
+        (!ttl.is_zero() && self.inner.config.cache_capacity > 0).then_some(ttl)
+    }
+
+    /// Fetches the keys again because `seen` lacked a token's key, unless another request did
+    /// so meanwhile (then its result is used) or the limiter says it is too soon.
+    async fn refetch_after(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
+        let mut limiter = self.inner.refetch.lock().await;
+        if let Some(current) = self.keys()
+            && !Arc::ptr_eq(&current, seen)
+        {
+            return Some(current);
+        }
+        if !limiter.try_acquire(now()) {
+            return None;
+        }
+        let metadata = self.metadata()?;
+        fetch_keys(&self.inner, &metadata).await.ok()
+    }
+}
+
+/// Several providers at once, each with its own policy; a token goes to the provider its
+/// (unverified) `iss` names, and is then fully validated by that provider.
+#[derive(Clone, Debug, Default)]
+pub struct Providers {
+    providers: Vec<Provider>,
+}
+
+impl Providers {
+    /// A set of providers.
+    pub fn new(providers: impl IntoIterator<Item = Provider>) -> Self {
+        Providers {
+            providers: providers.into_iter().collect(),
+        }
+    }
+
+    /// The providers, in the order given.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// The provider for an `iss` value: the one whose issuer equals it exactly, or whose
+    /// discovery issuer template matches it for the token's `tid`.
+    pub fn for_issuer(&self, iss: &str, tenant_id: Option<&str>) -> Option<&Provider> {
+        self.providers.iter().find(|p| {
+            p.issuer().matches(iss)
+                || match (p.inner.config.discovery.template(), tenant_id) {
+                    (Some(template), Some(tid)) => template.matches(iss, tid),
+                    _ => false,
+                }
+        })
+    }
+
+    /// Waits until every provider is ready.
+    pub async fn wait_ready(&self) {
+        for provider in &self.providers {
+            provider.wait_ready().await;
+        }
+    }
+
+    /// Picks the provider by the token's unverified `iss` and validates the token with it.
+    pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
+        let unverified = decode_unverified(token)?;
+        let iss = unverified.claims.get("iss").and_then(|v| v.as_str());
+        let tid = unverified.claims.get("tid").and_then(|v| v.as_str());
+        let provider = iss
+            .and_then(|iss| self.for_issuer(iss, tid))
+            .ok_or_else(|| ProviderError::UnknownIssuer {
+                iss: iss.map(str::to_owned),
+            })?;
+        provider.validate(token).await
+    }
+}
+
+fn now() -> UnixTime {
+    UnixTime::from(SystemTime::now())
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
+    match &result {
+        Ok(_) => inner.last_error.store(Arc::new(None)),
+        Err(error) => {
+            tracing::warn!(issuer = %inner.config.issuer, code = error.code(), %error, "provider call failed");
+            inner.last_error.store(Arc::new(Some(error.clone())));
+        }
+    }
+    result
+}
+
+async fn discover(inner: &Inner) -> Result<ProviderMetadata, ProviderError> {
+    let issuer = &inner.config.issuer;
+    let result = async {
+        let response = inner
+            .client
+            .execute(oidc_core::discovery::discovery_request(issuer))
+            .await?;
+        Ok(parse_discovery(issuer, &inner.config.discovery, &response)?)
+    }
+    .await;
+    record(inner, result)
+}
+
+async fn fetch_keys(
+    inner: &Inner,
+    metadata: &ProviderMetadata,
+) -> Result<Arc<KeySet>, ProviderError> {
+    inner.key_fetches.fetch_add(1, Ordering::Relaxed);
+    let result = async {
+        let response = inner
+            .client
+            .execute(jwks_request(&metadata.jwks_uri))
+            .await?;
+        Ok(KeySet::from_response(
+            &response,
+            now(),
+            &inner.config.freshness,
+        )?)
+    }
+    .await;
+    let keys = Arc::new(record(inner, result)?);
+    inner.keys.store(Some(keys.clone()));
+    inner.ready.send_replace(true);
+    Ok(keys)
+}
+
+/// Discovery with retries, then key refreshes before the keys go stale, until `shutdown`
+/// closes (the last handle was dropped).
+async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<()>) {
+    let Some((retry_initial, retry_max)) = inner
+        .upgrade()
+        .map(|i| (i.config.retry_initial, i.config.retry_max))
+    else {
+        return;
+    };
+    let mut backoff = retry_initial;
+    loop {
+        let wait = {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            match step(&inner).await {
+                Ok(next) => {
+                    backoff = retry_initial;
+                    next
+                }
+                Err(()) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(retry_max);
+                    wait
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One round of background work: discover if not yet done, then fetch keys. Returns how long
+/// to wait before the next round.
+async fn step(inner: &Inner) -> Result<Duration, ()> {
+    let metadata = match inner.metadata.load_full() {
+        Some(metadata) => metadata,
+        None => {
+            let metadata = Arc::new(discover(inner).await.map_err(drop)?);
+            inner.metadata.store(Some(metadata.clone()));
+            metadata
+        }
+    };
+    {
+        // Scheduled fetches count towards the unknown-kid limit as well.
+        let mut limiter = inner.refetch.lock().await;
+        limiter.record_fetch(now());
+    }
+    let keys = fetch_keys(inner, &metadata).await.map_err(drop)?;
+    let refresh_in = keys
+        .refresh_at()
+        .duration_since(now())
+        .saturating_sub(inner.config.refresh_margin);
+    Ok(refresh_in.max(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_differ_per_token_and_are_stable() {
+        assert_eq!(token_digest("a.b.c"), token_digest("a.b.c"));
+        assert_ne!(token_digest("a.b.c"), token_digest("a.b.d"));
+    }
+
+    #[test]
+    fn handles_are_send_sync_and_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Provider>();
+        check::<Providers>();
+    }
+
+    #[test]
+    fn rejections_are_told_apart_from_outages() {
+        let issuer = "https://op.example".to_owned();
+        assert!(!ProviderError::NotReady { issuer }.is_rejection());
+        assert!(ProviderError::Rejected(ValidationError::BadSignature).is_rejection());
+        assert_eq!(
+            ProviderError::UnknownIssuer { iss: None }.code(),
+            "unknown_issuer"
+        );
+    }
+}
