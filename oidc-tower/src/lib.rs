@@ -8,6 +8,7 @@
 //! ([`store`]).
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod bearer_response;
 pub mod forwarded;
 pub mod health;
