@@ -265,7 +265,7 @@ async fn redis_down_is_unavailable_then_recovers_after_restart() {
 
 #[tokio::test]
 async fn unreachable_at_startup_is_unavailable_not_a_crash() {
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
