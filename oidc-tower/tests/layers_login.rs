@@ -28,7 +28,11 @@ async fn browser_login_reaches_the_upstream_with_identity_headers() {
 
     // The same session answers an API call too.
     let response = h.api("/api/2.0/mlflow/experiments/search", &jar).await;
-    assert_eq!(echoed_headers(response).await.len() > 0, true);
+    let headers = echoed_headers(response).await;
+    assert_eq!(
+        header(&headers, "x-forwarded-email"),
+        Some("alice@example.com")
+    );
 }
 
 #[tokio::test]

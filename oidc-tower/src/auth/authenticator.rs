@@ -564,9 +564,6 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
     ) -> Result<Authentication, AuthFailure> {
-        let Some(login) = &self.inner.login else {
-            return Err(AuthFailure::NoCredentials);
-        };
         let now = now();
         let cookies = RequestCookies::from_headers(headers);
         let loaded = self
@@ -602,7 +599,6 @@ impl Authenticator {
                 }
             }
         }
-        let _ = login;
         self.inner
             .config
             .rules
@@ -1197,6 +1193,20 @@ mod tests {
         assert_eq!(scopes_of(&claims), ["openid", "read", "write"]);
         let none: Map<String, Value> = serde_json::from_str(r#"{"scope":7}"#).unwrap();
         assert!(scopes_of(&none).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scope_reading_never_panics(json in "\\PC{0,80}", words in "[a-z :,]{0,40}") {
+            if let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&json) {
+                let _ = scopes_of(&claims);
+            }
+            let mut claims = Map::new();
+            claims.insert("scope".into(), Value::String(words.clone()));
+            let scopes = scopes_of(&claims);
+            proptest::prop_assert!(scopes.iter().all(|s| !s.is_empty() && !s.contains(' ')));
+            proptest::prop_assert_eq!(scopes.len(), words.split(' ').filter(|w| !w.is_empty()).count());
+        }
     }
 
     #[test]

@@ -50,16 +50,7 @@ impl Endpoint {
 impl Authenticator {
     /// The endpoint a path names, if it is one of ours.
     pub(crate) fn endpoint_for(&self, path: &str) -> Option<Endpoint> {
-        let rest = path.strip_prefix(self.prefix())?.strip_prefix('/')?;
-        match rest {
-            "start" => Some(Endpoint::Start),
-            "callback" => Some(Endpoint::Callback),
-            "sign_out" => Some(Endpoint::SignOut),
-            "userinfo" => Some(Endpoint::Userinfo),
-            "backchannel_logout" => Some(Endpoint::BackchannelLogout),
-            "auth" => Some(Endpoint::Auth),
-            _ => None,
-        }
+        endpoint_under(self.prefix(), path)
     }
 
     /// Serves one of the sign-in endpoints (not `auth`, which forward-auth answers).
@@ -586,6 +577,20 @@ impl Authenticator {
     }
 }
 
+/// The endpoint `path` names under `prefix`: an exact match of `{prefix}/{name}`, nothing else.
+pub(crate) fn endpoint_under(prefix: &str, path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix(prefix)?.strip_prefix('/')?;
+    match rest {
+        "start" => Some(Endpoint::Start),
+        "callback" => Some(Endpoint::Callback),
+        "sign_out" => Some(Endpoint::SignOut),
+        "userinfo" => Some(Endpoint::Userinfo),
+        "backchannel_logout" => Some(Endpoint::BackchannelLogout),
+        "auth" => Some(Endpoint::Auth),
+        _ => None,
+    }
+}
+
 fn callback_failed(
     error: &CallbackError,
     headers: &HeaderMap,
@@ -639,6 +644,38 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn endpoints_match_exact_paths_only() {
+        assert_eq!(
+            endpoint_under("/oauth2", "/oauth2/start"),
+            Some(Endpoint::Start)
+        );
+        assert_eq!(
+            endpoint_under("/oauth2", "/oauth2/auth"),
+            Some(Endpoint::Auth)
+        );
+        assert_eq!(endpoint_under("/oauth2", "/oauth2/start/"), None);
+        assert_eq!(endpoint_under("/oauth2", "/oauth2start"), None);
+        assert_eq!(endpoint_under("/oauth2", "/x/oauth2/start"), None);
+        assert_eq!(endpoint_under("/oauth2", "/oauth2/START"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn endpoint_matching_never_panics_and_is_exact(path in "\\PC{0,64}") {
+            if let Some(endpoint) = endpoint_under("/oauth2", &path) {
+                prop_assert_eq!(path, format!("/oauth2/{}", endpoint.name()));
+            }
+        }
+
+        #[test]
+        fn query_parsing_never_panics(query in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let query = String::from_utf8_lossy(&query);
+            let _ = query_param(Some(&query), "rd");
+        }
+    }
 
     #[test]
     fn query_parameters_are_decoded() {

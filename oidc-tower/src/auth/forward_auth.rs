@@ -46,11 +46,14 @@
 //!     .build()?;
 //! let forward_auth = ForwardAuth::new(auth)?;
 //!
-//! let check = Request::get("/oauth2/auth").body(String::new())?;
+//! let check = Request::get("/oauth2/auth").header("host", "auth.internal").body(String::new())?;
 //! assert_eq!(forward_auth.clone().oneshot(check).await?.status(), StatusCode::UNAUTHORIZED);
 //!
 //! let token = op.mint_access_token("alice", "app")?;
-//! let check = Request::get("/oauth2/auth").header("authorization", format!("Bearer {token}")).body(String::new())?;
+//! let check = Request::get("/oauth2/auth")
+//!     .header("host", "auth.internal")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .body(String::new())?;
 //! let answer = forward_auth.oneshot(check).await?;
 //! assert_eq!(answer.status(), StatusCode::ACCEPTED);
 //! assert_eq!(answer.headers()["x-auth-request-email"], "alice@example.com");
