@@ -31,7 +31,7 @@
 //!
 //! # Cookies
 //! [`CookieCodec`] adds the cookie side: `HttpOnly`, `Secure` (off only with
-//! [`CookieSettings::insecure_allow_plain_http`]), `SameSite=Lax`, `Path`, optional `Domain`,
+//! [`CookieSettings::insecure_allow_plain_http`], loopback hosts only), `SameSite=Lax`, `Path`, optional `Domain`,
 //! `Max-Age`, and the `__Host-` name prefix whenever the attributes allow it. A sealed value
 //! longer than one cookie may carry ([`MAX_COOKIE_BYTES`] for the whole `name=value; attributes`)
 //! is split into numbered cookies `NAME_0`, `NAME_1`, …; the first starts with the chunk count
@@ -110,6 +110,12 @@ pub enum CookieConfigError {
         /// Position of the secret in the list.
         index: usize,
     },
+    /// Plain-HTTP cookies were asked for a service whose public URL is not on a loopback host.
+    #[error("cookies without Secure are allowed only on loopback hosts, not for {url}")]
+    PlainHttpNotLoopback {
+        /// The public URL given.
+        url: String,
+    },
     /// The cookie name is empty or not an HTTP token.
     #[error("cookie name {name:?} is not a valid token")]
     InvalidName {
@@ -157,6 +163,7 @@ impl CookieConfigError {
             CookieConfigError::NoSecrets => "cookie_no_secrets",
             CookieConfigError::SecretTooShort { .. } => "cookie_secret_too_short",
             CookieConfigError::KeyDerivation { .. } => "cookie_key_derivation",
+            CookieConfigError::PlainHttpNotLoopback { .. } => "cookie_plain_http_not_loopback",
             CookieConfigError::InvalidName { .. } => "cookie_invalid_name",
             CookieConfigError::InvalidPath { .. } => "cookie_invalid_path",
             CookieConfigError::InvalidDomain { .. } => "cookie_invalid_domain",
@@ -440,21 +447,15 @@ impl CookieKeys {
 }
 
 /// Where and how the cookies of one [`CookieCodec`] are set. Build with [`CookieSettings::new`]
-/// and the `with_*` methods; [`CookieCodec::new`] checks it.
+/// and the `with_*` methods; [`CookieCodec::new`] checks it. The fields are private so that
+/// `Secure` can only be dropped through [`CookieSettings::insecure_allow_plain_http`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CookieSettings {
-    /// The base name, without a `__Host-`/`__Secure-` prefix (one is added when possible).
-    pub name: String,
-    /// The `Path` attribute; `/` by default.
-    pub path: String,
-    /// The `Domain` attribute; none by default (host-only cookie).
-    pub domain: Option<String>,
-    /// Whether the `Secure` attribute is set; `true` unless
-    /// [`CookieSettings::insecure_allow_plain_http`] was called.
-    pub secure: bool,
-    /// How many cookies one value may be split into.
-    pub max_chunks: usize,
+    name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    max_chunks: usize,
 }
 
 impl CookieSettings {
@@ -468,6 +469,32 @@ impl CookieSettings {
             secure: true,
             max_chunks: DEFAULT_MAX_CHUNKS,
         }
+    }
+
+    /// The base name, without a `__Host-`/`__Secure-` prefix (one is added when possible).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `Path` attribute; `/` by default.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `Domain` attribute; none by default (a host-only cookie).
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Whether the `Secure` attribute is set: always, unless
+    /// [`CookieSettings::insecure_allow_plain_http`] allowed plain HTTP on loopback.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// How many cookies one value may be split into.
+    pub fn max_chunks(&self) -> usize {
+        self.max_chunks
     }
 
     /// Sets the `Path` attribute (which drops the `__Host-` prefix unless it is `/`).
@@ -491,15 +518,24 @@ impl CookieSettings {
         self
     }
 
-    /// Leaves out the `Secure` attribute so that cookies work over plain HTTP.
+    /// Leaves out the `Secure` attribute so that cookies work over plain HTTP, for a service
+    /// whose public URL (the one the browser uses) is on a loopback host (`localhost`,
+    /// `127.0.0.0/8`, `[::1]`); any other host is refused.
     ///
     /// # Security warning
     /// Cookies without `Secure` travel in clear text and can be set by any plain-HTTP page of the
-    /// same host. Use this only for a service reached over loopback during development.
-    #[must_use]
-    pub fn insecure_allow_plain_http(mut self) -> Self {
+    /// same host. This is for development on one machine only.
+    pub fn insecure_allow_plain_http(
+        mut self,
+        public_url: &url::Url,
+    ) -> Result<Self, CookieConfigError> {
+        if !crate::issuer::is_loopback_host(public_url) {
+            return Err(CookieConfigError::PlainHttpNotLoopback {
+                url: public_url.to_string(),
+            });
+        }
         self.secure = false;
-        self
+        Ok(self)
     }
 }
 
@@ -965,6 +1001,36 @@ mod tests {
     const SECRET_A: &str = "correct horse battery staple, forty bytes";
     const SECRET_B: &str = "another secret passphrase of 32+ bytes!!";
 
+    fn loopback() -> url::Url {
+        url::Url::parse("http://127.0.0.1:8080/").unwrap()
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for allowed in [
+            "http://localhost:5000/",
+            "http://127.0.0.2/",
+            "http://[::1]:8/",
+        ] {
+            let url = url::Url::parse(allowed).unwrap();
+            let settings = CookieSettings::new("s")
+                .insecure_allow_plain_http(&url)
+                .unwrap();
+            assert!(!settings.secure(), "{allowed}");
+        }
+        for refused in [
+            "http://mlflow.example.com/",
+            "http://10.0.0.1/",
+            "http://localhost.evil/",
+        ] {
+            let url = url::Url::parse(refused).unwrap();
+            let err = CookieSettings::new("s")
+                .insecure_allow_plain_http(&url)
+                .unwrap_err();
+            assert_eq!(err.code(), "cookie_plain_http_not_loopback", "{refused}");
+        }
+    }
+
     fn codec() -> CookieCodec {
         CookieCodec::new(keys(&[SECRET_A]), CookieSettings::new("oidc_session")).unwrap()
     }
@@ -1170,7 +1236,9 @@ mod tests {
         assert_eq!(with_path.name(), "__Secure-s");
         let plain = CookieCodec::new(
             k.clone(),
-            CookieSettings::new("s").insecure_allow_plain_http(),
+            CookieSettings::new("s")
+                .insecure_allow_plain_http(&loopback())
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(plain.name(), "s");
@@ -1216,7 +1284,9 @@ mod tests {
             (CookieSettings::new("a b"), "cookie_invalid_name"),
             (CookieSettings::new("a;b"), "cookie_invalid_name"),
             (
-                CookieSettings::new("__Host-s").insecure_allow_plain_http(),
+                CookieSettings::new("__Host-s")
+                    .insecure_allow_plain_http(&loopback())
+                    .unwrap(),
                 "cookie_prefix_needs_secure",
             ),
             (
