@@ -966,9 +966,14 @@ fn split_ascii(text: &str, size: usize) -> Vec<&str> {
     pieces
 }
 
+/// A `Set-Cookie` value, marked sensitive so that HTTP/2 never indexes it and well-behaved loggers
+/// leave it out.
 fn to_header_value(header: String) -> Result<HeaderValue, CookieError> {
     let len = header.len();
-    HeaderValue::try_from(header).map_err(|_| CookieError::InvalidHeaderValue { len })
+    let mut value =
+        HeaderValue::try_from(header).map_err(|_| CookieError::InvalidHeaderValue { len })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -1212,6 +1217,7 @@ mod tests {
                 &RequestCookies::empty(),
             )
             .unwrap();
+        assert!(headers.iter().all(HeaderValue::is_sensitive));
         let headers = strings(&headers);
         assert_eq!(headers.len(), 1);
         let header = &headers[0];
