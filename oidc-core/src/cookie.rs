@@ -497,6 +497,14 @@ impl CookieSettings {
         self.max_chunks
     }
 
+    /// The same settings for a cookie with another base name (e.g. one pending-login cookie
+    /// per browser tab, sharing path, domain and `Secure`).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Sets the `Path` attribute (which drops the `__Host-` prefix unless it is `/`).
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {

@@ -1042,10 +1042,12 @@ impl LoginParts {
 }
 
 fn pending_settings(config: &AuthConfig, suffix: &str) -> oidc_core::cookie::CookieSettings {
-    let mut settings = config.pending_cookie.clone();
-    settings.name = format!("{}_{suffix}", config.pending_cookie.name);
-    settings.max_chunks = 1;
-    settings
+    let name = format!("{}_{suffix}", config.pending_cookie.name());
+    config
+        .pending_cookie
+        .clone()
+        .with_name(name)
+        .with_max_chunks(1)
 }
 
 /// The identity and claims of a session.

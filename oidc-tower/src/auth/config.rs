@@ -223,10 +223,10 @@ impl AuthConfig {
     /// The session cookie's name, path, domain and chunk limit (the pending-login cookies take
     /// the same path and domain).
     pub fn session_cookie(mut self, settings: CookieSettings) -> Self {
-        let mut pending = settings.clone();
-        pending.name = self.pending_cookie.name.clone();
-        pending.max_chunks = 1;
-        self.pending_cookie = pending;
+        self.pending_cookie = settings
+            .clone()
+            .with_name(self.pending_cookie.name())
+            .with_max_chunks(1);
         self.session_cookie = settings;
         self
     }

@@ -42,7 +42,7 @@
 //! let secrets = vec![Secret::new("a cookie secret of at least thirty-two bytes")];
 //! let auth = AuthConfig::new(provider, http)
 //!     .login(LoginSettings::new(credentials, callback.parse()?, secrets))
-//!     .session_cookie(CookieSettings::new("oidc_session").insecure_allow_plain_http())
+//!     .session_cookie(CookieSettings::new("oidc_session").insecure_allow_plain_http(&callback.parse()?)?)
 //!     .build()?;
 //! let forward_auth = ForwardAuth::new(auth)?;
 //!

@@ -171,7 +171,11 @@ impl Harness {
                 callback.parse().unwrap(),
                 vec![Secret::new(COOKIE_SECRET)],
             ))
-            .session_cookie(CookieSettings::new("oidc_session").insecure_allow_plain_http())
+            .session_cookie(
+                CookieSettings::new("oidc_session")
+                    .insecure_allow_plain_http(&callback.parse().unwrap())
+                    .unwrap(),
+            )
             .post_logout_redirect_uri(format!("{app}/").parse().unwrap())
             .forward_auth_redirect(options.forward_auth_redirect)
             .pass_access_token(options.pass_access_token)
