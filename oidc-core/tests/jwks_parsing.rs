@@ -31,7 +31,7 @@ fn usable_keys_are_described() {
     ]))
     .unwrap();
     assert!(set.skipped().is_empty());
-    let described: Vec<(Option<&str>, &str, Option<&str>, Option<u32>, Option<&str>)> = set
+    let described: Vec<_> = set
         .keys()
         .iter()
         .map(|k| {
