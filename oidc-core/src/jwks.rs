@@ -80,8 +80,10 @@ pub struct SkippedKey {
 }
 
 /// How long a fetched key set stays fresh.
+///
+/// A plain configuration value, deliberately exhaustive so that callers can write
+/// `FreshnessPolicy { max_ttl, ..Default::default() }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct FreshnessPolicy {
     /// Used when the answer carries no `Cache-Control: max-age`.
     pub default_ttl: Duration,
