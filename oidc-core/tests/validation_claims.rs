@@ -662,7 +662,7 @@ fn nonce_must_match_the_authentication_request() {
         validate(
             &sign(json!({"nonce":"n-0S6_WzA2Mj"})),
             &keys,
-            &policy,
+            &nonce_policy,
             now()
         )
         .is_ok()
