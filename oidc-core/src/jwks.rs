@@ -465,7 +465,7 @@ fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> 
             fits(KeyFamily::Rsa)?;
             rsa_key(members, alg)?
         }
-        "EC" => ec_key(members, alg, &fits)?,
+        "EC" => ec_key(members, &fits)?,
         "OKP" => {
             let curve = required_str(members, "crv")?;
             if curve != "Ed25519" {
@@ -571,7 +571,6 @@ fn rsa_key(members: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Parse
 
 fn ec_key(
     members: &Map<String, Value>,
-    alg: Option<Algorithm>,
     fits: &dyn Fn(KeyFamily) -> Result<(), String>,
 ) -> Result<ParsedJwk, String> {
     let curve = required_str(members, "crv")?;
@@ -583,7 +582,6 @@ fn ec_key(
             other => return Err(format!("EC curve {:?} is not supported", shorten(other))),
         };
     fits(key_alg.key_family())?;
-    let _ = alg;
     let x_text = required_str(members, "x")?;
     let y_text = required_str(members, "y")?;
     let x = decode_member("x", x_text)?;
@@ -728,6 +726,13 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_sets_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<KeySet>();
+        shareable::<RefetchLimiter>();
+    }
 
     #[test]
     fn bit_lengths_ignore_leading_zeros() {

@@ -1057,6 +1057,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn policies_and_results_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Policy>();
+        shareable::<ValidatedToken>();
+        shareable::<ValidationError>();
+    }
+
+    #[test]
     fn numeric_dates() {
         let date = |v: Value| numeric_date(v);
         assert_eq!(date(Value::from(5)), Ok(Some(UnixTime::from_secs(5))));
