@@ -905,6 +905,31 @@ const TYPED_CLAIMS: [&str; 18] = [
     "preferred_username",
 ];
 
+/// The position of a typed claim in [`TYPED_CLAIMS`].
+fn typed_claim_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "iss" => 0,
+        "sub" => 1,
+        "aud" => 2,
+        "exp" => 3,
+        "nbf" => 4,
+        "iat" => 5,
+        "auth_time" => 6,
+        "azp" => 7,
+        "nonce" => 8,
+        "jti" => 9,
+        "sid" => 10,
+        "at_hash" => 11,
+        "scope" => 12,
+        "client_id" => 13,
+        "email" => 14,
+        "email_verified" => 15,
+        "name" => 16,
+        "preferred_username" => 17,
+        _ => return None,
+    })
+}
+
 impl<'de> Visitor<'de> for ClaimsVisitor {
     type Value = RawClaims;
 
@@ -917,7 +942,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut invalid: Option<(&'static str, &'static str)> = None;
         let mut seen: u32 = 0;
         while let Some(strict_json::MemberName(name)) = map.next_key()? {
-            let Some(index) = TYPED_CLAIMS.iter().position(|c| *c == name.as_ref()) else {
+            let Some(index) = typed_claim_index(&name) else {
                 let strict_json::StrictValue(value) = map.next_value()?;
                 strict_json::insert_unique(&mut claims.extra, name.into_owned(), value)?;
                 continue;
@@ -1062,6 +1087,14 @@ mod tests {
         shareable::<Policy>();
         shareable::<ValidatedToken>();
         shareable::<ValidationError>();
+    }
+
+    #[test]
+    fn typed_claim_table_and_index_agree() {
+        for (i, name) in TYPED_CLAIMS.iter().enumerate() {
+            assert_eq!(typed_claim_index(name), Some(i));
+        }
+        assert_eq!(typed_claim_index("groups"), None);
     }
 
     #[test]
