@@ -364,7 +364,7 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The verifiers of the key at `index` (parallel to [`KeySet::keys`]).
+    /// Each usable key with its verifiers, in the order of [`KeySet::keys`].
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&KeyInfo, &[(Algorithm, Verifier)])> {
         self.keys
             .iter()
