@@ -10,7 +10,8 @@
 //! A token signed with a key the set does not hold (an unknown `kid`, e.g. right after a
 //! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
 //! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
-//! result. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
+//! result. Tokens validated elsewhere (ID tokens at login, logout tokens) take the same path
+//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
 //! `exp` or the cache's maximum age, whichever comes first.
 
 use std::sync::Arc;
@@ -288,15 +289,17 @@ impl Provider {
         if let Some(hit) = self.inner.cache.get(&cache_key) {
             return Ok(hit.token);
         }
-        let keys = self.keys().ok_or_else(|| ProviderError::NotReady {
-            issuer: self.issuer().to_string(),
-        })?;
+        let keys = self.keys().ok_or_else(|| self.not_ready())?;
         let policy = &self.inner.config.policy;
         let validated = match validate(token, &keys, policy, now()) {
-            Err(error) if error.is_unknown_kid() => match self.refetch_after(&keys).await {
-                Some(fresh) => validate(token, &fresh, policy, now())?,
-                None => return Err(error.into()),
-            },
+            Err(ValidationError::UnknownKid { kid }) => {
+                match self.refresh_keys_for_unknown_kid(Some(&kid)).await {
+                    Ok(fresh) => validate(token, &fresh, policy, now())?,
+                    // The token is judged on the keys there are: an outage during the refetch
+                    // does not turn a token nobody can verify into a 503.
+                    Err(_) => return Err(ValidationError::UnknownKid { kid }.into()),
+                }
+            }
             other => other?,
         };
         let validated = Arc::new(validated);
@@ -312,6 +315,37 @@ impl Provider {
         Ok(validated)
     }
 
+    /// The keys to check a token naming `kid` against, fetched again when the current set does
+    /// not hold it: for ID tokens, logout tokens and anything else validated outside
+    /// [`Provider::validate`].
+    ///
+    /// Returns the current keys without fetching when they hold `kid`, when another caller
+    /// fetched the keys while this one waited (single flight: one fetch for any number of
+    /// concurrent callers), or when the [`RefetchLimiter`] allows no fetch yet (so a flood of
+    /// tokens with invented `kid`s costs at most one fetch per refetch interval). With `kid`
+    /// `None` (a token without one), a fetch is made under the same rules. Fails with
+    /// [`ProviderError::NotReady`] before the first keys, and with the fetch's error when the
+    /// provider cannot be reached (the current keys stay in use).
+    pub async fn refresh_keys_for_unknown_kid(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<Arc<KeySet>, ProviderError> {
+        let seen = self.keys().ok_or_else(|| self.not_ready())?;
+        if kid.is_some_and(|kid| seen.contains_kid(kid)) {
+            return Ok(seen);
+        }
+        let mut limiter = self.inner.refetch.lock().await;
+        let current = self.keys().ok_or_else(|| self.not_ready())?;
+        if !Arc::ptr_eq(&current, &seen) || !limiter.try_acquire(now()) {
+            return Ok(current);
+        }
+        let metadata = self.metadata().ok_or_else(|| self.not_ready())?;
+        tracing::debug!(issuer = %self.issuer(), "fetching the keys again for an unknown kid");
+        let fetched = fetch_keys(&self.inner, &metadata).await;
+        drop(limiter);
+        fetched
+    }
+
     /// How long a validated token may be served from the cache: until its `exp`, at most the
     /// configured maximum age; not at all without `exp`.
     fn cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
@@ -321,20 +355,10 @@ impl Provider {
         (!ttl.is_zero() && self.inner.config.cache_capacity > 0).then_some(ttl)
     }
 
-    /// Fetches the keys again because `seen` lacked a token's key, unless another request did
-    /// so meanwhile (then its result is used) or the limiter says it is too soon.
-    async fn refetch_after(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
-        let mut limiter = self.inner.refetch.lock().await;
-        if let Some(current) = self.keys()
-            && !Arc::ptr_eq(&current, seen)
-        {
-            return Some(current);
+    fn not_ready(&self) -> ProviderError {
+        ProviderError::NotReady {
+            issuer: self.issuer().to_string(),
         }
-        if !limiter.try_acquire(now()) {
-            return None;
-        }
-        let metadata = self.metadata()?;
-        fetch_keys(&self.inner, &metadata).await.ok()
     }
 }
 

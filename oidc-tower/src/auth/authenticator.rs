@@ -24,7 +24,7 @@ use oidc_core::login::{
 };
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::random::random_url_safe;
-use oidc_core::validation::Policy;
+use oidc_core::validation::{Policy, ValidationError};
 use oidc_core::{KeySet, Secret, Session, UnixTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -876,12 +876,17 @@ impl Authenticator {
             }
         })?;
         let refreshed = self
-            .with_fresh_keys(
-                |keys| finish_refresh(session, tokens.clone(), keys, &login.id_policy, now),
-                tokens.id_token.as_ref(),
-            )
+            .with_fresh_keys(|keys| {
+                finish_refresh(session, tokens.clone(), keys, &login.id_policy, now)
+            })
             .await
-            .map_err(|e| RefreshFailure::Rejected(e.code()))?;
+            .map_err(|e| {
+                if e.is_outage() {
+                    RefreshFailure::Unavailable(e.code())
+                } else {
+                    RefreshFailure::Rejected(e.code())
+                }
+            })?;
         let mut updated = session.clone();
         updated.apply_refresh(refreshed);
         if let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.inner.vault)
@@ -903,31 +908,40 @@ impl Authenticator {
         Ok(Arc::new(updated))
     }
 
-    /// Runs a check that needs the provider's keys; when it fails on an unknown `kid`, makes
-    /// the provider refetch its keys (rate-limited, single-flight) and runs it once more.
+    /// Runs a check that needs the provider's keys; when it fails on an unknown `kid`, asks the
+    /// provider for keys holding it (rate-limited, single-flight) and runs it once more.
     pub(crate) async fn with_fresh_keys<T>(
         &self,
         check: impl Fn(&KeySet) -> Result<T, IdTokenError>,
-        token: Option<&Secret>,
     ) -> Result<T, KeyedCheckError> {
         let keys = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
         match check(&keys) {
-            Err(IdTokenError::Invalid(error)) if error.is_unknown_kid() => {
-                if let Some(token) = token {
-                    self.refetch_keys_for(token.expose()).await;
-                }
-                let fresh = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
+            Err(IdTokenError::Invalid(ValidationError::UnknownKid { kid })) => {
+                let fresh = self
+                    .refresh_keys_for_unknown_kid(&kid)
+                    .await
+                    .map_err(KeyedCheckError::Unavailable)?;
                 check(&fresh).map_err(KeyedCheckError::Rejected)
             }
             other => other.map_err(KeyedCheckError::Rejected),
         }
     }
 
-    /// Makes the provider refetch its keys because `token` names one it does not hold. The
-    /// provider handle refetches inside validation only, so this asks it to validate the token
-    /// (as an access token, whose verdict is ignored) for the side effect.
-    pub(crate) async fn refetch_keys_for(&self, token: &str) {
-        let _ = self.provider().validate(token).await;
+    /// The provider's keys for a token naming `kid`, fetched again if the provider allows it
+    /// now; a failed fetch is recorded as a provider error.
+    pub(crate) async fn refresh_keys_for_unknown_kid(
+        &self,
+        kid: &str,
+    ) -> Result<Arc<KeySet>, ProviderError> {
+        self.provider()
+            .refresh_keys_for_unknown_kid(Some(kid))
+            .await
+            .inspect_err(|error| {
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(error.code())
+            })
     }
 
     /// The provider endpoints a login needs, once discovery has succeeded.
@@ -962,7 +976,11 @@ impl Authenticator {
 /// Why a check with the provider's keys failed.
 #[derive(Debug)]
 pub(crate) enum KeyedCheckError {
+    /// No keys yet.
     NotReady,
+    /// The token names a key that could not be fetched.
+    Unavailable(ProviderError),
+    /// The token was judged and refused.
     Rejected(IdTokenError),
 }
 
@@ -970,8 +988,14 @@ impl KeyedCheckError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             KeyedCheckError::NotReady => "provider_not_ready",
+            KeyedCheckError::Unavailable(e) => e.code(),
             KeyedCheckError::Rejected(e) => e.code(),
         }
+    }
+
+    /// Whether the provider, not the token, is at fault (a 503 rather than a refusal).
+    pub(crate) fn is_outage(&self) -> bool {
+        !matches!(self, KeyedCheckError::Rejected(_))
     }
 }
 
