@@ -20,7 +20,8 @@ use oidc_core::introspection::{
 };
 use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
 use oidc_core::login::{
-    IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh, id_token_policy,
+    ClientCredentials, IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh,
+    id_token_policy,
 };
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::random::random_url_safe;
@@ -474,15 +475,15 @@ impl Authenticator {
             return Ok(hit.principal);
         }
         metrics.record_token_cache_miss();
-        let (Some(login), Some(metadata)) = (&self.inner.login, self.provider().metadata()) else {
-            return Err(if self.provider().metadata().is_none() {
-                AuthFailure::ProviderUnavailable {
-                    code: "provider_not_ready",
-                }
-            } else {
-                AuthFailure::OpaqueTokenUnsupported
-            });
-        };
+        let credentials = self
+            .introspection_credentials()
+            .ok_or(AuthFailure::OpaqueTokenUnsupported)?;
+        let metadata = self
+            .provider()
+            .metadata()
+            .ok_or(AuthFailure::ProviderUnavailable {
+                code: "provider_not_ready",
+            })?;
         let endpoint = metadata
             .introspection_endpoint
             .as_ref()
@@ -490,7 +491,7 @@ impl Authenticator {
         let now = now();
         let request = introspection_request(
             endpoint,
-            &login.settings.credentials,
+            credentials,
             &Secret::new(token.expose()),
             Some(TokenTypeHint::AccessToken),
             now,
@@ -557,6 +558,16 @@ impl Authenticator {
             );
         }
         Ok(principal)
+    }
+
+    /// The client opaque tokens are introspected as: the configured introspection client, else
+    /// the login client.
+    fn introspection_credentials(&self) -> Option<&ClientCredentials> {
+        let config = &self.inner.config;
+        config
+            .introspection_client
+            .as_ref()
+            .or_else(|| config.login.as_ref().map(|login| &login.credentials))
     }
 
     /// Authenticates by the session cookie, refreshing the session when it is due.

@@ -2,7 +2,8 @@
 //!
 //! [`AuthConfig`] is a builder: start from a [`Provider`] and an [`HttpClient`], add what the
 //! front-ends you use need, and [`AuthConfig::build`] checks it and gives the [`Authenticator`].
-//! A bearer-only API needs nothing more; the login layer and forward-auth also need the client
+//! A bearer-only API needs nothing more (but [`AuthConfig::introspection_client`] to accept
+//! opaque tokens); the login layer and forward-auth also need the client
 //! credentials, the callback URL and cookie secrets ([`AuthConfig::login`]).
 
 use std::sync::Arc;
@@ -116,6 +117,7 @@ pub struct AuthConfig {
     pub(crate) provider: Provider,
     pub(crate) http: Arc<dyn HttpClient>,
     pub(crate) login: Option<LoginSettings>,
+    pub(crate) introspection_client: Option<ClientCredentials>,
     pub(crate) scopes: Vec<String>,
     pub(crate) prefix: String,
     pub(crate) session_cookie: CookieSettings,
@@ -169,6 +171,7 @@ impl AuthConfig {
             provider,
             http,
             login: None,
+            introspection_client: None,
             scopes: vec!["openid".into(), "profile".into(), "email".into()],
             prefix: DEFAULT_PREFIX.to_owned(),
             session_cookie: CookieSettings::new(DEFAULT_SESSION_COOKIE),
@@ -200,6 +203,15 @@ impl AuthConfig {
     /// Enables browser sign-in (needed by the login layer and forward-auth).
     pub fn login(mut self, settings: LoginSettings) -> Self {
         self.login = Some(settings);
+        self
+    }
+
+    /// The client opaque bearer tokens are introspected as (RFC 7662), e.g. the API's own
+    /// credentials at the provider. Without it, the login client ([`AuthConfig::login`]) is
+    /// used; with neither, opaque tokens are refused (`opaque_token_unsupported`) and only JWTs
+    /// are accepted.
+    pub fn introspection_client(mut self, credentials: ClientCredentials) -> Self {
+        self.introspection_client = Some(credentials);
         self
     }
 
