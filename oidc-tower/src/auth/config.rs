@@ -18,7 +18,7 @@ use oidc_core::validation::PolicyError;
 use url::Url;
 
 use super::authenticator::Authenticator;
-use crate::forwarded::TrustedProxies;
+use crate::forwarded::{Scheme, TrustedProxies};
 use crate::http_client::HttpClient;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
@@ -140,6 +140,7 @@ pub struct AuthConfig {
     pub(crate) provider_logout: bool,
     pub(crate) introspection_cache: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) external_scheme: Option<Scheme>,
     pub(crate) forward_auth_redirect: bool,
     pub(crate) realm: String,
     pub(crate) metrics: Metrics,
@@ -194,6 +195,7 @@ impl AuthConfig {
             provider_logout: true,
             introspection_cache: DEFAULT_INTROSPECTION_CACHE,
             trusted_proxies: TrustedProxies::loopback(),
+            external_scheme: None,
             forward_auth_redirect: false,
             realm: "oidc".to_owned(),
             metrics: Metrics::new(),
@@ -362,6 +364,14 @@ impl AuthConfig {
     /// Proxies whose `X-Forwarded-*` headers forward-auth believes.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The scheme forward-auth assumes for the original request when no trusted proxy states
+    /// it in `X-Forwarded-Proto` (it decides where a sign-in returns to). Default: the callback
+    /// URL's scheme (`https` for an `https://` callback), `http` without sign-in configured.
+    pub fn external_scheme(mut self, scheme: Scheme) -> Self {
+        self.external_scheme = Some(scheme);
         self
     }
 
