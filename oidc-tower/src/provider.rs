@@ -3,7 +3,10 @@
 //!
 //! A [`Provider`] is cheap to clone and fits in axum `State`. Starting it spawns one tokio task
 //! that discovers the provider (retrying with exponential backoff while it is down), fetches its
-//! keys and refreshes them before they go stale; the task ends when the last handle is dropped.
+//! keys and refreshes them before they go stale, and discovers the provider again every
+//! [`ProviderConfig::rediscovery_interval`] (24 h by default) so that moved endpoints and a new
+//! `jwks_uri` are followed; a failed re-discovery keeps the last good metadata and is retried
+//! with backoff. The task ends when the last handle is dropped.
 //! Keys live in an [`ArcSwap`], so any number of requests read them without waiting on each
 //! other; while the provider is unreachable, requests keep validating with the last good keys.
 //!
@@ -16,7 +19,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
@@ -87,6 +90,11 @@ impl ProviderError {
     }
 }
 
+/// How often the metadata is discovered again unless configured otherwise.
+pub const DEFAULT_REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The shortest re-discovery interval accepted.
+pub const MIN_REDISCOVERY_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How a [`Provider`] is run: issuer, validation policy, and the timings of its I/O.
 #[derive(Clone, Debug)]
 #[must_use]
@@ -97,6 +105,7 @@ pub struct ProviderConfig {
     freshness: FreshnessPolicy,
     refetch_interval: Duration,
     refresh_margin: Duration,
+    rediscovery_interval: Duration,
     retry_initial: Duration,
     retry_max: Duration,
     cache_capacity: u64,
@@ -106,8 +115,8 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     /// A provider for `issuer` whose tokens are checked with `policy`. Defaults: keys fresh for
     /// the core's [`FreshnessPolicy`], refreshed 30 s before they go stale, at most one
-    /// unknown-`kid` refetch every 10 s, retries from 1 s up to 60 s, and up to 10 000 cached
-    /// tokens for at most 5 minutes each.
+    /// unknown-`kid` refetch every 10 s, discovery again every 24 h, retries from 1 s up to
+    /// 60 s, and up to 10 000 cached tokens for at most 5 minutes each.
     pub fn new(issuer: Issuer, policy: Policy) -> Self {
         ProviderConfig {
             issuer,
@@ -116,6 +125,7 @@ impl ProviderConfig {
             freshness: FreshnessPolicy::default(),
             refetch_interval: Duration::from_secs(10),
             refresh_margin: Duration::from_secs(30),
+            rediscovery_interval: DEFAULT_REDISCOVERY_INTERVAL,
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             cache_capacity: 10_000,
@@ -144,6 +154,13 @@ impl ProviderConfig {
     /// How long before the keys go stale the background refresh runs.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// How often the provider's metadata is discovered again (at least every
+    /// [`MIN_REDISCOVERY_INTERVAL`]; shorter intervals are raised to it).
+    pub fn rediscovery_interval(mut self, interval: Duration) -> Self {
+        self.rediscovery_interval = interval.max(MIN_REDISCOVERY_INTERVAL);
         self
     }
 
@@ -178,6 +195,7 @@ struct Inner {
     refetch: Mutex<RefetchLimiter>,
     cache: moka::sync::Cache<[u8; 32], CachedToken>,
     key_fetches: AtomicU64,
+    discoveries: AtomicU64,
     last_error: ArcSwap<Option<ProviderError>>,
     /// Dropped with the last handle, which tells the background task to stop.
     _shutdown: watch::Sender<()>,
@@ -233,6 +251,7 @@ impl Provider {
             ready,
             cache,
             key_fetches: AtomicU64::new(0),
+            discoveries: AtomicU64::new(0),
             last_error: ArcSwap::from_pointee(None),
             _shutdown: shutdown,
         });
@@ -275,6 +294,11 @@ impl Provider {
     /// How many key set fetches were made so far (scheduled and unknown-`kid` ones).
     pub fn key_fetches(&self) -> u64 {
         self.inner.key_fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many discovery requests were made so far (the first ones and the periodic ones).
+    pub fn discoveries(&self) -> u64 {
+        self.inner.discoveries.load(Ordering::Relaxed)
     }
 
     /// The error of the latest failed provider call, cleared by the next success.
@@ -439,6 +463,7 @@ fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, Provi
 
 async fn discover(inner: &Inner) -> Result<ProviderMetadata, ProviderError> {
     let issuer = &inner.config.issuer;
+    inner.discoveries.fetch_add(1, Ordering::Relaxed);
     let result = async {
         let response = inner
             .client
@@ -473,32 +498,18 @@ async fn fetch_keys(
     Ok(keys)
 }
 
-/// Discovery with retries, then key refreshes before the keys go stale, until `shutdown`
-/// closes (the last handle was dropped).
+/// Discovery with retries, key refreshes before the keys go stale and periodic re-discovery,
+/// until `shutdown` closes (the last handle was dropped).
 async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<()>) {
-    let Some((retry_initial, retry_max)) = inner
-        .upgrade()
-        .map(|i| (i.config.retry_initial, i.config.retry_max))
-    else {
+    let Some(mut schedule) = inner.upgrade().map(|i| Schedule::new(&i.config)) else {
         return;
     };
-    let mut backoff = retry_initial;
     loop {
         let wait = {
             let Some(inner) = inner.upgrade() else {
                 return;
             };
-            match step(&inner).await {
-                Ok(next) => {
-                    backoff = retry_initial;
-                    next
-                }
-                Err(()) => {
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(retry_max);
-                    wait
-                }
-            }
+            schedule.run(&inner).await
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -507,28 +518,114 @@ async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver
     }
 }
 
-/// One round of background work: discover if not yet done, then fetch keys. Returns how long
-/// to wait before the next round.
-async fn step(inner: &Inner) -> Result<Duration, ()> {
-    let metadata = match inner.metadata.load_full() {
-        Some(metadata) => metadata,
-        None => {
-            let metadata = Arc::new(discover(inner).await.map_err(drop)?);
-            inner.metadata.store(Some(metadata.clone()));
-            metadata
+/// When the background task next discovers and fetches keys, and how long it backs off after
+/// failures of each.
+struct Schedule {
+    keys_due: Instant,
+    discovery_due: Instant,
+    keys_backoff: Backoff,
+    discovery_backoff: Backoff,
+}
+
+impl Schedule {
+    fn new(config: &ProviderConfig) -> Schedule {
+        let now = Instant::now();
+        Schedule {
+            keys_due: now,
+            discovery_due: now,
+            keys_backoff: Backoff::new(config),
+            discovery_backoff: Backoff::new(config),
         }
-    };
-    {
-        // Scheduled fetches count towards the unknown-kid limit as well.
-        let mut limiter = inner.refetch.lock().await;
-        limiter.record_fetch(now());
     }
-    let keys = fetch_keys(inner, &metadata).await.map_err(drop)?;
-    let refresh_in = keys
-        .refresh_at()
-        .duration_since(now())
-        .saturating_sub(inner.config.refresh_margin);
-    Ok(refresh_in.max(Duration::from_secs(1)))
+
+    /// One round of background work: discover when there is no metadata yet or re-discovery is
+    /// due, then fetch keys when due. Returns how long to wait before the next round.
+    async fn run(&mut self, inner: &Inner) -> Duration {
+        let interval = inner.config.rediscovery_interval;
+        let metadata = match inner.metadata.load_full() {
+            None => match discover(inner).await {
+                Ok(metadata) => {
+                    let metadata = Arc::new(metadata);
+                    inner.metadata.store(Some(metadata.clone()));
+                    self.discovery_due = Instant::now() + interval;
+                    self.discovery_backoff.reset();
+                    metadata
+                }
+                // Nothing to fetch keys for yet: the keys' backoff paces the first discovery.
+                Err(_) => return self.keys_backoff.next(),
+            },
+            Some(current) if Instant::now() >= self.discovery_due => {
+                match discover(inner).await {
+                    Ok(fresh) => {
+                        let fresh = Arc::new(fresh);
+                        if fresh.jwks_uri != current.jwks_uri {
+                            tracing::info!(issuer = %inner.config.issuer, jwks_uri = %fresh.jwks_uri, "the key set moved");
+                            self.keys_due = Instant::now();
+                        }
+                        inner.metadata.store(Some(fresh.clone()));
+                        self.discovery_due = Instant::now() + interval;
+                        self.discovery_backoff.reset();
+                        fresh
+                    }
+                    Err(_) => {
+                        // Keep serving with the last good metadata; try again soon.
+                        self.discovery_due = Instant::now() + self.discovery_backoff.next();
+                        current
+                    }
+                }
+            }
+            Some(current) => current,
+        };
+        if Instant::now() >= self.keys_due {
+            {
+                // Scheduled fetches count towards the unknown-kid limit as well.
+                let mut limiter = inner.refetch.lock().await;
+                limiter.record_fetch(now());
+            }
+            self.keys_due = match fetch_keys(inner, &metadata).await {
+                Ok(keys) => {
+                    self.keys_backoff.reset();
+                    let refresh_in = keys
+                        .refresh_at()
+                        .duration_since(now())
+                        .saturating_sub(inner.config.refresh_margin);
+                    Instant::now() + refresh_in.max(Duration::from_secs(1))
+                }
+                Err(_) => Instant::now() + self.keys_backoff.next(),
+            };
+        }
+        self.keys_due
+            .min(self.discovery_due)
+            .saturating_duration_since(Instant::now())
+    }
+}
+
+/// Exponential backoff between the configured first and longest waits.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &ProviderConfig) -> Backoff {
+        Backoff {
+            initial: config.retry_initial,
+            max: config.retry_max,
+            next: config.retry_initial,
+        }
+    }
+
+    /// The wait before the next attempt; the one after it doubles, up to the maximum.
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
 }
 
 #[cfg(test)]
@@ -546,6 +643,25 @@ mod tests {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<Provider>();
         check::<Providers>();
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_resets() {
+        let policy = Policy::builder()
+            .issuer(Issuer::new("https://op.example").unwrap())
+            .audience("api")
+            .build()
+            .unwrap();
+        let config = ProviderConfig::new(Issuer::new("https://op.example").unwrap(), policy)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(config.rediscovery_interval, DEFAULT_REDISCOVERY_INTERVAL);
+        let mut backoff = Backoff::new(&config);
+        let waits: Vec<u64> = (0..5).map(|_| backoff.next().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_secs(1));
+        let config = config.rediscovery_interval(Duration::ZERO);
+        assert_eq!(config.rediscovery_interval, MIN_REDISCOVERY_INTERVAL);
     }
 
     #[test]
