@@ -439,15 +439,21 @@ impl Providers {
     }
 }
 
-fn now() -> UnixTime {
+/// The clock of this crate's decisions.
+pub(crate) fn now() -> UnixTime {
     UnixTime::from(SystemTime::now())
 }
 
-fn token_digest(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+/// The SHA-256 of `bytes`: the key of the token caches, so that no cache holds a token itself.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    sha256(token.as_bytes())
 }
 
 fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, ProviderError> {

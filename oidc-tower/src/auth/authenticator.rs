@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
 use oidc_core::authorization::{Denied, groups_from_claims};
@@ -37,6 +37,7 @@ use crate::http_client::HttpError;
 use crate::identity_headers::{CookiePrefixes, Identity};
 use crate::metrics::Metrics;
 use crate::provider::{Provider, ProviderError};
+pub(crate) use crate::provider::{now, sha256};
 use crate::random::SystemRandom;
 use crate::store::{
     HandleError, SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
@@ -155,6 +156,9 @@ pub enum AuthFailure {
         /// The stable code of the refusal.
         code: &'static str,
     },
+    /// The server-side store holds a session this version cannot read (the cookie is cleared).
+    #[error("the stored session cannot be read")]
+    StoredSessionUnreadable,
     /// The session store could not answer (503; the session is kept).
     #[error("the session store is unavailable: {0}")]
     StoreUnavailable(#[source] Arc<StoreError>),
@@ -179,6 +183,7 @@ impl AuthFailure {
             AuthFailure::SessionExpired { .. } => "session_expired",
             AuthFailure::SessionRevoked => "session_revoked",
             AuthFailure::RefreshRejected { .. } => "refresh_rejected",
+            AuthFailure::StoredSessionUnreadable => "stored_session_unreadable",
             AuthFailure::StoreUnavailable(e) => e.code(),
             AuthFailure::Forbidden(e) => e.code(),
         }
@@ -193,6 +198,7 @@ impl AuthFailure {
                 | AuthFailure::SessionExpired { .. }
                 | AuthFailure::SessionRevoked
                 | AuthFailure::RefreshRejected { .. }
+                | AuthFailure::StoredSessionUnreadable
         )
     }
 
@@ -455,6 +461,10 @@ impl Authenticator {
             if error.is_rejection() {
                 AuthFailure::TokenRejected(error)
             } else {
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(error.code());
                 AuthFailure::ProviderUnavailable { code: error.code() }
             }
         })?;
@@ -668,7 +678,11 @@ impl Authenticator {
                     }
                 };
                 let session: Session = serde_json::from_slice(&stored).map_err(|_| {
-                    AuthFailure::SessionInvalid(Arc::new(CookieError::MalformedChunkCount))
+                    tracing::warn!(
+                        code = "stored_session_unreadable",
+                        "stored session unusable"
+                    );
+                    AuthFailure::StoredSessionUnreadable
                 })?;
                 LoadedSession {
                     session,
@@ -1166,17 +1180,6 @@ fn session_tags(session: &Session) -> SessionTags {
     tags
 }
 
-pub(crate) fn now() -> UnixTime {
-    UnixTime::from(SystemTime::now())
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps stay consistent at every step, so a panic elsewhere cannot corrupt them.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1263,6 +1266,11 @@ mod tests {
         assert_eq!(AuthFailure::NoCredentials.code(), "no_credentials");
         assert!(AuthFailure::NoCredentials.needs_sign_in());
         assert!(AuthFailure::SessionRevoked.session_is_gone());
+        assert!(AuthFailure::StoredSessionUnreadable.session_is_gone());
+        assert_eq!(
+            AuthFailure::StoredSessionUnreadable.code(),
+            "stored_session_unreadable"
+        );
         let denied = AuthFailure::Forbidden(Denied::MissingEmail);
         assert_eq!(denied.code(), "missing_email");
         assert!(!denied.needs_sign_in());
