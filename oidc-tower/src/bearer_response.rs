@@ -1,9 +1,9 @@
 //! RFC 6750 bearer tokens: taking the token out of a request, and answering when it is missing,
 //! malformed, rejected or lacks scope.
 //!
-//! Extraction ([`extract_bearer`]) accepts `Authorization: Bearer <token>` with a case-insensitive
-//! scheme, exactly one space and a token in the `token68` alphabet. Anything else that claims to be
-//! a bearer credential is an `invalid_request` (400), as are two `Authorization` headers, a token
+//! Extraction ([`extract_bearer`]) accepts `Authorization: Bearer <token>` as RFC 6750 §2.1 writes
+//! it, `"Bearer" 1*SP b64token`: a case-insensitive scheme, one or more spaces (not tabs) and a
+//! token in the `token68` alphabet. Anything else that claims to be a bearer credential is an `invalid_request` (400), as are two `Authorization` headers, a token
 //! both in the header and in the query, and a token in the `access_token` query parameter unless
 //! explicitly allowed. An `Authorization` header of another scheme (`Basic`) is "no token".
 //!
@@ -84,7 +84,7 @@ pub enum BearerExtractError {
     /// More than one `Authorization` header.
     #[error("more than one Authorization header")]
     MultipleAuthorizationHeaders,
-    /// `Authorization: Bearer` not followed by exactly one space and a token68 value.
+    /// `Authorization: Bearer` not followed by spaces and a token68 value.
     #[error("malformed bearer credentials")]
     MalformedCredentials,
     /// The token is longer than [`MAX_BEARER_TOKEN_BYTES`].
@@ -337,8 +337,13 @@ fn bearer_from_header(value: &[u8]) -> Result<Option<BearerToken>, BearerExtract
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
+    // `1*SP`: at least one space; a tab (or nothing) after the scheme is malformed.
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    if spaces == 0 {
+        return Err(BearerExtractError::MalformedCredentials);
+    }
     let token = rest
-        .strip_prefix(b" ")
+        .get(spaces..)
         .ok_or(BearerExtractError::MalformedCredentials)?;
     let token = std::str::from_utf8(token).map_err(|_| BearerExtractError::MalformedCredentials)?;
     checked_token(token).map(Some)
@@ -449,12 +454,26 @@ mod tests {
     }
 
     #[test]
-    fn exactly_one_space_and_token68_are_required() {
+    fn one_or_more_spaces_may_separate_scheme_and_token() {
+        for value in ["Bearer abc", "Bearer  abc", "bearer     abc"] {
+            assert_eq!(
+                token(&auth(&[value]), None, QueryTokens::Refuse),
+                Ok(Some("abc".to_owned())),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spaces_then_a_token68_value_are_required() {
         for value in [
             "Bearer",
             "Bearer ",
-            "Bearer  abc",
+            "Bearer    ",
+            "Bearer \tabc",
+            "Bearer\t abc",
             "Bearer abc def",
+            "Bearer  abc def",
             "Bearer abc ",
             "Bearer \"abc\"",
             "Bearer ==",
@@ -674,5 +693,62 @@ mod tests {
             BearerExtractError::TokenTooLong { len: 1, max: 0 }.code(),
             "bearer_token_too_long"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn spaces_before_a_valid_token_round_trip(
+            spaces in 1usize..8,
+            body in "[A-Za-z0-9._~+/-]{1,100}",
+            padding in "={0,2}",
+        ) {
+            let expected = format!("{body}{padding}");
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer{}{expected}", " ".repeat(spaces));
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            proptest::prop_assert_eq!(
+                token(&headers, None, QueryTokens::Refuse),
+                Ok(Some(expected))
+            );
+        }
+
+        #[test]
+        fn a_tab_or_a_second_header_is_never_accepted(
+            before in "[ \t]{0,3}",
+            after in "[ \t]{0,3}",
+            body in "[A-Za-z0-9]{1,20}",
+        ) {
+            let value = format!("Bearer{before}\t{after}{body}");
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            proptest::prop_assert_eq!(
+                token(&headers, None, QueryTokens::Refuse),
+                Err(BearerExtractError::MalformedCredentials)
+            );
+            let good = format!("Bearer {body}");
+            headers.append(header::AUTHORIZATION, HeaderValue::from_str(&good).unwrap());
+            proptest::prop_assert_eq!(
+                token(&headers, None, QueryTokens::Refuse),
+                Err(BearerExtractError::MultipleAuthorizationHeaders)
+            );
+        }
+
+        #[test]
+        fn whatever_follows_the_scheme_an_accepted_token_is_token68(
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut raw = b"Bearer".to_vec();
+            raw.extend_from_slice(&rest);
+            if let Ok(value) = HeaderValue::from_bytes(&raw) {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::AUTHORIZATION, value);
+                if let Ok(Some(found)) = token(&headers, None, QueryTokens::Refuse) {
+                    let expected = String::from_utf8_lossy(&rest).trim_start_matches(' ').to_owned();
+                    proptest::prop_assert!(rest.first() == Some(&b' '));
+                    proptest::prop_assert_eq!(&found, &expected);
+                    proptest::prop_assert!(checked_token(&found).is_ok());
+                }
+            }
+        }
     }
 }

@@ -3,19 +3,23 @@
 //!
 //! A [`Provider`] is cheap to clone and fits in axum `State`. Starting it spawns one tokio task
 //! that discovers the provider (retrying with exponential backoff while it is down), fetches its
-//! keys and refreshes them before they go stale; the task ends when the last handle is dropped.
+//! keys and refreshes them before they go stale, and discovers the provider again every
+//! [`ProviderConfig::rediscovery_interval`] (24 h by default) so that moved endpoints and a new
+//! `jwks_uri` are followed; a failed re-discovery keeps the last good metadata and is retried
+//! with backoff. The task ends when the last handle is dropped.
 //! Keys live in an [`ArcSwap`], so any number of requests read them without waiting on each
 //! other; while the provider is unreachable, requests keep validating with the last good keys.
 //!
 //! A token signed with a key the set does not hold (an unknown `kid`, e.g. right after a
 //! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
 //! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
-//! result. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
+//! result. Tokens validated elsewhere (ID tokens at login, logout tokens) take the same path
+//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
 //! `exp` or the cache's maximum age, whichever comes first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
@@ -86,6 +90,11 @@ impl ProviderError {
     }
 }
 
+/// How often the metadata is discovered again unless configured otherwise.
+pub const DEFAULT_REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The shortest re-discovery interval accepted.
+pub const MIN_REDISCOVERY_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How a [`Provider`] is run: issuer, validation policy, and the timings of its I/O.
 #[derive(Clone, Debug)]
 #[must_use]
@@ -96,6 +105,7 @@ pub struct ProviderConfig {
     freshness: FreshnessPolicy,
     refetch_interval: Duration,
     refresh_margin: Duration,
+    rediscovery_interval: Duration,
     retry_initial: Duration,
     retry_max: Duration,
     cache_capacity: u64,
@@ -105,8 +115,8 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     /// A provider for `issuer` whose tokens are checked with `policy`. Defaults: keys fresh for
     /// the core's [`FreshnessPolicy`], refreshed 30 s before they go stale, at most one
-    /// unknown-`kid` refetch every 10 s, retries from 1 s up to 60 s, and up to 10 000 cached
-    /// tokens for at most 5 minutes each.
+    /// unknown-`kid` refetch every 10 s, discovery again every 24 h, retries from 1 s up to
+    /// 60 s, and up to 10 000 cached tokens for at most 5 minutes each.
     pub fn new(issuer: Issuer, policy: Policy) -> Self {
         ProviderConfig {
             issuer,
@@ -115,6 +125,7 @@ impl ProviderConfig {
             freshness: FreshnessPolicy::default(),
             refetch_interval: Duration::from_secs(10),
             refresh_margin: Duration::from_secs(30),
+            rediscovery_interval: DEFAULT_REDISCOVERY_INTERVAL,
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             cache_capacity: 10_000,
@@ -143,6 +154,13 @@ impl ProviderConfig {
     /// How long before the keys go stale the background refresh runs.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// How often the provider's metadata is discovered again (at least every
+    /// [`MIN_REDISCOVERY_INTERVAL`]; shorter intervals are raised to it).
+    pub fn rediscovery_interval(mut self, interval: Duration) -> Self {
+        self.rediscovery_interval = interval.max(MIN_REDISCOVERY_INTERVAL);
         self
     }
 
@@ -177,6 +195,7 @@ struct Inner {
     refetch: Mutex<RefetchLimiter>,
     cache: moka::sync::Cache<[u8; 32], CachedToken>,
     key_fetches: AtomicU64,
+    discoveries: AtomicU64,
     last_error: ArcSwap<Option<ProviderError>>,
     /// Dropped with the last handle, which tells the background task to stop.
     _shutdown: watch::Sender<()>,
@@ -232,6 +251,7 @@ impl Provider {
             ready,
             cache,
             key_fetches: AtomicU64::new(0),
+            discoveries: AtomicU64::new(0),
             last_error: ArcSwap::from_pointee(None),
             _shutdown: shutdown,
         });
@@ -276,6 +296,11 @@ impl Provider {
         self.inner.key_fetches.load(Ordering::Relaxed)
     }
 
+    /// How many discovery requests were made so far (the first ones and the periodic ones).
+    pub fn discoveries(&self) -> u64 {
+        self.inner.discoveries.load(Ordering::Relaxed)
+    }
+
     /// The error of the latest failed provider call, cleared by the next success.
     pub fn last_error(&self) -> Option<ProviderError> {
         self.inner.last_error.load().as_ref().clone()
@@ -288,15 +313,17 @@ impl Provider {
         if let Some(hit) = self.inner.cache.get(&cache_key) {
             return Ok(hit.token);
         }
-        let keys = self.keys().ok_or_else(|| ProviderError::NotReady {
-            issuer: self.issuer().to_string(),
-        })?;
+        let keys = self.keys().ok_or_else(|| self.not_ready())?;
         let policy = &self.inner.config.policy;
         let validated = match validate(token, &keys, policy, now()) {
-            Err(error) if error.is_unknown_kid() => match self.refetch_after(&keys).await {
-                Some(fresh) => validate(token, &fresh, policy, now())?,
-                None => return Err(error.into()),
-            },
+            Err(ValidationError::UnknownKid { kid }) => {
+                match self.refresh_keys_for_unknown_kid(Some(&kid)).await {
+                    Ok(fresh) => validate(token, &fresh, policy, now())?,
+                    // The token is judged on the keys there are: an outage during the refetch
+                    // does not turn a token nobody can verify into a 503.
+                    Err(_) => return Err(ValidationError::UnknownKid { kid }.into()),
+                }
+            }
             other => other?,
         };
         let validated = Arc::new(validated);
@@ -312,6 +339,37 @@ impl Provider {
         Ok(validated)
     }
 
+    /// The keys to check a token naming `kid` against, fetched again when the current set does
+    /// not hold it: for ID tokens, logout tokens and anything else validated outside
+    /// [`Provider::validate`].
+    ///
+    /// Returns the current keys without fetching when they hold `kid`, when another caller
+    /// fetched the keys while this one waited (single flight: one fetch for any number of
+    /// concurrent callers), or when the [`RefetchLimiter`] allows no fetch yet (so a flood of
+    /// tokens with invented `kid`s costs at most one fetch per refetch interval). With `kid`
+    /// `None` (a token without one), a fetch is made under the same rules. Fails with
+    /// [`ProviderError::NotReady`] before the first keys, and with the fetch's error when the
+    /// provider cannot be reached (the current keys stay in use).
+    pub async fn refresh_keys_for_unknown_kid(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<Arc<KeySet>, ProviderError> {
+        let seen = self.keys().ok_or_else(|| self.not_ready())?;
+        if kid.is_some_and(|kid| seen.contains_kid(kid)) {
+            return Ok(seen);
+        }
+        let mut limiter = self.inner.refetch.lock().await;
+        let current = self.keys().ok_or_else(|| self.not_ready())?;
+        if !Arc::ptr_eq(&current, &seen) || !limiter.try_acquire(now()) {
+            return Ok(current);
+        }
+        let metadata = self.metadata().ok_or_else(|| self.not_ready())?;
+        tracing::debug!(issuer = %self.issuer(), "fetching the keys again for an unknown kid");
+        let fetched = fetch_keys(&self.inner, &metadata).await;
+        drop(limiter);
+        fetched
+    }
+
     /// How long a validated token may be served from the cache: until its `exp`, at most the
     /// configured maximum age; not at all without `exp`.
     fn cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
@@ -321,20 +379,10 @@ impl Provider {
         (!ttl.is_zero() && self.inner.config.cache_capacity > 0).then_some(ttl)
     }
 
-    /// Fetches the keys again because `seen` lacked a token's key, unless another request did
-    /// so meanwhile (then its result is used) or the limiter says it is too soon.
-    async fn refetch_after(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
-        let mut limiter = self.inner.refetch.lock().await;
-        if let Some(current) = self.keys()
-            && !Arc::ptr_eq(&current, seen)
-        {
-            return Some(current);
+    fn not_ready(&self) -> ProviderError {
+        ProviderError::NotReady {
+            issuer: self.issuer().to_string(),
         }
-        if !limiter.try_acquire(now()) {
-            return None;
-        }
-        let metadata = self.metadata()?;
-        fetch_keys(&self.inner, &metadata).await.ok()
     }
 }
 
@@ -391,15 +439,21 @@ impl Providers {
     }
 }
 
-fn now() -> UnixTime {
+/// The clock of this crate's decisions.
+pub(crate) fn now() -> UnixTime {
     UnixTime::from(SystemTime::now())
 }
 
-fn token_digest(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+/// The SHA-256 of `bytes`: the key of the token caches, so that no cache holds a token itself.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    sha256(token.as_bytes())
 }
 
 fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
@@ -415,6 +469,7 @@ fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, Provi
 
 async fn discover(inner: &Inner) -> Result<ProviderMetadata, ProviderError> {
     let issuer = &inner.config.issuer;
+    inner.discoveries.fetch_add(1, Ordering::Relaxed);
     let result = async {
         let response = inner
             .client
@@ -449,32 +504,18 @@ async fn fetch_keys(
     Ok(keys)
 }
 
-/// Discovery with retries, then key refreshes before the keys go stale, until `shutdown`
-/// closes (the last handle was dropped).
+/// Discovery with retries, key refreshes before the keys go stale and periodic re-discovery,
+/// until `shutdown` closes (the last handle was dropped).
 async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<()>) {
-    let Some((retry_initial, retry_max)) = inner
-        .upgrade()
-        .map(|i| (i.config.retry_initial, i.config.retry_max))
-    else {
+    let Some(mut schedule) = inner.upgrade().map(|i| Schedule::new(&i.config)) else {
         return;
     };
-    let mut backoff = retry_initial;
     loop {
         let wait = {
             let Some(inner) = inner.upgrade() else {
                 return;
             };
-            match step(&inner).await {
-                Ok(next) => {
-                    backoff = retry_initial;
-                    next
-                }
-                Err(()) => {
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(retry_max);
-                    wait
-                }
-            }
+            schedule.run(&inner).await
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -483,28 +524,114 @@ async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver
     }
 }
 
-/// One round of background work: discover if not yet done, then fetch keys. Returns how long
-/// to wait before the next round.
-async fn step(inner: &Inner) -> Result<Duration, ()> {
-    let metadata = match inner.metadata.load_full() {
-        Some(metadata) => metadata,
-        None => {
-            let metadata = Arc::new(discover(inner).await.map_err(drop)?);
-            inner.metadata.store(Some(metadata.clone()));
-            metadata
+/// When the background task next discovers and fetches keys, and how long it backs off after
+/// failures of each.
+struct Schedule {
+    keys_due: Instant,
+    discovery_due: Instant,
+    keys_backoff: Backoff,
+    discovery_backoff: Backoff,
+}
+
+impl Schedule {
+    fn new(config: &ProviderConfig) -> Schedule {
+        let now = Instant::now();
+        Schedule {
+            keys_due: now,
+            discovery_due: now,
+            keys_backoff: Backoff::new(config),
+            discovery_backoff: Backoff::new(config),
         }
-    };
-    {
-        // Scheduled fetches count towards the unknown-kid limit as well.
-        let mut limiter = inner.refetch.lock().await;
-        limiter.record_fetch(now());
     }
-    let keys = fetch_keys(inner, &metadata).await.map_err(drop)?;
-    let refresh_in = keys
-        .refresh_at()
-        .duration_since(now())
-        .saturating_sub(inner.config.refresh_margin);
-    Ok(refresh_in.max(Duration::from_secs(1)))
+
+    /// One round of background work: discover when there is no metadata yet or re-discovery is
+    /// due, then fetch keys when due. Returns how long to wait before the next round.
+    async fn run(&mut self, inner: &Inner) -> Duration {
+        let interval = inner.config.rediscovery_interval;
+        let metadata = match inner.metadata.load_full() {
+            None => match discover(inner).await {
+                Ok(metadata) => {
+                    let metadata = Arc::new(metadata);
+                    inner.metadata.store(Some(metadata.clone()));
+                    self.discovery_due = Instant::now() + interval;
+                    self.discovery_backoff.reset();
+                    metadata
+                }
+                // Nothing to fetch keys for yet: the keys' backoff paces the first discovery.
+                Err(_) => return self.keys_backoff.next(),
+            },
+            Some(current) if Instant::now() >= self.discovery_due => {
+                match discover(inner).await {
+                    Ok(fresh) => {
+                        let fresh = Arc::new(fresh);
+                        if fresh.jwks_uri != current.jwks_uri {
+                            tracing::info!(issuer = %inner.config.issuer, jwks_uri = %fresh.jwks_uri, "the key set moved");
+                            self.keys_due = Instant::now();
+                        }
+                        inner.metadata.store(Some(fresh.clone()));
+                        self.discovery_due = Instant::now() + interval;
+                        self.discovery_backoff.reset();
+                        fresh
+                    }
+                    Err(_) => {
+                        // Keep serving with the last good metadata; try again soon.
+                        self.discovery_due = Instant::now() + self.discovery_backoff.next();
+                        current
+                    }
+                }
+            }
+            Some(current) => current,
+        };
+        if Instant::now() >= self.keys_due {
+            {
+                // Scheduled fetches count towards the unknown-kid limit as well.
+                let mut limiter = inner.refetch.lock().await;
+                limiter.record_fetch(now());
+            }
+            self.keys_due = match fetch_keys(inner, &metadata).await {
+                Ok(keys) => {
+                    self.keys_backoff.reset();
+                    let refresh_in = keys
+                        .refresh_at()
+                        .duration_since(now())
+                        .saturating_sub(inner.config.refresh_margin);
+                    Instant::now() + refresh_in.max(Duration::from_secs(1))
+                }
+                Err(_) => Instant::now() + self.keys_backoff.next(),
+            };
+        }
+        self.keys_due
+            .min(self.discovery_due)
+            .saturating_duration_since(Instant::now())
+    }
+}
+
+/// Exponential backoff between the configured first and longest waits.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &ProviderConfig) -> Backoff {
+        Backoff {
+            initial: config.retry_initial,
+            max: config.retry_max,
+            next: config.retry_initial,
+        }
+    }
+
+    /// The wait before the next attempt; the one after it doubles, up to the maximum.
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
 }
 
 #[cfg(test)]
@@ -522,6 +649,25 @@ mod tests {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<Provider>();
         check::<Providers>();
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_resets() {
+        let policy = Policy::builder()
+            .issuer(Issuer::new("https://op.example").unwrap())
+            .audience("api")
+            .build()
+            .unwrap();
+        let config = ProviderConfig::new(Issuer::new("https://op.example").unwrap(), policy)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(config.rediscovery_interval, DEFAULT_REDISCOVERY_INTERVAL);
+        let mut backoff = Backoff::new(&config);
+        let waits: Vec<u64> = (0..5).map(|_| backoff.next().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_secs(1));
+        let config = config.rediscovery_interval(Duration::ZERO);
+        assert_eq!(config.rediscovery_interval, MIN_REDISCOVERY_INTERVAL);
     }
 
     #[test]

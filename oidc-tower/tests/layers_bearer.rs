@@ -213,3 +213,110 @@ async fn provider_outage_keeps_cached_keys_working() {
     assert_eq!(api.call(Some(&token)).await.status(), 200);
     api.op.start().await.unwrap();
 }
+
+/// A bearer-only API (no sign-in configured) in front of `whoami`, introspecting opaque tokens
+/// as `introspection_client` when one is given.
+async fn start_bearer_only(
+    introspection_client: Option<oidc_core::login::ClientCredentials>,
+) -> Api {
+    let op = DevProvider::builder()
+        .user(DevUser::new("alice", "alice").email("alice@example.com"))
+        .client(DevClient::confidential("api", "api-secret"))
+        .client(
+            DevClient::confidential("opaque", "opaque-secret")
+                .access_token_format(AccessTokenFormat::Opaque)
+                .access_token_audience("api"),
+        )
+        .build()
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new().unwrap());
+    let policy = Policy::builder()
+        .issuer(op.issuer().clone())
+        .audience("api")
+        .build()
+        .unwrap();
+    let provider = Provider::start(
+        ProviderConfig::new(op.issuer().clone(), policy),
+        http.clone(),
+    );
+    provider.wait_ready().await;
+    let mut config = AuthConfig::new(provider, http);
+    if let Some(credentials) = introspection_client {
+        config = config.introspection_client(credentials);
+    }
+    let auth = config.build().unwrap();
+    assert!(!auth.has_login());
+    let app = axum::Router::new()
+        .route("/whoami", get(whoami))
+        .layer(BearerAuthLayer::new(auth));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Api {
+        op,
+        url,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+fn credentials(client_id: &str, secret: &str) -> oidc_core::login::ClientCredentials {
+    oidc_core::login::ClientCredentials::new(
+        client_id,
+        oidc_core::login::ClientAuthMethod::ClientSecretPost(oidc_core::Secret::new(secret)),
+    )
+}
+
+#[tokio::test]
+async fn a_bearer_only_api_introspects_opaque_tokens_as_its_own_client() {
+    let api = start_bearer_only(Some(credentials("opaque", "opaque-secret"))).await;
+    let token = api.op.mint_access_token("alice", "opaque").unwrap();
+    assert_eq!(token.split('.').count(), 1, "opaque");
+    let response = api.call(Some(&token)).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.ends_with(" bearer_introspected openid,profile,email"),
+        "{text}"
+    );
+    assert_eq!(api.op.request_count(Endpoint::Introspection), 1);
+    // JWTs still go through the keys, not introspection.
+    let jwt = api.op.mint_access_token("alice", "api").unwrap();
+    let response = api.call(Some(&jwt)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains(" bearer_jwt "));
+    assert_eq!(api.op.request_count(Endpoint::Introspection), 1);
+}
+
+#[tokio::test]
+async fn without_an_introspection_client_opaque_tokens_are_unsupported() {
+    let api = start_bearer_only(None).await;
+    let token = api.op.mint_access_token("alice", "opaque").unwrap();
+    let response = api.call(Some(&token)).await;
+    assert_eq!(response.status(), 401);
+    assert!(
+        challenge(&response).contains(r#"error_description="opaque_token_unsupported""#),
+        "{}",
+        challenge(&response)
+    );
+    assert_eq!(api.op.request_count(Endpoint::Introspection), 0);
+}
+
+#[tokio::test]
+async fn an_introspection_client_the_provider_refuses_is_an_outage() {
+    let api = start_bearer_only(Some(credentials("opaque", "wrong-secret"))).await;
+    let token = api.op.mint_access_token("alice", "opaque").unwrap();
+    let response = api.call(Some(&token)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(api.op.request_count(Endpoint::Introspection), 1);
+}

@@ -5,7 +5,10 @@ mod support;
 use std::time::Duration;
 
 use oidc_core::authorization::AuthorizationRules;
+use oidc_core::redirect::RedirectPolicy;
 use oidc_dev_provider::Endpoint;
+use oidc_tower::auth::{AuthConfig, ForwardAuth};
+use oidc_tower::forwarded::Scheme;
 use support::layers::{Harness, Jar, Options, location};
 
 const IDENTITY_HEADERS: [&str; 4] = [
@@ -168,5 +171,117 @@ async fn repeated_forwarded_headers_are_refused_and_bearer_tokens_accepted() {
     assert_eq!(
         value(&response, "x-auth-request-email"),
         "alice@example.com"
+    );
+}
+
+/// Forward-auth with the harness's configuration changed by `configure`, served on its own
+/// port (127.0.0.1, so its peer is a trusted proxy). Returns its base URL and a stop handle.
+async fn forward_auth_with(
+    h: &Harness,
+    configure: impl FnOnce(AuthConfig) -> AuthConfig,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let auth = configure(h.config.clone()).build().unwrap();
+    let service = ForwardAuth::new(auth).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(oidc_tower::proxy::serve(listener, service, async {
+        let _ = stopped.await;
+    }));
+    (url, stop)
+}
+
+/// A browser navigation checked at `forward_auth` with the forwarded headers given; signs in
+/// as alice through that same service and returns where the callback sends the browser.
+async fn return_after_sign_in(
+    h: &Harness,
+    forward_auth: &str,
+    forwarded: &[(&str, &str)],
+) -> String {
+    let mut request = h
+        .client
+        .get(format!("{forward_auth}/oauth2/auth"))
+        .header("accept", "text/html");
+    for (name, value) in forwarded {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    let mut jar = Jar::default();
+    jar.absorb(&response);
+    let callback = h.authorize(&location(&response), "alice").await;
+    let callback = callback.replacen(&h.app, forward_auth, 1);
+    let response = h.callback(&callback, &mut jar).await;
+    assert_eq!(response.status(), 302);
+    location(&response)
+}
+
+#[tokio::test]
+async fn the_direct_scheme_follows_the_callback_url_or_the_configured_external_scheme() {
+    let h = Harness::start(Options::default()).await;
+    let allow_mlflow = || RedirectPolicy::new(["mlflow.example.com"]).unwrap();
+    let no_proto = [
+        ("x-forwarded-host", "mlflow.example.com"),
+        ("x-forwarded-uri", "/experiments?id=7"),
+    ];
+
+    // Derived from the callback URL (http://127.0.0.1:…/oauth2/callback).
+    let (derived, _stop1) = forward_auth_with(&h, |c| {
+        c.forward_auth_redirect(true)
+            .redirect_policy(allow_mlflow())
+    })
+    .await;
+    assert_eq!(
+        return_after_sign_in(&h, &derived, &no_proto).await,
+        "http://mlflow.example.com/experiments?id=7"
+    );
+
+    // Configured: TLS ends at a proxy in front that does not say so.
+    let (configured, _stop2) = forward_auth_with(&h, |c| {
+        c.forward_auth_redirect(true)
+            .redirect_policy(allow_mlflow())
+            .external_scheme(Scheme::Https)
+    })
+    .await;
+    assert_eq!(
+        return_after_sign_in(&h, &configured, &no_proto).await,
+        "https://mlflow.example.com/experiments?id=7"
+    );
+
+    // A trusted proxy's X-Forwarded-Proto wins over the configured scheme.
+    let with_proto = [
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "mlflow.example.com"),
+        ("x-forwarded-uri", "/runs"),
+    ];
+    assert_eq!(
+        return_after_sign_in(&h, &configured, &with_proto).await,
+        "http://mlflow.example.com/runs"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_a_path_on_the_callback_origin_and_never_to_a_host_not_allowed() {
+    let h = Harness::start(Options::default()).await;
+    let (forward_auth, _stop) = forward_auth_with(&h, |c| c.forward_auth_redirect(true)).await;
+    let app_host = h.app.trim_start_matches("http://").to_owned();
+    // The original request is on the callback's own origin: a plain path.
+    let same_origin = [
+        ("x-forwarded-host", app_host.as_str()),
+        ("x-forwarded-uri", "/experiments?id=7"),
+    ];
+    assert_eq!(
+        return_after_sign_in(&h, &forward_auth, &same_origin).await,
+        "/experiments?id=7"
+    );
+    // Another host the redirect policy does not allow: never an absolute URL to it.
+    let elsewhere = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-uri", "/steal"),
+    ];
+    assert_eq!(
+        return_after_sign_in(&h, &forward_auth, &elsewhere).await,
+        "/steal"
     );
 }

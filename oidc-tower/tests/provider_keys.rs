@@ -309,3 +309,73 @@ async fn providers_pick_the_provider_by_issuer() {
         }
     );
 }
+
+#[tokio::test]
+async fn unknown_kid_refresh_fetches_only_for_keys_not_held_and_shares_one_fetch() {
+    let (a, b) = (TestKey::generate("a"), TestKey::generate("b"));
+    let op = start_op(&[&a]).await;
+    let provider = Provider::start(config(&op), client());
+    ready(&provider).await;
+    let hits = || op.jwks_hits.load(Ordering::SeqCst);
+    let before = hits();
+    // A kid the set holds costs nothing.
+    let keys = provider
+        .refresh_keys_for_unknown_kid(Some("a"))
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&keys, &provider.keys().unwrap()));
+    assert_eq!(hits(), before);
+
+    // Concurrent callers naming the new key share one fetch.
+    op.publish(&[&a, &b]);
+    *op.jwks_delay.lock().unwrap() = Duration::from_millis(200);
+    let calls = (0..20).map(|_| provider.refresh_keys_for_unknown_kid(Some("b")));
+    for keys in futures_util::future::join_all(calls).await {
+        assert!(keys.unwrap().contains_kid("b"));
+    }
+    assert_eq!(hits(), before + 1);
+    assert_eq!(provider.key_fetches(), 2);
+}
+
+#[tokio::test]
+async fn unknown_kid_refresh_returns_the_current_keys_when_the_limiter_refuses() {
+    let (a, b) = (TestKey::generate("a"), TestKey::generate("b"));
+    let op = start_op(&[&a]).await;
+    let provider = Provider::start(
+        config(&op).refetch_interval(Duration::from_secs(60)),
+        client(),
+    );
+    ready(&provider).await;
+    op.publish(&[&a, &b]);
+    let before = op.jwks_hits.load(Ordering::SeqCst);
+    for kid in [Some("b"), Some("c"), None] {
+        let keys = provider.refresh_keys_for_unknown_kid(kid).await.unwrap();
+        assert!(Arc::ptr_eq(&keys, &provider.keys().unwrap()));
+        assert!(!keys.contains_kid("b"), "no fetch was allowed yet");
+    }
+    assert_eq!(op.jwks_hits.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn unknown_kid_refresh_reports_an_unreachable_provider_and_keeps_the_keys() {
+    let a = TestKey::generate("a");
+    let op = start_op(&[&a]).await;
+    let provider = Provider::start(config(&op), client());
+    ready(&provider).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    op.down.store(true, Ordering::SeqCst);
+    let err = provider
+        .refresh_keys_for_unknown_kid(Some("b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "provider_unexpected_status");
+    assert!(!err.is_rejection());
+    assert!(provider.keys().unwrap().contains_kid("a"));
+    // A token of the unknown key is still judged (401), not an outage.
+    let b = TestKey::generate("b");
+    let err = provider
+        .validate(&b.sign(&op.issuer, "u"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_kid");
+}

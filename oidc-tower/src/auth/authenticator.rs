@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
 use oidc_core::authorization::{Denied, groups_from_claims};
@@ -20,11 +20,12 @@ use oidc_core::introspection::{
 };
 use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
 use oidc_core::login::{
-    IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh, id_token_policy,
+    ClientCredentials, IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh,
+    id_token_policy,
 };
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::random::random_url_safe;
-use oidc_core::validation::Policy;
+use oidc_core::validation::{Policy, ValidationError};
 use oidc_core::{KeySet, Secret, Session, UnixTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -36,6 +37,7 @@ use crate::http_client::HttpError;
 use crate::identity_headers::{CookiePrefixes, Identity};
 use crate::metrics::Metrics;
 use crate::provider::{Provider, ProviderError};
+pub(crate) use crate::provider::{now, sha256};
 use crate::random::SystemRandom;
 use crate::store::{
     HandleError, SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
@@ -154,6 +156,9 @@ pub enum AuthFailure {
         /// The stable code of the refusal.
         code: &'static str,
     },
+    /// The server-side store holds a session this version cannot read (the cookie is cleared).
+    #[error("the stored session cannot be read")]
+    StoredSessionUnreadable,
     /// The session store could not answer (503; the session is kept).
     #[error("the session store is unavailable: {0}")]
     StoreUnavailable(#[source] Arc<StoreError>),
@@ -178,6 +183,7 @@ impl AuthFailure {
             AuthFailure::SessionExpired { .. } => "session_expired",
             AuthFailure::SessionRevoked => "session_revoked",
             AuthFailure::RefreshRejected { .. } => "refresh_rejected",
+            AuthFailure::StoredSessionUnreadable => "stored_session_unreadable",
             AuthFailure::StoreUnavailable(e) => e.code(),
             AuthFailure::Forbidden(e) => e.code(),
         }
@@ -192,6 +198,7 @@ impl AuthFailure {
                 | AuthFailure::SessionExpired { .. }
                 | AuthFailure::SessionRevoked
                 | AuthFailure::RefreshRejected { .. }
+                | AuthFailure::StoredSessionUnreadable
         )
     }
 
@@ -454,6 +461,10 @@ impl Authenticator {
             if error.is_rejection() {
                 AuthFailure::TokenRejected(error)
             } else {
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(error.code());
                 AuthFailure::ProviderUnavailable { code: error.code() }
             }
         })?;
@@ -474,15 +485,15 @@ impl Authenticator {
             return Ok(hit.principal);
         }
         metrics.record_token_cache_miss();
-        let (Some(login), Some(metadata)) = (&self.inner.login, self.provider().metadata()) else {
-            return Err(if self.provider().metadata().is_none() {
-                AuthFailure::ProviderUnavailable {
-                    code: "provider_not_ready",
-                }
-            } else {
-                AuthFailure::OpaqueTokenUnsupported
-            });
-        };
+        let credentials = self
+            .introspection_credentials()
+            .ok_or(AuthFailure::OpaqueTokenUnsupported)?;
+        let metadata = self
+            .provider()
+            .metadata()
+            .ok_or(AuthFailure::ProviderUnavailable {
+                code: "provider_not_ready",
+            })?;
         let endpoint = metadata
             .introspection_endpoint
             .as_ref()
@@ -490,7 +501,7 @@ impl Authenticator {
         let now = now();
         let request = introspection_request(
             endpoint,
-            &login.settings.credentials,
+            credentials,
             &Secret::new(token.expose()),
             Some(TokenTypeHint::AccessToken),
             now,
@@ -557,6 +568,16 @@ impl Authenticator {
             );
         }
         Ok(principal)
+    }
+
+    /// The client opaque tokens are introspected as: the configured introspection client, else
+    /// the login client.
+    fn introspection_credentials(&self) -> Option<&ClientCredentials> {
+        let config = &self.inner.config;
+        config
+            .introspection_client
+            .as_ref()
+            .or_else(|| config.login.as_ref().map(|login| &login.credentials))
     }
 
     /// Authenticates by the session cookie, refreshing the session when it is due.
@@ -657,7 +678,11 @@ impl Authenticator {
                     }
                 };
                 let session: Session = serde_json::from_slice(&stored).map_err(|_| {
-                    AuthFailure::SessionInvalid(Arc::new(CookieError::MalformedChunkCount))
+                    tracing::warn!(
+                        code = "stored_session_unreadable",
+                        "stored session unusable"
+                    );
+                    AuthFailure::StoredSessionUnreadable
                 })?;
                 LoadedSession {
                     session,
@@ -876,12 +901,17 @@ impl Authenticator {
             }
         })?;
         let refreshed = self
-            .with_fresh_keys(
-                |keys| finish_refresh(session, tokens.clone(), keys, &login.id_policy, now),
-                tokens.id_token.as_ref(),
-            )
+            .with_fresh_keys(|keys| {
+                finish_refresh(session, tokens.clone(), keys, &login.id_policy, now)
+            })
             .await
-            .map_err(|e| RefreshFailure::Rejected(e.code()))?;
+            .map_err(|e| {
+                if e.is_outage() {
+                    RefreshFailure::Unavailable(e.code())
+                } else {
+                    RefreshFailure::Rejected(e.code())
+                }
+            })?;
         let mut updated = session.clone();
         updated.apply_refresh(refreshed);
         if let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.inner.vault)
@@ -903,31 +933,40 @@ impl Authenticator {
         Ok(Arc::new(updated))
     }
 
-    /// Runs a check that needs the provider's keys; when it fails on an unknown `kid`, makes
-    /// the provider refetch its keys (rate-limited, single-flight) and runs it once more.
+    /// Runs a check that needs the provider's keys; when it fails on an unknown `kid`, asks the
+    /// provider for keys holding it (rate-limited, single-flight) and runs it once more.
     pub(crate) async fn with_fresh_keys<T>(
         &self,
         check: impl Fn(&KeySet) -> Result<T, IdTokenError>,
-        token: Option<&Secret>,
     ) -> Result<T, KeyedCheckError> {
         let keys = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
         match check(&keys) {
-            Err(IdTokenError::Invalid(error)) if error.is_unknown_kid() => {
-                if let Some(token) = token {
-                    self.refetch_keys_for(token.expose()).await;
-                }
-                let fresh = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
+            Err(IdTokenError::Invalid(ValidationError::UnknownKid { kid })) => {
+                let fresh = self
+                    .refresh_keys_for_unknown_kid(&kid)
+                    .await
+                    .map_err(KeyedCheckError::Unavailable)?;
                 check(&fresh).map_err(KeyedCheckError::Rejected)
             }
             other => other.map_err(KeyedCheckError::Rejected),
         }
     }
 
-    /// Makes the provider refetch its keys because `token` names one it does not hold. The
-    /// provider handle refetches inside validation only, so this asks it to validate the token
-    /// (as an access token, whose verdict is ignored) for the side effect.
-    pub(crate) async fn refetch_keys_for(&self, token: &str) {
-        let _ = self.provider().validate(token).await;
+    /// The provider's keys for a token naming `kid`, fetched again if the provider allows it
+    /// now; a failed fetch is recorded as a provider error.
+    pub(crate) async fn refresh_keys_for_unknown_kid(
+        &self,
+        kid: &str,
+    ) -> Result<Arc<KeySet>, ProviderError> {
+        self.provider()
+            .refresh_keys_for_unknown_kid(Some(kid))
+            .await
+            .inspect_err(|error| {
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(error.code())
+            })
     }
 
     /// The provider endpoints a login needs, once discovery has succeeded.
@@ -962,7 +1001,11 @@ impl Authenticator {
 /// Why a check with the provider's keys failed.
 #[derive(Debug)]
 pub(crate) enum KeyedCheckError {
+    /// No keys yet.
     NotReady,
+    /// The token names a key that could not be fetched.
+    Unavailable(ProviderError),
+    /// The token was judged and refused.
     Rejected(IdTokenError),
 }
 
@@ -970,8 +1013,14 @@ impl KeyedCheckError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             KeyedCheckError::NotReady => "provider_not_ready",
+            KeyedCheckError::Unavailable(e) => e.code(),
             KeyedCheckError::Rejected(e) => e.code(),
         }
+    }
+
+    /// Whether the provider, not the token, is at fault (a 503 rather than a refusal).
+    pub(crate) fn is_outage(&self) -> bool {
+        !matches!(self, KeyedCheckError::Rejected(_))
     }
 }
 
@@ -1133,17 +1182,6 @@ fn session_tags(session: &Session) -> SessionTags {
     tags
 }
 
-pub(crate) fn now() -> UnixTime {
-    UnixTime::from(SystemTime::now())
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps stay consistent at every step, so a panic elsewhere cannot corrupt them.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1230,6 +1268,11 @@ mod tests {
         assert_eq!(AuthFailure::NoCredentials.code(), "no_credentials");
         assert!(AuthFailure::NoCredentials.needs_sign_in());
         assert!(AuthFailure::SessionRevoked.session_is_gone());
+        assert!(AuthFailure::StoredSessionUnreadable.session_is_gone());
+        assert_eq!(
+            AuthFailure::StoredSessionUnreadable.code(),
+            "stored_session_unreadable"
+        );
         let denied = AuthFailure::Forbidden(Denied::MissingEmail);
         assert_eq!(denied.code(), "missing_email");
         assert!(!denied.needs_sign_in());

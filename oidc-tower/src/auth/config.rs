@@ -2,7 +2,8 @@
 //!
 //! [`AuthConfig`] is a builder: start from a [`Provider`] and an [`HttpClient`], add what the
 //! front-ends you use need, and [`AuthConfig::build`] checks it and gives the [`Authenticator`].
-//! A bearer-only API needs nothing more; the login layer and forward-auth also need the client
+//! A bearer-only API needs nothing more (but [`AuthConfig::introspection_client`] to accept
+//! opaque tokens); the login layer and forward-auth also need the client
 //! credentials, the callback URL and cookie secrets ([`AuthConfig::login`]).
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use oidc_core::validation::PolicyError;
 use url::Url;
 
 use super::authenticator::Authenticator;
-use crate::forwarded::TrustedProxies;
+use crate::forwarded::{Scheme, TrustedProxies};
 use crate::http_client::HttpClient;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
@@ -116,6 +117,7 @@ pub struct AuthConfig {
     pub(crate) provider: Provider,
     pub(crate) http: Arc<dyn HttpClient>,
     pub(crate) login: Option<LoginSettings>,
+    pub(crate) introspection_client: Option<ClientCredentials>,
     pub(crate) scopes: Vec<String>,
     pub(crate) prefix: String,
     pub(crate) session_cookie: CookieSettings,
@@ -138,6 +140,7 @@ pub struct AuthConfig {
     pub(crate) provider_logout: bool,
     pub(crate) introspection_cache: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) external_scheme: Option<Scheme>,
     pub(crate) forward_auth_redirect: bool,
     pub(crate) realm: String,
     pub(crate) metrics: Metrics,
@@ -169,6 +172,7 @@ impl AuthConfig {
             provider,
             http,
             login: None,
+            introspection_client: None,
             scopes: vec!["openid".into(), "profile".into(), "email".into()],
             prefix: DEFAULT_PREFIX.to_owned(),
             session_cookie: CookieSettings::new(DEFAULT_SESSION_COOKIE),
@@ -191,6 +195,7 @@ impl AuthConfig {
             provider_logout: true,
             introspection_cache: DEFAULT_INTROSPECTION_CACHE,
             trusted_proxies: TrustedProxies::loopback(),
+            external_scheme: None,
             forward_auth_redirect: false,
             realm: "oidc".to_owned(),
             metrics: Metrics::new(),
@@ -200,6 +205,15 @@ impl AuthConfig {
     /// Enables browser sign-in (needed by the login layer and forward-auth).
     pub fn login(mut self, settings: LoginSettings) -> Self {
         self.login = Some(settings);
+        self
+    }
+
+    /// The client opaque bearer tokens are introspected as (RFC 7662), e.g. the API's own
+    /// credentials at the provider. Without it, the login client ([`AuthConfig::login`]) is
+    /// used; with neither, opaque tokens are refused (`opaque_token_unsupported`) and only JWTs
+    /// are accepted.
+    pub fn introspection_client(mut self, credentials: ClientCredentials) -> Self {
+        self.introspection_client = Some(credentials);
         self
     }
 
@@ -350,6 +364,14 @@ impl AuthConfig {
     /// Proxies whose `X-Forwarded-*` headers forward-auth believes.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The scheme forward-auth assumes for the original request when no trusted proxy states
+    /// it in `X-Forwarded-Proto` (it decides where a sign-in returns to). Default: the callback
+    /// URL's scheme (`https` for an `https://` callback), `http` without sign-in configured.
+    pub fn external_scheme(mut self, scheme: Scheme) -> Self {
+        self.external_scheme = Some(scheme);
         self
     }
 

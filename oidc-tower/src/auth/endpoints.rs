@@ -12,6 +12,7 @@ use oidc_core::login::{
     cookie_suffix_for_state, finish_login, handle_callback, start_login,
 };
 use oidc_core::logout::{EndSessionRequest, LogoutTokenError, logout_token_from_form};
+use oidc_core::validation::ValidationError;
 use oidc_core::{Session, UnixTime};
 use serde_json::Map;
 
@@ -312,23 +313,31 @@ impl Authenticator {
             }
         };
         let expectation = exchange.expectation;
-        let id_token = tokens.id_token.clone();
         let outcome = self
-            .with_fresh_keys(
-                |keys| finish_login(&expectation, tokens.clone(), keys, &login.id_policy, now),
-                id_token.as_ref(),
-            )
+            .with_fresh_keys(|keys| {
+                finish_login(&expectation, tokens.clone(), keys, &login.id_policy, now)
+            })
             .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(error) => {
-                tracing::warn!(code = error.code(), "ID token refused");
-                let mut answer = error_answer(
-                    StatusCode::FORBIDDEN,
-                    error.code(),
-                    "The identity provider's answer could not be verified.",
-                    headers,
-                );
+                let mut answer = if error.is_outage() {
+                    tracing::warn!(code = error.code(), "ID token keys unavailable");
+                    error_answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        error.code(),
+                        "The identity provider's keys could not be fetched to complete sign-in. Please try again shortly.",
+                        headers,
+                    )
+                } else {
+                    tracing::warn!(code = error.code(), "ID token refused");
+                    error_answer(
+                        StatusCode::FORBIDDEN,
+                        error.code(),
+                        "The identity provider's answer could not be verified.",
+                        headers,
+                    )
+                };
                 append_cookies(&mut answer, clear_pending);
                 return answer;
             }
@@ -535,11 +544,9 @@ impl Authenticator {
                 .validate(token.expose(), keys, now(), &mut seen)
         };
         let mut verdict = validate(&keys);
-        if let Err(LogoutTokenError::Invalid(error)) = &verdict
-            && error.is_unknown_kid()
-        {
-            self.refetch_keys_for(token.expose()).await;
-            if let Some(fresh) = self.provider().keys() {
+        if let Err(LogoutTokenError::Invalid(ValidationError::UnknownKid { kid })) = &verdict {
+            // A failed fetch leaves the unknown-kid refusal standing: the provider retries.
+            if let Ok(fresh) = self.refresh_keys_for_unknown_kid(kid).await {
                 verdict = validate(&fresh);
             }
         }

@@ -43,15 +43,16 @@ impl Authenticator {
     /// The login layer's (and forward-auth's) answer to a request that may not pass.
     ///
     /// `original` is the request the user made (for forward-auth, reconstructed from the
-    /// trusted `X-Forwarded-*` headers); `redirect_navigations` says whether a browser
-    /// navigation is sent to sign in (otherwise it gets 401 like an API call).
+    /// trusted `X-Forwarded-*` headers); `sign_in_return_to` is where a browser navigation
+    /// returns after signing in (already checked against the redirect policy), or `None` when
+    /// navigations get 401 like API calls instead of a redirect to sign in.
     pub(crate) fn login_failure_response(
         &self,
         failure: &AuthFailure,
         method: &Method,
         original: &Uri,
         headers: &HeaderMap,
-        redirect_navigations: bool,
+        sign_in_return_to: Option<&str>,
     ) -> Response<Bytes> {
         if failure.is_bearer_failure() {
             return self.bearer_failure_response(failure, headers);
@@ -75,10 +76,8 @@ impl Authenticator {
             _ => {
                 let on_api_route = self.config().api_routes.matches_request(method, original);
                 let kind = classify(method, headers, on_api_route);
-                if redirect_navigations && kind == RequestKind::Navigation {
-                    let target = original.path_and_query().map(|pq| pq.as_str());
-                    let return_to = self.config().redirect_policy.return_to_or_root(target);
-                    self.begin_login(headers, &return_to)
+                if let (Some(return_to), RequestKind::Navigation) = (sign_in_return_to, kind) {
+                    self.begin_login(headers, return_to)
                 } else {
                     let mut response = error_answer(
                         StatusCode::UNAUTHORIZED,

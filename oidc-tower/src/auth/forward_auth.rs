@@ -9,7 +9,10 @@
 //! session was refreshed during the check. With
 //! [`AuthConfig::forward_auth_redirect`](super::AuthConfig::forward_auth_redirect), browser
 //! navigations get a 302 to sign in that returns to the original URL, read from
-//! `X-Forwarded-Method/Proto/Host/Uri` of trusted proxies only. The other endpoints under the
+//! `X-Forwarded-Method/Proto/Host/Uri` of trusted proxies only: its path when it is on the
+//! callback URL's origin, its absolute URL when another host is allowed by the
+//! [redirect policy](super::AuthConfig::redirect_policy). Without `X-Forwarded-Proto`, the
+//! scheme is [`AuthConfig::external_scheme`](super::AuthConfig::external_scheme). The other endpoints under the
 //! prefix (`start`, `callback`, `sign_out`, `userinfo`, `backchannel_logout`) are served too, so
 //! one service is the whole sidecar.
 //!
@@ -71,6 +74,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Ur
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
+use url::Url;
 
 use super::answer::{ResponseFuture, append_cookies, error_answer};
 use super::authenticator::Authenticator;
@@ -123,7 +127,7 @@ impl ForwardAuth {
             &parts.headers,
             peer,
             &config.trusted_proxies,
-            Scheme::Http,
+            auth.direct_scheme(),
         ) {
             Ok(original) => original,
             Err(error) => {
@@ -186,12 +190,15 @@ impl ForwardAuth {
                 response
             }
             Err(failure) => {
+                let return_to = config
+                    .forward_auth_redirect
+                    .then(|| auth.forward_auth_return_to(&original));
                 let mut response = auth.login_failure_response(
                     &failure,
                     original.method(),
                     &original_uri,
                     &parts.headers,
-                    config.forward_auth_redirect,
+                    return_to.as_deref(),
                 );
                 strip_identity_headers(response.headers_mut());
                 let outcome = if response.status() == StatusCode::FOUND {
@@ -241,6 +248,37 @@ where
             };
             Ok(response.map(Full::new))
         })
+    }
+}
+
+impl Authenticator {
+    /// The scheme of a request that reaches forward-auth directly, or from a trusted proxy that
+    /// sends no `X-Forwarded-Proto`: the configured external scheme, else the callback URL's.
+    pub(crate) fn direct_scheme(&self) -> Scheme {
+        let config = self.config();
+        config.external_scheme.unwrap_or_else(|| {
+            match config.login.as_ref().map(|l| l.redirect_uri.scheme()) {
+                Some("https") => Scheme::Https,
+                _ => Scheme::Http,
+            }
+        })
+    }
+
+    /// Where a browser returns after signing in on behalf of `original`: its path when it is
+    /// on the callback URL's origin; otherwise its absolute URL when the redirect policy allows
+    /// that host, else its path (on the callback's origin) as the best place left.
+    pub(crate) fn forward_auth_return_to(&self, original: &OriginalRequest) -> String {
+        let policy = &self.config().redirect_policy;
+        let path = original.path_and_query();
+        let same_origin = self.config().login.as_ref().is_none_or(|login| {
+            Url::parse(&original.url()).is_ok_and(|url| url.origin() == login.redirect_uri.origin())
+        });
+        if same_origin {
+            return policy.return_to_or_root(Some(path));
+        }
+        policy
+            .validate(&original.url())
+            .unwrap_or_else(|_| policy.return_to_or_root(Some(path)))
     }
 }
 

@@ -210,12 +210,14 @@ where
                     Ok(passed(response))
                 }
                 Err(failure) => {
+                    let target = parts.uri.path_and_query().map(|pq| pq.as_str());
+                    let return_to = auth.config().redirect_policy.return_to_or_root(target);
                     let response = auth.login_failure_response(
                         &failure,
                         &parts.method,
                         &parts.uri,
                         &parts.headers,
-                        true,
+                        Some(&return_to),
                     );
                     let outcome = if response.status() == StatusCode::FOUND {
                         RequestOutcome::Redirected

@@ -41,6 +41,8 @@ pub struct Options {
     pub required_scopes: Vec<&'static str>,
     pub max_pending_logins: Option<usize>,
     pub pass_access_token: bool,
+    /// The shortest time between unknown-`kid` key refetches (default 200 ms).
+    pub refetch_interval: Option<Duration>,
 }
 
 pub struct Harness {
@@ -153,7 +155,11 @@ impl Harness {
             .unwrap();
         let provider = Provider::start(
             ProviderConfig::new(op.issuer().clone(), policy)
-                .refetch_interval(Duration::from_millis(200))
+                .refetch_interval(
+                    options
+                        .refetch_interval
+                        .unwrap_or(Duration::from_millis(200)),
+                )
                 .retry_backoff(Duration::from_millis(50), Duration::from_millis(200)),
             http.clone(),
         );

@@ -1,0 +1,100 @@
+//! Periodic re-discovery against the dev provider on 127.0.0.1: the metadata is fetched again
+//! on schedule, and a failed re-discovery keeps the last good metadata.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oidc_core::Policy;
+use oidc_dev_provider::{DevClient, DevProvider, DevUser, Endpoint, Fault, RunningProvider};
+use oidc_tower::provider::{Provider, ProviderConfig};
+use oidc_tower::{HttpClient, ReqwestHttpClient};
+
+async fn dev_provider() -> RunningProvider {
+    DevProvider::builder()
+        .user(DevUser::new("alice", "alice"))
+        .client(DevClient::confidential("api", "api-secret"))
+        .build()
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn start(op: &RunningProvider, rediscovery: Duration) -> Provider {
+    let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new().unwrap());
+    let policy = Policy::builder()
+        .issuer(op.issuer().clone())
+        .audience("api")
+        .build()
+        .unwrap();
+    let provider = Provider::start(
+        ProviderConfig::new(op.issuer().clone(), policy)
+            .rediscovery_interval(rediscovery)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(100)),
+        http,
+    );
+    tokio::time::timeout(Duration::from_secs(10), provider.wait_ready())
+        .await
+        .expect("the provider became ready");
+    provider
+}
+
+#[tokio::test]
+async fn metadata_is_discovered_again_every_interval() {
+    let op = dev_provider().await;
+    let started = Instant::now();
+    let provider = start(&op, Duration::from_millis(300)).await;
+    let first = provider.metadata().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let elapsed = started.elapsed();
+    let discoveries = provider.discoveries();
+    assert_eq!(op.request_count(Endpoint::Discovery), discoveries);
+    // One at start, then one per 300 ms.
+    assert!(discoveries >= 2, "{discoveries} discoveries in {elapsed:?}");
+    assert!(
+        u128::from(discoveries) <= 1 + elapsed.as_millis() / 300,
+        "{discoveries} discoveries in {elapsed:?}"
+    );
+    let latest = provider.metadata().unwrap();
+    assert!(!Arc::ptr_eq(&first, &latest), "the metadata was replaced");
+    assert_eq!(*first, *latest);
+    // The key set did not move, so no extra key fetches happened.
+    assert_eq!(provider.key_fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_rediscovery_keeps_the_last_good_metadata_and_is_retried() {
+    let op = dev_provider().await;
+    let provider = start(&op, Duration::from_millis(300)).await;
+    let good = provider.metadata().unwrap();
+    op.fail(Endpoint::Discovery, Fault::Status(503));
+    let before = provider.discoveries();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Retried with backoff (50 ms, then 100 ms), not only once per interval.
+    assert!(provider.discoveries() >= before + 3, "retried");
+    assert!(Arc::ptr_eq(&good, &provider.metadata().unwrap()), "kept");
+    assert_eq!(
+        provider.last_error().map(|e| e.code()),
+        Some("provider_unexpected_status")
+    );
+    let token = op.mint_access_token("alice", "api").unwrap();
+    let validated = provider.validate(&token).await.unwrap();
+    assert_eq!(validated.claims.aud.len(), 1);
+
+    op.clear_faults();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !Arc::ptr_eq(&good, &provider.metadata().unwrap()),
+        "refreshed"
+    );
+    assert_eq!(provider.last_error(), None);
+}
+
+#[tokio::test]
+async fn the_default_interval_makes_one_discovery_only() {
+    let op = dev_provider().await;
+    let provider = start(&op, oidc_tower::provider::DEFAULT_REDISCOVERY_INTERVAL).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(provider.discoveries(), 1);
+    assert_eq!(op.request_count(Endpoint::Discovery), 1);
+}
