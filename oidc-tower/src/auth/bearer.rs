@@ -5,7 +5,7 @@
 //! (cached until the token expires or the configured limit, whichever is sooner). Failures get
 //! RFC 6750 answers: 401 `invalid_token` with `WWW-Authenticate`, 400 `invalid_request`, 403
 //! `insufficient_scope` when required scopes or the authorization rules are not met, 503 when
-//! the provider cannot be reached. The [`Authenticated`] caller goes into the request
+//! the provider cannot be reached. The [`Authenticated`](super::Authenticated) caller goes into the request
 //! extensions, where handlers read it (in axum, as an extractor).
 //!
 //! ```

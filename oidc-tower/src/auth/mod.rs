@@ -11,12 +11,12 @@
 
 mod answer;
 mod authenticator;
-mod bearer;
+pub mod bearer;
 mod config;
 mod endpoints;
 mod failure;
-mod forward_auth;
-mod login;
+pub mod forward_auth;
+pub mod login;
 
 pub use answer::{AuthBody, ResponseFuture};
 pub use authenticator::{AuthFailure, AuthSource, Authenticated, Authentication, Authenticator};
