@@ -47,6 +47,8 @@ pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCo
 pub use issuer::{Issuer, IssuerError};
 pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
 pub use jws::Algorithm;
+pub use login::{LoginConfig, LoginOutcome, PendingLogin, ProviderEndpoints};
+pub use logout::{LogoutTarget, LogoutTokenValidator, SeenJtis};
 pub use random::RandomSource;
 pub use redirect::RedirectPolicy;
 pub use secret::Secret;

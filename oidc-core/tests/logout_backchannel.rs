@@ -181,3 +181,13 @@ fn the_request_body_yields_the_token() {
     let extracted = logout_token_from_form(body.as_bytes()).unwrap();
     assert!(check(extracted.expose(), &key, NOW, &mut SeenJtis::default()).is_ok());
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_logout_tokens_never_panic_and_never_pass(token in "[A-Za-z0-9_.-]{0,300}") {
+        let key = TestKey::ec(Some("ec"));
+        let mut seen = SeenJtis::new(4);
+        proptest::prop_assert!(check(&token, &key, NOW, &mut seen).is_err());
+        proptest::prop_assert!(seen.is_empty());
+    }
+}

@@ -94,7 +94,54 @@ pub struct ProviderEndpoints {
     pub authorization_response_iss_parameter_supported: bool,
 }
 
+/// Why discovered metadata cannot drive a login.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointsError {
+    /// The metadata names no token endpoint (an implicit-only provider).
+    #[error("the provider metadata has no token_endpoint")]
+    NoTokenEndpoint,
+    /// The stated issuer is not a usable issuer identifier.
+    #[error(transparent)]
+    Issuer(#[from] crate::IssuerError),
+}
+
+impl EndpointsError {
+    /// A stable snake_case code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EndpointsError::NoTokenEndpoint => "no_token_endpoint",
+            EndpointsError::Issuer(e) => e.code(),
+        }
+    }
+}
+
 impl ProviderEndpoints {
+    /// The endpoints of checked discovery metadata, including its RFC 9207
+    /// `authorization_response_iss_parameter_supported` flag.
+    pub fn from_metadata(
+        metadata: &crate::discovery::ProviderMetadata,
+    ) -> Result<Self, EndpointsError> {
+        let token_endpoint = metadata
+            .token_endpoint
+            .clone()
+            .ok_or(EndpointsError::NoTokenEndpoint)?;
+        let mut endpoints = ProviderEndpoints::new(
+            Issuer::new(metadata.issuer.clone())?,
+            metadata.authorization_endpoint.clone(),
+            token_endpoint,
+        );
+        endpoints.userinfo_endpoint = metadata.userinfo_endpoint.clone();
+        endpoints.end_session_endpoint = metadata.end_session_endpoint.clone();
+        endpoints.introspection_endpoint = metadata.introspection_endpoint.clone();
+        endpoints.authorization_response_iss_parameter_supported = metadata
+            .other
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        Ok(endpoints)
+    }
+
     /// Endpoints with only the two every login needs; set the optional ones as fields.
     pub fn new(issuer: Issuer, authorization_endpoint: Url, token_endpoint: Url) -> Self {
         ProviderEndpoints {
@@ -843,6 +890,38 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_come_from_discovered_metadata() {
+        let document = serde_json::json!({
+            "issuer": "https://op.example",
+            "authorization_endpoint": "https://op.example/authorize",
+            "token_endpoint": "https://op.example/token",
+            "userinfo_endpoint": "https://op.example/userinfo",
+            "end_session_endpoint": "https://op.example/logout",
+            "jwks_uri": "https://op.example/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let serde_json::Value::Object(map) = document else {
+            unreachable!()
+        };
+        let metadata = crate::discovery::ProviderMetadata::from_document(map).unwrap();
+        let endpoints = ProviderEndpoints::from_metadata(&metadata).unwrap();
+        assert_eq!(endpoints.issuer.as_str(), "https://op.example");
+        assert_eq!(
+            endpoints.token_endpoint.as_str(),
+            "https://op.example/token"
+        );
+        assert_eq!(
+            endpoints.end_session_endpoint.as_ref().map(Url::as_str),
+            Some("https://op.example/logout")
+        );
+        assert!(endpoints.authorization_response_iss_parameter_supported);
+        assert_eq!(endpoints.introspection_endpoint, None);
+    }
+
+    #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
         let verifier =
             PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_owned());
@@ -1074,6 +1153,41 @@ mod tests {
         #[test]
         fn callback_parsing_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = CallbackParams::from_form_post(&body);
+        }
+
+        #[test]
+        fn callback_parameters_round_trip_through_a_query(
+            code in ".{1,40}", state in ".{0,40}", iss in proptest::option::of(".{0,40}"),
+        ) {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("code", &code).append_pair("state", &state);
+            if let Some(iss) = &iss {
+                query.append_pair("iss", iss);
+            }
+            let params = CallbackParams::from_query(&query.finish()).unwrap();
+            proptest::prop_assert_eq!(params.code.as_ref().map(Secret::expose), Some(code.as_str()));
+            proptest::prop_assert_eq!(params.state.as_deref(), Some(state.as_str()));
+            proptest::prop_assert_eq!(params.iss, iss);
+        }
+
+        #[test]
+        fn pending_login_round_trips(seed in proptest::num::u64::ANY, now in proptest::num::u64::ANY, return_to in ".{0,60}") {
+            let redirect = start_login(
+                &endpoints(),
+                &config(),
+                &LoginRequest::new(return_to),
+                UnixTime::from_secs(now),
+                &mut InsecureSeededRandom::new(seed),
+            )
+            .unwrap();
+            let json = serde_json::to_vec(&redirect.pending).unwrap();
+            let back: PendingLogin = serde_json::from_slice(&json).unwrap();
+            proptest::prop_assert_eq!(back, redirect.pending);
+        }
+
+        #[test]
+        fn pending_login_parsing_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = serde_json::from_slice::<PendingLogin>(&body);
         }
 
         #[test]
