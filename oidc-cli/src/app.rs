@@ -21,6 +21,7 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     let (json, result) = match cli.command {
+        Command::Proxy(args) => return crate::proxy::run(&args),
         Command::Decode(args) => (args.json, commands::decode::run(&args)),
         Command::Verify(args) => (args.json, commands::verify::run(&args)),
         Command::Discover(args) => (args.json, commands::discover::run(&args)),

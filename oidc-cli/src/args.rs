@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Jwks(JwksArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Run the OpenID Connect proxy in front of upstream services (oauth2-proxy compatible flags).
+    Proxy(crate::proxy::ProxyArgs),
 }
 
 #[derive(Debug, Args)]

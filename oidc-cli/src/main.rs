@@ -14,7 +14,9 @@ mod commands;
 mod error;
 mod fetch;
 mod input;
+mod logging;
 mod output;
+mod proxy;
 mod time_format;
 
 use std::process::ExitCode;
