@@ -18,6 +18,7 @@ mod logging;
 mod output;
 mod proxy;
 mod time_format;
+mod token_cache;
 
 use std::process::ExitCode;
 

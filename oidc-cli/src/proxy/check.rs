@@ -158,7 +158,11 @@ async fn check_listen(report: &mut Report, option: &str, addr: std::net::SocketA
             drop(listener);
             report.push(Status::Pass, option, format!("{addr} can be bound"));
         }
-        Err(e) => report.push(Status::Fail, option, format!("cannot listen on {addr}: {e}")),
+        Err(e) => report.push(
+            Status::Fail,
+            option,
+            format!("cannot listen on {addr}: {e}"),
+        ),
     }
 }
 
@@ -204,24 +208,34 @@ async fn check_provider(
     }
     let now = UnixTime::from(SystemTime::now());
     match client.execute(jwks_request(&metadata.jwks_uri)).await {
-        Ok(response) => {
-            match KeySet::from_response(&response, now, &FreshnessPolicy::default()) {
-                Ok(keys) => report.push(
-                    Status::Pass,
-                    what,
-                    format!("{} signing key(s) at {}", keys.keys().len(), metadata.jwks_uri),
+        Ok(response) => match KeySet::from_response(&response, now, &FreshnessPolicy::default()) {
+            Ok(keys) => report.push(
+                Status::Pass,
+                what,
+                format!(
+                    "{} signing key(s) at {}",
+                    keys.keys().len(),
+                    metadata.jwks_uri
                 ),
-                Err(e) => report.push(
-                    Status::Fail,
-                    what,
-                    format!("key set at {} refused: {e} [{}]", metadata.jwks_uri, e.code()),
+            ),
+            Err(e) => report.push(
+                Status::Fail,
+                what,
+                format!(
+                    "key set at {} refused: {e} [{}]",
+                    metadata.jwks_uri,
+                    e.code()
                 ),
-            }
-        }
+            ),
+        },
         Err(e) => report.push(
             Status::Fail,
             what,
-            format!("cannot fetch keys at {}: {e} [{}]", metadata.jwks_uri, e.code()),
+            format!(
+                "cannot fetch keys at {}: {e} [{}]",
+                metadata.jwks_uri,
+                e.code()
+            ),
         ),
     }
     Some(metadata)
@@ -263,7 +277,10 @@ async fn check_client(
             ("grant_type", "authorization_code"),
             ("code", "oidc-check-config-probe"),
             ("redirect_uri", settings.redirect_url.as_str()),
-            ("code_verifier", "oidc-check-config-probe-verifier-0000000000000"),
+            (
+                "code_verifier",
+                "oidc-check-config-probe-verifier-0000000000000",
+            ),
         ],
         UnixTime::from(SystemTime::now()),
         &mut random,
@@ -331,6 +348,10 @@ mod tests {
         );
         report.push(Status::Fail, "c", "broken");
         assert!(!report.passed());
-        assert!(report.render(Style::plain()).ends_with("FAIL c: broken\n1 check(s) failed\n"));
+        assert!(
+            report
+                .render(Style::plain())
+                .ends_with("FAIL c: broken\n1 check(s) failed\n")
+        );
     }
 }

@@ -24,7 +24,10 @@ use sources::{Layer, Layers};
 pub(crate) enum LoadError {
     Source(sources::SourceError),
     Settings(Vec<SettingError>),
-    Refused { option: &'static str, reason: &'static str },
+    Refused {
+        option: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl LoadError {
@@ -32,10 +35,9 @@ impl LoadError {
     pub(crate) fn lines(&self) -> Vec<String> {
         match self {
             LoadError::Source(e) => vec![format!("{e} [{}]", e.code())],
-            LoadError::Settings(errors) => errors
-                .iter()
-                .map(|e| format!("{e} [{}]", e.code))
-                .collect(),
+            LoadError::Settings(errors) => {
+                errors.iter().map(|e| format!("{e} [{}]", e.code)).collect()
+            }
             LoadError::Refused { option, reason } => vec![format!(
                 "--{option} (an oauth2-proxy option) is not supported: {reason} [refused_option]"
             )],
@@ -78,7 +80,11 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
             eprintln!(
                 "oidc: {} {} in the proxy settings:",
                 lines.len(),
-                if lines.len() == 1 { "problem" } else { "problems" }
+                if lines.len() == 1 {
+                    "problem"
+                } else {
+                    "problems"
+                }
             );
             for line in lines {
                 eprintln!("  {} {line}", style.red("✗"));

@@ -77,72 +77,291 @@ const fn list(name: &'static str, alias: &'static str, help: &'static str) -> Op
 
 /// Every option, in the order `--help` shows them.
 pub(crate) const OPTIONS: &[OptionSpec] = &[
-    opt("config", Kind::CommandOnly, "Read settings from this TOML file (flags and OIDC_PROXY_* variables override it)"),
-    opt("check-config", Kind::CommandOnly, "Check every setting and reach the provider (and Redis), then exit: 0 good, 1 a check failed, 2 unusable settings"),
-    opt("http-address", Kind::Text, "Address to listen on [default: 127.0.0.1:4180]"),
-    list("upstream", "upstreams", "Upstream URL; its path is the route prefix (`http://127.0.0.1:8080/airflow/` serves /airflow/); or PREFIX=URL to strip the prefix. Repeatable"),
-    opt("oidc-issuer-url", Kind::Text, "The OpenID Provider's issuer URL (exactly as it states it)"),
-    list("oidc-extra-audience", "oidc_extra_audiences", "Further accepted audiences besides the client id. Repeatable"),
-    opt("client-id", Kind::Text, "The client id registered at the provider"),
-    opt("client-secret", Kind::Secret, "The client secret (prefer --client-secret-file or the environment)"),
-    opt("client-secret-file", Kind::Text, "Read the client secret from this file"),
-    opt("redirect-url", Kind::Text, "The callback URL registered at the provider (…/oauth2/callback)"),
-    opt("scope", Kind::Text, "Scopes asked for, space separated [default: openid email profile]"),
-    opt("code-challenge-method", Kind::Text, "PKCE method; only S256 is supported [default: S256]"),
-    opt("cookie-name", Kind::Text, "Session cookie name [default: oidc_session]"),
-    OptionSpec { name: "cookie-secret", kind: Kind::SecretList, alias: Some("cookie_secrets"), help: "Secret sealing the cookies, at least 32 characters (`openssl rand -base64 32`). Repeatable: the first seals, all open (rotation)" },
-    opt("cookie-secret-file", Kind::Text, "Read the cookie secret(s) from this file, one per line"),
-    opt("cookie-secure", Kind::Bool, "Set the Secure cookie attribute [default: true]"),
-    list("cookie-domain", "cookie_domains", "Cookie Domain attribute (one domain)"),
-    opt("cookie-path", Kind::Text, "Cookie Path attribute [default: /]"),
-    opt("cookie-expire", Kind::Text, "Session lifetime, e.g. 168h or 12h30m [default: 168h]"),
-    opt("cookie-refresh", Kind::Text, "Refresh the tokens this long before the access token expires (0 = at expiry) [default: 1m]"),
-    list("email-domain", "email_domains", "Admit emails of this domain (`*` = any authenticated user). Repeatable"),
-    list("allowed-email", "allowed_emails", "Admit this email address. Repeatable"),
-    opt("authenticated-emails-file", Kind::Text, "Admit the email addresses listed in this file, one per line"),
-    list("allowed-group", "allowed_groups", "Require membership in one of these groups. Repeatable"),
-    opt("oidc-groups-claim", Kind::Text, "Claim holding the groups [default: groups]"),
-    opt("oidc-email-claim", Kind::Text, "Claim holding the email [default: email]"),
-    opt("insecure-oidc-allow-unverified-email", Kind::Bool, "Admit emails the provider marks unverified [default: false]"),
-    opt("skip-jwt-bearer-tokens", Kind::Bool, "Accept `Authorization: Bearer` JWTs from API clients [default: false]"),
-    list("extra-jwt-issuers", "extra_jwt_issuers", "Also accept bearer tokens of ISSUER=AUDIENCE. Repeatable"),
-    opt("session-store-type", Kind::Text, "Where sessions live: cookie or redis [default: cookie]"),
-    opt("redis-connection-url", Kind::Secret, "Redis URL for --session-store-type=redis (redis:// or rediss://)"),
-    list("skip-auth-route", "skip_auth_routes", "Pass requests matching [METHOD=]PATH_REGEX without authentication. Repeatable"),
-    opt("skip-auth-preflight", Kind::Bool, "Pass CORS preflight (OPTIONS) requests without authentication [default: false]"),
-    list("api-route", "api_routes", "Paths (regex) answered 401 instead of a redirect to sign-in. Repeatable"),
-    list("whitelist-domain", "whitelist_domains", "Domains that sign-in may return to (`.example.com` includes subdomains; `host:port`). Repeatable"),
-    opt("pass-user-headers", Kind::Bool, "Send X-Forwarded-User/-Email/-Groups/-Preferred-Username upstream [default: true]"),
-    opt("set-xauthrequest", Kind::Bool, "Answer forward-auth (/oauth2/auth) with X-Auth-Request-* identity headers [default: false]"),
-    opt("pass-access-token", Kind::Bool, "Send the access token upstream in X-Forwarded-Access-Token [default: false]"),
-    opt("pass-authorization-header", Kind::Bool, "Send `Authorization: Bearer <access token>` upstream [default: false]"),
-    opt("forward-auth", Kind::Bool, "Serve the forward-auth endpoint {prefix}/auth for Caddy/nginx/Traefik [default: true]"),
-    opt("proxy-prefix", Kind::Text, "Path prefix of the sign-in endpoints [default: /oauth2]"),
-    opt("reverse-proxy", Kind::Bool, "Believe X-Forwarded-* headers from trusted proxies [default: false]"),
-    list("trusted-proxy-ip", "trusted_proxy_ips", "IP or CIDR of a trusted reverse proxy [default: loopback]. Repeatable"),
-    opt("metrics-address", Kind::Text, "Serve /metrics on this separate address"),
+    opt(
+        "config",
+        Kind::CommandOnly,
+        "Read settings from this TOML file (flags and OIDC_PROXY_* variables override it)",
+    ),
+    opt(
+        "check-config",
+        Kind::CommandOnly,
+        "Check every setting and reach the provider (and Redis), then exit: 0 good, 1 a check failed, 2 unusable settings",
+    ),
+    opt(
+        "http-address",
+        Kind::Text,
+        "Address to listen on [default: 127.0.0.1:4180]",
+    ),
+    list(
+        "upstream",
+        "upstreams",
+        "Upstream URL; its path is the route prefix (`http://127.0.0.1:8080/airflow/` serves /airflow/); or PREFIX=URL to strip the prefix. Repeatable",
+    ),
+    opt(
+        "oidc-issuer-url",
+        Kind::Text,
+        "The OpenID Provider's issuer URL (exactly as it states it)",
+    ),
+    list(
+        "oidc-extra-audience",
+        "oidc_extra_audiences",
+        "Further accepted audiences besides the client id. Repeatable",
+    ),
+    opt(
+        "client-id",
+        Kind::Text,
+        "The client id registered at the provider",
+    ),
+    opt(
+        "client-secret",
+        Kind::Secret,
+        "The client secret (prefer --client-secret-file or the environment)",
+    ),
+    opt(
+        "client-secret-file",
+        Kind::Text,
+        "Read the client secret from this file",
+    ),
+    opt(
+        "redirect-url",
+        Kind::Text,
+        "The callback URL registered at the provider (…/oauth2/callback)",
+    ),
+    opt(
+        "scope",
+        Kind::Text,
+        "Scopes asked for, space separated [default: openid email profile]",
+    ),
+    opt(
+        "code-challenge-method",
+        Kind::Text,
+        "PKCE method; only S256 is supported [default: S256]",
+    ),
+    opt(
+        "cookie-name",
+        Kind::Text,
+        "Session cookie name [default: oidc_session]",
+    ),
+    OptionSpec {
+        name: "cookie-secret",
+        kind: Kind::SecretList,
+        alias: Some("cookie_secrets"),
+        help: "Secret sealing the cookies, at least 32 characters (`openssl rand -base64 32`). Repeatable: the first seals, all open (rotation)",
+    },
+    opt(
+        "cookie-secret-file",
+        Kind::Text,
+        "Read the cookie secret(s) from this file, one per line",
+    ),
+    opt(
+        "cookie-secure",
+        Kind::Bool,
+        "Set the Secure cookie attribute [default: true]",
+    ),
+    list(
+        "cookie-domain",
+        "cookie_domains",
+        "Cookie Domain attribute (one domain)",
+    ),
+    opt(
+        "cookie-path",
+        Kind::Text,
+        "Cookie Path attribute [default: /]",
+    ),
+    opt(
+        "cookie-expire",
+        Kind::Text,
+        "Session lifetime, e.g. 168h or 12h30m [default: 168h]",
+    ),
+    opt(
+        "cookie-refresh",
+        Kind::Text,
+        "Refresh the tokens this long before the access token expires (0 = at expiry) [default: 1m]",
+    ),
+    list(
+        "email-domain",
+        "email_domains",
+        "Admit emails of this domain (`*` = any authenticated user). Repeatable",
+    ),
+    list(
+        "allowed-email",
+        "allowed_emails",
+        "Admit this email address. Repeatable",
+    ),
+    opt(
+        "authenticated-emails-file",
+        Kind::Text,
+        "Admit the email addresses listed in this file, one per line",
+    ),
+    list(
+        "allowed-group",
+        "allowed_groups",
+        "Require membership in one of these groups. Repeatable",
+    ),
+    opt(
+        "oidc-groups-claim",
+        Kind::Text,
+        "Claim holding the groups [default: groups]",
+    ),
+    opt(
+        "oidc-email-claim",
+        Kind::Text,
+        "Claim holding the email [default: email]",
+    ),
+    opt(
+        "insecure-oidc-allow-unverified-email",
+        Kind::Bool,
+        "Admit emails the provider marks unverified [default: false]",
+    ),
+    opt(
+        "skip-jwt-bearer-tokens",
+        Kind::Bool,
+        "Accept `Authorization: Bearer` JWTs from API clients [default: false]",
+    ),
+    list(
+        "extra-jwt-issuers",
+        "extra_jwt_issuers",
+        "Also accept bearer tokens of ISSUER=AUDIENCE. Repeatable",
+    ),
+    opt(
+        "session-store-type",
+        Kind::Text,
+        "Where sessions live: cookie or redis [default: cookie]",
+    ),
+    opt(
+        "redis-connection-url",
+        Kind::Secret,
+        "Redis URL for --session-store-type=redis (redis:// or rediss://)",
+    ),
+    list(
+        "skip-auth-route",
+        "skip_auth_routes",
+        "Pass requests matching [METHOD=]PATH_REGEX without authentication. Repeatable",
+    ),
+    opt(
+        "skip-auth-preflight",
+        Kind::Bool,
+        "Pass CORS preflight (OPTIONS) requests without authentication [default: false]",
+    ),
+    list(
+        "api-route",
+        "api_routes",
+        "Paths (regex) answered 401 instead of a redirect to sign-in. Repeatable",
+    ),
+    list(
+        "whitelist-domain",
+        "whitelist_domains",
+        "Domains that sign-in may return to (`.example.com` includes subdomains; `host:port`). Repeatable",
+    ),
+    opt(
+        "pass-user-headers",
+        Kind::Bool,
+        "Send X-Forwarded-User/-Email/-Groups/-Preferred-Username upstream [default: true]",
+    ),
+    opt(
+        "set-xauthrequest",
+        Kind::Bool,
+        "Answer forward-auth (/oauth2/auth) with X-Auth-Request-* identity headers [default: false]",
+    ),
+    opt(
+        "pass-access-token",
+        Kind::Bool,
+        "Send the access token upstream in X-Forwarded-Access-Token [default: false]",
+    ),
+    opt(
+        "pass-authorization-header",
+        Kind::Bool,
+        "Send `Authorization: Bearer <access token>` upstream [default: false]",
+    ),
+    opt(
+        "forward-auth",
+        Kind::Bool,
+        "Serve the forward-auth endpoint {prefix}/auth for Caddy/nginx/Traefik [default: true]",
+    ),
+    opt(
+        "proxy-prefix",
+        Kind::Text,
+        "Path prefix of the sign-in endpoints [default: /oauth2]",
+    ),
+    opt(
+        "reverse-proxy",
+        Kind::Bool,
+        "Believe X-Forwarded-* headers from trusted proxies [default: false]",
+    ),
+    list(
+        "trusted-proxy-ip",
+        "trusted_proxy_ips",
+        "IP or CIDR of a trusted reverse proxy [default: loopback]. Repeatable",
+    ),
+    opt(
+        "metrics-address",
+        Kind::Text,
+        "Serve /metrics on this separate address",
+    ),
 ];
 
 /// oauth2-proxy options refused, with the reason given to whoever passes them.
 pub(crate) const REFUSED: &[(&str, &str)] = &[
-    ("provider", "this proxy speaks OpenID Connect only: use --oidc-issuer-url (provider-specific modes are not offered)"),
-    ("skip-oidc-discovery", "the provider's metadata always comes from discovery, so that keys and endpoints stay right"),
-    ("oidc-jwks-url", "the key set URL always comes from discovery"),
+    (
+        "provider",
+        "this proxy speaks OpenID Connect only: use --oidc-issuer-url (provider-specific modes are not offered)",
+    ),
+    (
+        "skip-oidc-discovery",
+        "the provider's metadata always comes from discovery, so that keys and endpoints stay right",
+    ),
+    (
+        "oidc-jwks-url",
+        "the key set URL always comes from discovery",
+    ),
     ("login-url", "endpoints always come from discovery"),
     ("redeem-url", "endpoints always come from discovery"),
     ("profile-url", "endpoints always come from discovery"),
     ("validate-url", "endpoints always come from discovery"),
-    ("insecure-oidc-skip-issuer-verification", "the issuer is always checked (multi-tenant providers: configure the tenant's issuer)"),
-    ("ssl-insecure-skip-verify", "TLS certificates are always verified; trust a private CA through the system store"),
-    ("ssl-upstream-insecure-skip-verify", "TLS certificates are always verified"),
-    ("htpasswd-file", "basic-auth users are not offered; every user signs in at the provider"),
-    ("pass-basic-auth", "upstreams receive identity headers, not basic-auth credentials"),
-    ("https-address", "TLS is terminated by the reverse proxy in front (e.g. Caddy)"),
-    ("tls-cert-file", "TLS is terminated by the reverse proxy in front (e.g. Caddy)"),
-    ("tls-key-file", "TLS is terminated by the reverse proxy in front (e.g. Caddy)"),
-    ("custom-templates-dir", "there is no sign-in page to customise: browsers go straight to the provider"),
-    ("skip-provider-button", "not needed: there is no sign-in page, browsers go straight to the provider"),
-    ("trusted-ip", "bypassing authentication by client IP is not offered; use --skip-auth-route"),
+    (
+        "insecure-oidc-skip-issuer-verification",
+        "the issuer is always checked (multi-tenant providers: configure the tenant's issuer)",
+    ),
+    (
+        "ssl-insecure-skip-verify",
+        "TLS certificates are always verified; trust a private CA through the system store",
+    ),
+    (
+        "ssl-upstream-insecure-skip-verify",
+        "TLS certificates are always verified",
+    ),
+    (
+        "htpasswd-file",
+        "basic-auth users are not offered; every user signs in at the provider",
+    ),
+    (
+        "pass-basic-auth",
+        "upstreams receive identity headers, not basic-auth credentials",
+    ),
+    (
+        "https-address",
+        "TLS is terminated by the reverse proxy in front (e.g. Caddy)",
+    ),
+    (
+        "tls-cert-file",
+        "TLS is terminated by the reverse proxy in front (e.g. Caddy)",
+    ),
+    (
+        "tls-key-file",
+        "TLS is terminated by the reverse proxy in front (e.g. Caddy)",
+    ),
+    (
+        "custom-templates-dir",
+        "there is no sign-in page to customise: browsers go straight to the provider",
+    ),
+    (
+        "skip-provider-button",
+        "not needed: there is no sign-in page, browsers go straight to the provider",
+    ),
+    (
+        "trusted-ip",
+        "bypassing authentication by client IP is not offered; use --skip-auth-route",
+    ),
     ("cookie-samesite", "cookies are always SameSite=Lax"),
     ("cookie-httponly", "cookies are always HttpOnly"),
 ];
@@ -220,9 +439,10 @@ impl clap::Args for ProxyArgs {
                     .default_missing_value("true")
                     .value_name("BOOL")
                     .help(with_env(spec)),
-                Kind::List | Kind::SecretList => {
-                    arg.action(ArgAction::Append).value_name(value_name(spec)).help(with_env(spec))
-                }
+                Kind::List | Kind::SecretList => arg
+                    .action(ArgAction::Append)
+                    .value_name(value_name(spec))
+                    .help(with_env(spec)),
                 Kind::Text | Kind::Secret => arg.value_name(value_name(spec)).help(with_env(spec)),
             };
             cmd = cmd.arg(arg);
@@ -314,7 +534,10 @@ mod tests {
         assert_eq!(flag(&args, "cookie-secure"), ["false"]);
         assert_eq!(flag(&args, "skip-jwt-bearer-tokens"), ["true"]);
         assert_eq!(flag(&args, "client-id"), ["b"], "the last value wins");
-        assert_eq!(flag(&args, "extra-jwt-issuers"), ["https://ci.example=mlflow"]);
+        assert_eq!(
+            flag(&args, "extra-jwt-issuers"),
+            ["https://ci.example=mlflow"]
+        );
         assert!(flag(&args, "scope").is_empty());
         assert!(!args.check_config);
         assert!(args.refused.is_none());

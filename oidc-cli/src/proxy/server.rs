@@ -23,6 +23,15 @@ pub(crate) async fn run(
     settings: ProxySettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let _ = (settings, shutdown);
+    run_with_ready(settings, shutdown, None).await
+}
+
+/// Serves until `shutdown` completes; `ready` is told once the listener accepts requests.
+pub(crate) async fn run_with_ready(
+    settings: ProxySettings,
+    shutdown: impl Future<Output = ()> + Send,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), ServeError> {
+    let _ = (settings, shutdown, ready);
     Err(ServeError::NotAvailable)
 }

@@ -313,7 +313,10 @@ impl Resolver<'_> {
                 option,
                 &first.source,
                 "conflicting_options",
-                format!("give either --{option} or --{file_option} ({}), not both", file.source),
+                format!(
+                    "give either --{option} or --{file_option} ({}), not both",
+                    file.source
+                ),
             );
         }
         if !direct.is_empty() {
@@ -417,7 +420,10 @@ impl Resolver<'_> {
                 "code-challenge-method",
                 &s.source,
                 "unsupported_pkce_method",
-                format!("{:?} is not supported: only S256 (plain PKCE protects nothing)", s.value),
+                format!(
+                    "{:?} is not supported: only S256 (plain PKCE protects nothing)",
+                    s.value
+                ),
             );
         }
 
@@ -575,7 +581,10 @@ impl Resolver<'_> {
                     strip_prefix: false,
                 },
             };
-            if upstreams.iter().any(|u: &Upstream| u.prefix == upstream.prefix) {
+            if upstreams
+                .iter()
+                .any(|u: &Upstream| u.prefix == upstream.prefix)
+            {
                 self.fail(
                     "upstream",
                     &sourced.source,
@@ -680,7 +689,9 @@ impl Resolver<'_> {
                     "email-domain",
                     &s.source,
                     "invalid_email_domain",
-                    format!("{value:?} is not a domain (example.com, .example.com for subdomains, or *)"),
+                    format!(
+                        "{value:?} is not a domain (example.com, .example.com for subdomains, or *)"
+                    ),
                 );
             } else {
                 domains.push(value.to_owned());
@@ -1013,7 +1024,10 @@ mod tests {
             secret.to_string(),
             "cookie-secret: secret #1 has 18 characters, at least 32 are required (`openssl rand -base64 32`) (from flag --cookie-secret)"
         );
-        assert!(errs.iter().all(|e| !e.to_string().contains("short-secret-value")));
+        assert!(
+            errs.iter()
+                .all(|e| !e.to_string().contains("short-secret-value"))
+        );
     }
 
     #[test]
@@ -1100,17 +1114,31 @@ mod tests {
         pairs.push(("cookie-secure", "false"));
         pairs.push(("code-challenge-method", "plain"));
         let codes: Vec<_> = errors(&pairs).iter().map(|e| e.code).collect();
-        assert_eq!(codes, ["unsupported_pkce_method", "insecure_cookie_on_https"]);
+        assert_eq!(
+            codes,
+            ["unsupported_pkce_method", "insecure_cookie_on_https"]
+        );
     }
 
     #[test]
     fn go_durations_and_booleans_parse() {
         assert_eq!(parse_duration("168h"), Some(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("1h30m15s"), Some(Duration::from_secs(5415)));
-        assert_eq!(parse_duration("168h0m0s"), Some(Duration::from_secs(604_800)));
+        assert_eq!(
+            parse_duration("168h0m0s"),
+            Some(Duration::from_secs(604_800))
+        );
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        for bad in ["", "h", "1x", "1h30", "-1s", "1.5h", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "h",
+            "1x",
+            "1h30",
+            "-1s",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
         assert_eq!(parse_bool("True"), Some(true));

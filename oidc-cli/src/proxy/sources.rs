@@ -137,9 +137,11 @@ impl Layer {
                     suggestion: suggest(&key.replace('_', "-")).map(|s| env_var_name(s.name)),
                 });
             };
-            let value = value.into_string().map_err(|_| SourceError::EnvNotUnicode {
-                var: name.to_owned(),
-            })?;
+            let value = value
+                .into_string()
+                .map_err(|_| SourceError::EnvNotUnicode {
+                    var: name.to_owned(),
+                })?;
             let source = Source::Env {
                 var: name.to_owned(),
             };
@@ -260,7 +262,10 @@ impl Layers {
 
 /// `OIDC_PROXY_` and the option name in upper snake case.
 pub(crate) fn env_var_name(option: &str) -> String {
-    format!("{ENV_PREFIX}{}", option.replace('-', "_").to_ascii_uppercase())
+    format!(
+        "{ENV_PREFIX}{}",
+        option.replace('-', "_").to_ascii_uppercase()
+    )
 }
 
 /// The option named `name` (flag spelling with `-`, or TOML spelling with `_`, or its
@@ -270,7 +275,10 @@ fn find_option(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS
         .iter()
         .find(|spec| {
-            spec.name == name || spec.alias.is_some_and(|alias| alias.replace('_', "-") == name)
+            spec.name == name
+                || spec
+                    .alias
+                    .is_some_and(|alias| alias.replace('_', "-") == name)
         })
         .filter(|spec| spec.kind != Kind::CommandOnly)
 }
@@ -327,7 +335,10 @@ mod tests {
         .unwrap();
         let client = layer.get("client-id").unwrap();
         assert_eq!(client[0].value, "mlflow");
-        assert_eq!(client[0].source.to_string(), "proxy.toml:2 (key `client_id`)");
+        assert_eq!(
+            client[0].source.to_string(),
+            "proxy.toml:2 (key `client_id`)"
+        );
         let upstreams = layer.get("upstream").unwrap();
         assert_eq!(upstreams.len(), 2);
         assert_eq!(upstreams[1].value, "http://127.0.0.1:8080/airflow/");
@@ -393,7 +404,10 @@ mod tests {
     #[test]
     fn flags_win_over_environment_which_wins_over_the_file() {
         let mut layers = Layers {
-            file: file("client_id = \"from-file\"\nscope = \"openid\"\nredirect_url = \"http://f/\"").unwrap(),
+            file: file(
+                "client_id = \"from-file\"\nscope = \"openid\"\nredirect_url = \"http://f/\"",
+            )
+            .unwrap(),
             ..Layers::default()
         };
         layers.env = Layer::from_env([
