@@ -175,8 +175,8 @@ mod tests {
         assert!(load(&dir, "https://a.example", "cli") == Some(replaced));
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "no temporary left"
+            2,
+            "two entries and no temporary file"
         );
     }
 
