@@ -46,6 +46,7 @@ impl Style {
     }
 
     /// No styling, whatever the streams are.
+    #[cfg(test)]
     pub(crate) fn plain() -> Self {
         Style { enabled: false }
     }

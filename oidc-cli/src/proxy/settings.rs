@@ -61,7 +61,6 @@ pub(crate) struct ProxySettings {
     pub(crate) allowed_emails: Vec<String>,
     pub(crate) allowed_groups: Vec<String>,
     pub(crate) groups_claim: String,
-    pub(crate) email_claim: String,
     pub(crate) allow_unverified_email: bool,
     pub(crate) accept_bearer: bool,
     pub(crate) extra_issuers: Vec<ExtraIssuer>,
@@ -163,6 +162,12 @@ impl ProxySettings {
         }
         if self.forward_auth {
             lines.push(format!("forward-auth at {}/auth", self.proxy_prefix));
+        }
+        if self.reverse_proxy {
+            lines.push(format!(
+                "X-Forwarded-* believed from {}",
+                self.trusted_proxy_entries.join(", ")
+            ));
         }
         if let Some(metrics) = self.metrics_address {
             lines.push(format!("metrics on http://{metrics}/metrics"));
@@ -459,7 +464,19 @@ impl Resolver<'_> {
             );
         }
         let groups_claim = self.text_or("oidc-groups-claim", "groups");
-        let email_claim = self.text_or("oidc-email-claim", "email");
+        if let Some(s) = self.text("oidc-email-claim").cloned()
+            && s.value.trim() != "email"
+        {
+            self.fail(
+                "oidc-email-claim",
+                &s.source,
+                "unsupported_email_claim",
+                format!(
+                    "{:?}: only the standard `email` claim is read; map the address to `email` at the provider",
+                    s.value
+                ),
+            );
+        }
         let allow_unverified_email = self.bool("insecure-oidc-allow-unverified-email", false);
         let accept_bearer = self.bool("skip-jwt-bearer-tokens", false);
         let extra_issuers = self.extra_issuers();
@@ -513,7 +530,6 @@ impl Resolver<'_> {
             allowed_emails,
             allowed_groups,
             groups_claim,
-            email_claim,
             allow_unverified_email,
             accept_bearer,
             extra_issuers,
@@ -560,6 +576,15 @@ impl Resolver<'_> {
             ) else {
                 continue;
             };
+            if url.scheme() == "https" {
+                self.fail(
+                    "upstream",
+                    &sourced.source,
+                    "https_upstream",
+                    format!("{url_text:?}: https upstreams are not supported; reach the upstream over http on a private address"),
+                );
+                continue;
+            }
             if url.query().is_some() || url.fragment().is_some() {
                 self.fail(
                     "upstream",
@@ -819,10 +844,10 @@ impl Resolver<'_> {
                 );
             }
         }
-        if let (Err(e), Some(first)) = (compile(texts.clone()), rules.first()) {
-            if !self.errors.iter().any(|err| err.option == option) {
-                self.fail(option, &first.source, "invalid_route_rule", e.to_string());
-            }
+        if let (Err(e), Some(first)) = (compile(texts.clone()), rules.first())
+            && !self.errors.iter().any(|err| err.option == option)
+        {
+            self.fail(option, &first.source, "invalid_route_rule", e.to_string());
         }
         texts
     }
