@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::options::{Kind, OPTIONS, OptionSpec};
+use super::options::{Kind, OPTIONS, OptionSpec, REFUSED};
 
 /// The environment variable prefix of every proxy setting.
 pub(crate) const ENV_PREFIX: &str = "OIDC_PROXY_";
@@ -81,6 +81,12 @@ pub(crate) enum SourceError {
         first: String,
         second: String,
     },
+    #[error("{place}: `{option}` (an oauth2-proxy option) is not supported: {reason}")]
+    Refused {
+        place: String,
+        option: &'static str,
+        reason: &'static str,
+    },
     #[error("environment variable {var} is not valid UTF-8")]
     EnvNotUnicode { var: String },
     #[error("unknown environment variable {var}{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
@@ -98,6 +104,7 @@ impl SourceError {
             SourceError::UnknownKey { .. } => "config_unknown_key",
             SourceError::WrongType { .. } => "config_wrong_type",
             SourceError::DuplicateKey { .. } => "config_duplicate_key",
+            SourceError::Refused { .. } => "refused_option",
             SourceError::EnvNotUnicode { .. } => "env_not_unicode",
             SourceError::UnknownEnv { .. } => "env_unknown_variable",
         }
@@ -131,6 +138,17 @@ impl Layer {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
+            let value_text = value.to_str().unwrap_or_default();
+            if let Some((option, reason)) = refused(&key, value_text) {
+                return Err(SourceError::Refused {
+                    place: format!("environment variable {name}"),
+                    option,
+                    reason,
+                });
+            }
+            if is_accepted_no_op(&key, value_text) {
+                continue;
+            }
             let Some(spec) = find_option(&key.replace('_', "-")) else {
                 return Err(SourceError::UnknownEnv {
                     var: name.to_owned(),
@@ -184,6 +202,17 @@ impl Layer {
         let mut seen: BTreeMap<&'static str, String> = BTreeMap::new();
         for (key, spanned) in table {
             let line = line_of(text, spanned.span().start);
+            let scalar = spanned.get_ref().as_str().unwrap_or_default().to_owned();
+            if let Some((option, reason)) = refused(&key, &scalar) {
+                return Err(SourceError::Refused {
+                    place: format!("{}:{line}", path.display()),
+                    option,
+                    reason,
+                });
+            }
+            if is_accepted_no_op(&key, &scalar) {
+                continue;
+            }
             let Some(spec) = find_option(&key.replace('_', "-")) else {
                 return Err(SourceError::UnknownKey {
                     path: path.to_owned(),
@@ -283,6 +312,20 @@ fn find_option(name: &str) -> Option<&'static OptionSpec> {
         .filter(|spec| spec.kind != Kind::CommandOnly)
 }
 
+/// The refused oauth2-proxy option `key` names (`_` or `-` spelling), with the reason.
+pub(crate) fn refused(key: &str, value: &str) -> Option<(&'static str, &'static str)> {
+    let name = key.replace('_', "-");
+    if is_accepted_no_op(key, value) {
+        return None;
+    }
+    REFUSED.iter().find(|(option, _)| *option == name).copied()
+}
+
+/// `provider = "oidc"`: what this proxy is, so accepted and ignored.
+fn is_accepted_no_op(key: &str, value: &str) -> bool {
+    key.replace('_', "-") == "provider" && value.trim() == "oidc"
+}
+
 /// The option whose name is closest to `name`, when it is close enough to be a likely typo.
 fn suggest(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS
@@ -361,6 +404,23 @@ mod tests {
             err.to_string(),
             "proxy.toml:2: unknown key `client_idd` (did you mean `client_id`?)"
         );
+    }
+
+    #[test]
+    fn refused_oauth2_proxy_keys_say_why_and_provider_oidc_is_accepted() {
+        let layer = file("provider = \"oidc\"\nclient_id = \"x\"").unwrap();
+        assert!(layer.get("client-id").is_some());
+        let err = file("\nprovider = \"github\"").unwrap_err();
+        assert_eq!(err.code(), "refused_option");
+        assert!(
+            err.to_string().starts_with(
+                "proxy.toml:2: `provider` (an oauth2-proxy option) is not supported: "
+            )
+        );
+        let err = Layer::from_env([("OIDC_PROXY_SSL_INSECURE_SKIP_VERIFY".into(), "true".into())])
+            .unwrap_err();
+        assert_eq!(err.code(), "refused_option");
+        assert!(Layer::from_env([("OIDC_PROXY_PROVIDER".into(), "oidc".into())]).is_ok());
     }
 
     #[test]
