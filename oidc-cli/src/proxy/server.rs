@@ -538,4 +538,11 @@ mod tests {
         assert_eq!(unverified_issuer("not-a-jwt"), None);
         assert_eq!(unverified_issuer("a.e30.c"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn issuer_peeking_never_panics(token in ".{0,200}") {
+            let _ = unverified_issuer(&token);
+        }
+    }
 }

@@ -495,4 +495,26 @@ mod tests {
         assert_eq!(edit_distance("clientid", "client-id"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_file_text_is_read_or_refused_without_panicking(text in "(?s).{0,200}") {
+            let _ = file(&text);
+        }
+
+        #[test]
+        fn any_environment_value_is_read_or_refused_without_panicking(
+            name in "[A-Z_]{0,24}",
+            value in ".{0,64}",
+        ) {
+            let _ = Layer::from_env([(format!("{ENV_PREFIX}{name}").into(), value.into())]);
+        }
+
+        #[test]
+        fn list_variables_round_trip_through_commas(items in proptest::collection::vec("[a-z0-9.]{1,12}", 1..6)) {
+            let layer = Layer::from_env([("OIDC_PROXY_EMAIL_DOMAIN".into(), items.join(",").into())]).unwrap();
+            let read: Vec<String> = layer.get("email-domain").unwrap().iter().map(|s| s.value.clone()).collect();
+            proptest::prop_assert_eq!(read, items);
+        }
+    }
 }
