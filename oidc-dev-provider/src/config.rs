@@ -85,6 +85,11 @@ impl DevUser {
         &self.username
     }
 
+    /// The password (to print a demo's sign-in hint).
+    pub fn password(&self) -> &Secret {
+        &self.password
+    }
+
     /// The claims released for `scope` (space-separated), including `sub`.
     pub(crate) fn claims_for_scope(
         &self,
@@ -138,6 +143,7 @@ pub struct DevClient {
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) access_token_audience: Vec<String>,
     pub(crate) require_pkce: bool,
+    pub(crate) loopback_any_port: bool,
 }
 
 impl DevClient {
@@ -153,14 +159,17 @@ impl DevClient {
             access_token_format: AccessTokenFormat::Jwt,
             access_token_audience: Vec::new(),
             require_pkce: false,
+            loopback_any_port: false,
         }
     }
 
-    /// A public client (`token_endpoint_auth_method: none`), for which PKCE is required.
+    /// A public client (`token_endpoint_auth_method: none`), for which PKCE is required and
+    /// loopback redirect URIs match on any port (RFC 8252 §7.3, for native apps and CLIs).
     pub fn public(client_id: impl Into<String>) -> Self {
         DevClient {
             secret: None,
             require_pkce: true,
+            loopback_any_port: true,
             ..DevClient::confidential(client_id, "")
         }
     }
@@ -201,9 +210,46 @@ impl DevClient {
         self
     }
 
+    /// Whether a registered `http://127.0.0.1/...` or `http://[::1]/...` redirect URI also
+    /// matches the same URI with any port, as RFC 8252 §7.3 asks for native apps (default: on
+    /// for public clients, off for confidential ones). Everything else matches exactly.
+    pub fn loopback_redirect_any_port(mut self, any_port: bool) -> Self {
+        self.loopback_any_port = any_port;
+        self
+    }
+
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// The registered redirect URIs.
+    pub fn redirect_uris(&self) -> &[String] {
+        &self.redirect_uris
+    }
+
+    /// Whether `uri` is one of the registered redirect URIs: character for character, or, for
+    /// loopback IP literals when [`DevClient::loopback_redirect_any_port`] is on, but for the port.
+    pub(crate) fn accepts_redirect_uri(&self, uri: &str) -> bool {
+        if self.redirect_uris.iter().any(|r| r == uri) {
+            return true;
+        }
+        if !self.loopback_any_port {
+            return false;
+        }
+        let Ok(mut given) = url::Url::parse(uri) else {
+            return false;
+        };
+        let loopback_literal = matches!(
+            given.host(),
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+        ) || matches!(given.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+        if given.scheme() != "http" || !loopback_literal || given.set_port(None).is_err() {
+            return false;
+        }
+        self.redirect_uris.iter().any(|registered| {
+            url::Url::parse(registered).is_ok_and(|mut r| r.set_port(None).is_ok() && r == given)
+        })
     }
 
     pub(crate) fn is_public(&self) -> bool {
@@ -220,9 +266,10 @@ impl DevClient {
 }
 
 /// The users and clients a provider starts with when none are configured: `alice`/`alice`
-/// (group `admins`), `bob`/`bob` (group `users`), a confidential client `demo`/`demo-secret`
-/// and a public client `demo-public`, both redirecting to `http://127.0.0.1:4180/oauth2/callback`
-/// and `http://localhost:4180/oauth2/callback`.
+/// (groups `admins`, `users`), `bob`/`bob` (group `users`), a confidential client
+/// `demo`/`demo-secret` and a public client `demo-public`, both redirecting to
+/// `http://127.0.0.1:4180/oauth2/callback` and `http://localhost:4180/oauth2/callback`; the
+/// public one also to `http://127.0.0.1/callback` on any port (for `oidc login`).
 pub fn demo_users() -> Vec<DevUser> {
     vec![
         DevUser::new("alice", "alice")
@@ -246,7 +293,7 @@ pub fn demo_clients() -> Vec<DevClient> {
     };
     vec![
         with_uris(DevClient::confidential("demo", "demo-secret")),
-        with_uris(DevClient::public("demo-public")),
+        with_uris(DevClient::public("demo-public")).redirect_uri("http://127.0.0.1/callback"),
     ]
 }
 
@@ -360,6 +407,8 @@ pub struct ClientConfig {
     pub access_token_audience: Vec<String>,
     /// Whether PKCE is required (default: only for public clients).
     pub require_pkce: Option<bool>,
+    /// Whether loopback redirect URIs match on any port (default: only for public clients).
+    pub loopback_redirect_any_port: Option<bool>,
 }
 
 impl ProviderConfig {
@@ -437,6 +486,9 @@ impl ProviderConfig {
                 if let Some(required) = c.require_pkce {
                     client.require_pkce = required;
                 }
+                if let Some(any_port) = c.loopback_redirect_any_port {
+                    client.loopback_any_port = any_port;
+                }
                 client
             })
             .collect()
@@ -473,6 +525,25 @@ mod tests {
             user.claims_for_scope("openid").get("sub"),
             Some(&"alice".into())
         );
+    }
+
+    #[test]
+    fn loopback_redirects_match_on_any_port_only_when_enabled() {
+        let public = DevClient::public("cli")
+            .redirect_uri("http://127.0.0.1/callback")
+            .redirect_uri("http://[::1]/cb");
+        assert!(public.accepts_redirect_uri("http://127.0.0.1:54321/callback"));
+        assert!(public.accepts_redirect_uri("http://127.0.0.1/callback"));
+        assert!(public.accepts_redirect_uri("http://[::1]:8080/cb"));
+        assert!(!public.accepts_redirect_uri("http://127.0.0.1:54321/callback/x"));
+        assert!(!public.accepts_redirect_uri("http://127.0.0.1:54321/callback?x=1"));
+        assert!(!public.accepts_redirect_uri("http://localhost:54321/callback"));
+        assert!(!public.accepts_redirect_uri("https://127.0.0.1:54321/callback"));
+        assert!(!public.accepts_redirect_uri("not a url"));
+        let confidential =
+            DevClient::confidential("web", "s").redirect_uri("http://127.0.0.1/callback");
+        assert!(!confidential.accepts_redirect_uri("http://127.0.0.1:54321/callback"));
+        assert!(confidential.accepts_redirect_uri("http://127.0.0.1/callback"));
     }
 
     #[test]

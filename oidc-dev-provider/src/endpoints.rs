@@ -89,27 +89,6 @@ pub(crate) fn router(shared: Arc<Shared>, issuer: Issuer) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-/// RFC 8252 §7.3: a registered `http` redirect URI on a loopback IP literal matches the same
-/// URI with any port, so native apps can listen on an ephemeral port.
-fn loopback_port_variant(registered: &str, requested: &str) -> bool {
-    let (Ok(registered), Ok(mut requested)) =
-        (url::Url::parse(registered), url::Url::parse(requested))
-    else {
-        return false;
-    };
-    let loopback_ip = matches!(
-        registered.host(),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-    ) || matches!(registered.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-    if registered.scheme() != "http"
-        || !loopback_ip
-        || requested.set_port(registered.port()).is_err()
-    {
-        return false;
-    }
-    requested == registered
-}
-
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
@@ -273,8 +252,13 @@ fn session_cookie_value(headers: &HeaderMap) -> Option<String> {
 }
 
 fn set_session_cookie(app: &App, value: &str) -> String {
+    let secure = if app.issuer.url().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
-        "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Lax",
+        "{SESSION_COOKIE}={value}; Path={}; HttpOnly; SameSite=Lax{secure}",
         app.cookie_path()
     )
 }
@@ -437,16 +421,14 @@ async fn authorize(app: App, raw_params: &[u8], headers: HeaderMap) -> Response 
             "unknown or missing client_id",
         );
     };
-    let Some(redirect_uri) = params.get("redirect_uri").filter(|uri| {
-        client
-            .redirect_uris
-            .iter()
-            .any(|r| r == uri || loopback_port_variant(r, uri))
-    }) else {
+    let Some(redirect_uri) = params
+        .get("redirect_uri")
+        .filter(|uri| client.accepts_redirect_uri(uri))
+    else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "redirect_uri is missing or not registered for this client (exact match required, any port for http loopback IPs)",
+            "redirect_uri is missing or not registered for this client (exact match required)",
         );
     };
     let Ok(redirect_url) = url::Url::parse(redirect_uri) else {
@@ -850,14 +832,16 @@ fn authorization_code_grant(
         stored.redeemed_into = Some(grant_id);
     }
     store.prune(now);
-    issue_token_response(
-        app,
+    let nonce = record.request.nonce.as_deref();
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
         &mut store,
         grant_id,
-        record.request.nonce.as_deref(),
+        nonce,
         true,
         now,
-    )
+    )?)
 }
 
 /// `BASE64URL(SHA256(verifier))`.
@@ -917,7 +901,16 @@ fn refresh_token_grant(
         stored.used = true;
     }
     store.prune(now);
-    issue_token_response(app, &mut store, record.grant_id, None, true, now)
+    let grant_id = record.grant_id;
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        true,
+        now,
+    )?)
 }
 
 fn client_credentials_grant(
@@ -941,27 +934,34 @@ fn client_credentials_grant(
         revoked: false,
     });
     store.prune(now);
-    issue_token_response(app, &mut store, grant_id, None, false, now)
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        false,
+        now,
+    )?)
 }
 
 /// The token response for a grant: an access token, an ID token when the scope has `openid`
 /// and a user is behind it, and a refresh token when `with_refresh`.
-fn issue_token_response(
-    app: &App,
+pub(crate) fn issue_token_response(
+    shared: &Shared,
+    issuer: &Issuer,
     store: &mut Store,
     grant_id: u64,
     nonce: Option<&str>,
     with_refresh: bool,
     now: UnixTime,
-) -> Result<Value, OAuthError> {
-    let shared = &app.shared;
-    let access_token = issue_access_token(shared, &app.issuer, store, grant_id, now)
-        .map_err(|e| OAuthError::server_error(&e))?;
+) -> Result<Value, IssueError> {
+    let access_token = issue_access_token(shared, issuer, store, grant_id, now)?;
     let grant = store
         .grants
         .get(&grant_id)
         .cloned()
-        .ok_or_else(|| OAuthError::invalid_grant("grant vanished"))?;
+        .ok_or(IssueError::UnknownGrant)?;
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -980,9 +980,9 @@ fn issue_token_response(
             let user = shared
                 .users
                 .get(username)
-                .ok_or_else(|| OAuthError::invalid_grant("user no longer exists"))?;
+                .ok_or_else(|| IssueError::UnknownUser(username.clone()))?;
             let mut claims = user.claims_for_scope(&grant.scope);
-            claims.insert("iss".into(), app.issuer.as_str().into());
+            claims.insert("iss".into(), issuer.as_str().into());
             claims.insert("aud".into(), grant.client_id.clone().into());
             claims.insert("azp".into(), grant.client_id.clone().into());
             claims.insert("iat".into(), now.as_secs().into());
@@ -1000,9 +1000,7 @@ fn issue_token_response(
             if let Some(sid) = sid {
                 claims.insert("sid".into(), sid.clone().into());
             }
-            let id_token = lock(&shared.keys)
-                .sign("JWT", &claims)
-                .map_err(|e| OAuthError::server_error(&e))?;
+            let id_token = lock(&shared.keys).sign("JWT", &claims)?;
             store.id_tokens.insert(
                 id_token.clone(),
                 IdTokenRecord {
@@ -1029,6 +1027,30 @@ fn issue_token_response(
     Ok(response)
 }
 
+/// Why tokens could not be issued for a grant.
+#[derive(Debug)]
+pub(crate) enum IssueError {
+    Key(KeyError),
+    UnknownGrant,
+    UnknownUser(String),
+}
+
+impl From<KeyError> for IssueError {
+    fn from(error: KeyError) -> Self {
+        IssueError::Key(error)
+    }
+}
+
+impl From<IssueError> for OAuthError {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Key(e) => OAuthError::server_error(&e),
+            IssueError::UnknownGrant => OAuthError::invalid_grant("the grant no longer exists"),
+            IssueError::UnknownUser(_) => OAuthError::invalid_grant("the user no longer exists"),
+        }
+    }
+}
+
 /// Issues and records an access token for a grant: an RFC 9068 JWT or an opaque string,
 /// as the client is configured.
 pub(crate) fn issue_access_token(
@@ -1037,15 +1059,13 @@ pub(crate) fn issue_access_token(
     store: &mut Store,
     grant_id: u64,
     now: UnixTime,
-) -> Result<String, KeyError> {
+) -> Result<String, IssueError> {
     let grant = store.grants.get(&grant_id).cloned();
     let client = grant
         .as_ref()
         .and_then(|g| shared.clients.get(&g.client_id));
     let (Some(grant), Some(client)) = (grant, client) else {
-        return Err(KeyError::Encoding {
-            algorithm: shared.settings.algorithm,
-        });
+        return Err(IssueError::UnknownGrant);
     };
     let audience = client.audience();
     let jti = random_token();
@@ -1634,46 +1654,21 @@ fn device_code_grant(
         scope: device.scope,
         revoked: false,
     });
-    issue_token_response(app, &mut store, grant_id, None, true, now)
+    Ok(issue_token_response(
+        &app.shared,
+        &app.issuer,
+        &mut store,
+        grant_id,
+        None,
+        true,
+        now,
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn loopback_ip_redirects_match_on_any_port_only() {
-        let registered = "http://127.0.0.1/callback";
-        assert!(loopback_port_variant(
-            registered,
-            "http://127.0.0.1:53124/callback"
-        ));
-        assert!(loopback_port_variant(
-            "http://[::1]:80/cb",
-            "http://[::1]:9/cb"
-        ));
-        assert!(!loopback_port_variant(
-            registered,
-            "http://127.0.0.1:53124/other"
-        ));
-        assert!(!loopback_port_variant(
-            registered,
-            "http://localhost:53124/callback"
-        ));
-        assert!(!loopback_port_variant(
-            registered,
-            "https://127.0.0.1:53124/callback"
-        ));
-        assert!(!loopback_port_variant(
-            "http://app.example/callback",
-            "http://app.example:8080/callback"
-        ));
-        assert!(!loopback_port_variant(
-            registered,
-            "http://127.0.0.1:1/callback?x=1"
-        ));
-    }
 
     #[test]
     fn pkce_s256_matches_rfc_7636_appendix_b() {

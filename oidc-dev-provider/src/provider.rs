@@ -119,6 +119,21 @@ pub enum MintError {
 }
 
 impl MintError {
+    /// Explains a failure to issue for a grant of `client_id` just created under the lock:
+    /// only signing can really fail, the other cases name what went missing.
+    fn from_issue(error: crate::endpoints::IssueError, client_id: &str) -> Self {
+        use crate::endpoints::IssueError;
+        match error {
+            IssueError::Key(e) => MintError::Key(e),
+            IssueError::UnknownUser(username) => MintError::UnknownUser { username },
+            IssueError::UnknownGrant => MintError::UnknownClient {
+                client_id: client_id.to_owned(),
+            },
+        }
+    }
+}
+
+impl MintError {
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -595,13 +610,60 @@ impl RunningProvider {
             scope: "openid profile email".into(),
             revoked: false,
         });
-        Ok(crate::endpoints::issue_access_token(
+        crate::endpoints::issue_access_token(shared, &self.issuer, &mut store, grant_id, now)
+            .map_err(|e| MintError::from_issue(e, client_id))
+    }
+
+    /// The token response the token endpoint would give `client_id` after `username` signed
+    /// in with `scope` (ID token with `sid` and `auth_time`, access token, refresh token), as
+    /// JSON, without a browser. The user gets a fresh provider session, so
+    /// [`RunningProvider::logout_user`] notifies `client_id` over the back channel.
+    pub fn mint_tokens(
+        &self,
+        username: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<serde_json::Value, MintError> {
+        let shared = &self.shared;
+        let user = shared
+            .users
+            .get(username)
+            .ok_or_else(|| MintError::UnknownUser {
+                username: username.to_owned(),
+            })?;
+        let client = shared
+            .clients
+            .get(client_id)
+            .ok_or_else(|| MintError::UnknownClient {
+                client_id: client_id.to_owned(),
+            })?;
+        let now = shared.now();
+        let mut store = lock(&shared.store);
+        let cookie = store.open_session(&user.username, now);
+        let sid = store.sessions.get_mut(&cookie).map(|session| {
+            session.clients.insert(client.client_id.clone());
+            session.sid.clone()
+        });
+        let grant_id = store.add_grant(Grant {
+            client_id: client.client_id.clone(),
+            subject: Subject::User {
+                username: user.username.clone(),
+                sid,
+                auth_time: now,
+            },
+            scope: scope.to_owned(),
+            revoked: false,
+        });
+        crate::endpoints::issue_token_response(
             shared,
             &self.issuer,
             &mut store,
             grant_id,
+            None,
+            true,
             now,
-        )?)
+        )
+        .map_err(|e| MintError::from_issue(e, client_id))
     }
 
     /// Ends every browser session of `username` (as an RP-initiated logout would) and sends

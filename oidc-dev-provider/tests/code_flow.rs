@@ -638,3 +638,51 @@ async fn max_age_and_posted_authorization_requests() {
     assert_eq!(response.status(), 302);
     assert!(query_param(&location(&response), "code").is_some());
 }
+
+#[tokio::test]
+async fn public_clients_may_use_any_loopback_port_as_rfc_8252_asks() {
+    let provider = start_with(builder().client(
+        oidc_dev_provider::DevClient::public("cli").redirect_uri("http://127.0.0.1/callback"),
+    ))
+    .await;
+    provider.auto_approve(Some("alice"));
+    let (verifier, challenge) = pkce_pair("native-app");
+    let redirect_uri = "http://127.0.0.1:49152/callback";
+    let request = Authorize {
+        client_id: "cli",
+        redirect_uri,
+        scope: "openid",
+        challenge: Some(&challenge),
+        extra: vec![],
+    };
+    let response = http().get(request.url(&provider)).send().await.unwrap();
+    let location = location(&response);
+    assert!(
+        location.starts_with("http://127.0.0.1:49152/callback?code="),
+        "{location}"
+    );
+    let code = query_param(&location, "code").unwrap();
+    // The token request must repeat the very same redirect_uri.
+    let token = |uri: &'static str| {
+        let code = code.clone();
+        let verifier = verifier.clone();
+        let provider = &provider;
+        async move {
+            http()
+                .post(provider.endpoint("/token"))
+                .form_urlencoded(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", "cli"),
+                    ("code", &code),
+                    ("redirect_uri", uri),
+                    ("code_verifier", &verifier),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(token("http://127.0.0.1:49153/callback").await, 400);
+    assert_eq!(token(redirect_uri).await, 200);
+}

@@ -286,13 +286,21 @@ async fn stop_and_restart_keep_the_issuer_keys_and_tokens() {
     let issuer = provider.issuer().clone();
     let token = provider.mint_access_token("alice", "app").unwrap();
     let discovery = provider.endpoint("/.well-known/openid-configuration");
+    // One pooled client throughout: its idle keep-alive connection must not outlive stop().
+    let pooled = http();
+    assert_eq!(pooled.get(&discovery).send().await.unwrap().status(), 200);
+    let stopping = std::time::Instant::now();
     provider.stop().await;
     assert!(
-        http().get(&discovery).send().await.is_err(),
+        stopping.elapsed() < Duration::from_secs(3),
+        "idle connections do not hold stop()"
+    );
+    assert!(
+        pooled.get(&discovery).send().await.is_err(),
         "connection refused while stopped"
     );
     provider.start().await.unwrap();
-    let doc: Value = http()
+    let doc: Value = pooled
         .get(&discovery)
         .send()
         .await
@@ -479,4 +487,55 @@ async fn configuration_file_and_demo_defaults() {
         .build()
         .unwrap_err();
     assert_eq!(err.code(), "invalid_uri");
+}
+
+#[tokio::test]
+async fn minted_tokens_carry_a_session_that_logout_ends() {
+    let (backchannel_uri, received, receiver) = logout_receiver().await;
+    let provider = start_with(
+        builder().client(
+            DevClient::confidential("notified", "s")
+                .redirect_uri("http://127.0.0.1:4190/cb")
+                .backchannel_logout_uri(&backchannel_uri),
+        ),
+    )
+    .await;
+    let tokens = provider
+        .mint_tokens("alice", "notified", "openid email")
+        .unwrap();
+    let (_, id) = verify(&provider, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(id["aud"], "notified");
+    assert_eq!(id["email"], "alice@example.com");
+    assert!(id["sid"].is_string());
+    assert_eq!(
+        introspect(&provider, tokens["refresh_token"].as_str().unwrap()).await["active"],
+        true
+    );
+
+    let deliveries = provider.logout_user("alice").await;
+    assert_eq!(deliveries.len(), 1);
+    let logout_token = received.lock().unwrap()[0].clone();
+    assert_eq!(verify(&provider, &logout_token).await.1["sid"], id["sid"]);
+    assert_eq!(
+        introspect(&provider, tokens["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    receiver.abort();
+}
+
+/// The handle can live in axum state and its futures can be spawned.
+#[allow(dead_code)]
+fn handles_and_futures_are_send_and_sync(mut provider: oidc_dev_provider::RunningProvider) {
+    fn send<T: Send>(_: T) {}
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&provider);
+    send(provider.logout_user("alice"));
+    send(provider.stop());
+    send(provider.start());
+    send(
+        DevProvider::builder()
+            .build()
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap()),
+    );
 }
