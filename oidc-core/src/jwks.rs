@@ -80,8 +80,10 @@ pub struct SkippedKey {
 }
 
 /// How long a fetched key set stays fresh.
+///
+/// A plain configuration value, deliberately exhaustive so that callers can write
+/// `FreshnessPolicy { max_ttl, ..Default::default() }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct FreshnessPolicy {
     /// Used when the answer carries no `Cache-Control: max-age`.
     pub default_ttl: Duration,
@@ -362,7 +364,7 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The verifiers of the key at `index` (parallel to [`KeySet::keys`]).
+    /// Each usable key with its verifiers, in the order of [`KeySet::keys`].
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&KeyInfo, &[(Algorithm, Verifier)])> {
         self.keys
             .iter()
@@ -448,7 +450,7 @@ fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> 
     let fits = |family: KeyFamily| -> Result<(), String> {
         match alg {
             Some(alg) if alg.key_family() != family => Err(format!(
-                "\"alg\" {} does not fit a {kty} key{}",
+                "\"alg\" {} does not fit a key of type {kty}{}",
                 alg.as_str(),
                 match family {
                     KeyFamily::Ec(curve) => format!(" on {curve}"),
@@ -463,7 +465,7 @@ fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> 
             fits(KeyFamily::Rsa)?;
             rsa_key(members, alg)?
         }
-        "EC" => ec_key(members, alg, &fits)?,
+        "EC" => ec_key(members, &fits)?,
         "OKP" => {
             let curve = required_str(members, "crv")?;
             if curve != "Ed25519" {
@@ -569,7 +571,6 @@ fn rsa_key(members: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Parse
 
 fn ec_key(
     members: &Map<String, Value>,
-    alg: Option<Algorithm>,
     fits: &dyn Fn(KeyFamily) -> Result<(), String>,
 ) -> Result<ParsedJwk, String> {
     let curve = required_str(members, "crv")?;
@@ -581,7 +582,6 @@ fn ec_key(
             other => return Err(format!("EC curve {:?} is not supported", shorten(other))),
         };
     fits(key_alg.key_family())?;
-    let _ = alg;
     let x_text = required_str(members, "x")?;
     let y_text = required_str(members, "y")?;
     let x = decode_member("x", x_text)?;
@@ -721,4 +721,89 @@ fn bit_length(big_endian: &[u8]) -> u32 {
 
 fn shorten(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sets_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<KeySet>();
+        shareable::<RefetchLimiter>();
+    }
+
+    #[test]
+    fn bit_lengths_ignore_leading_zeros() {
+        assert_eq!(bit_length(strip_leading_zeros(&[0, 0, 1])), 1);
+        assert_eq!(bit_length(strip_leading_zeros(&[0x80, 0])), 16);
+        assert_eq!(bit_length(strip_leading_zeros(&[0, 0])), 0);
+        assert_eq!(bit_length(&[]), 0);
+    }
+
+    #[test]
+    fn thumbprint_is_sha256_of_the_sorted_members() {
+        // RFC 8037 §A.3: the Ed25519 example key's thumbprint.
+        assert_eq!(
+            thumbprint(&[
+                ("crv", "Ed25519"),
+                ("kty", "OKP"),
+                ("x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            ]),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn roca_fingerprint_needs_every_residue_in_the_subgroup() {
+        // A power of 65537 lies in the subgroup modulo every prime.
+        let square = (65537u64 * 65537).to_be_bytes();
+        assert!(has_roca_fingerprint(&square));
+        // A multiple of 3 is 0 modulo 3, never in a multiplicative subgroup.
+        assert!(!has_roca_fingerprint(&(3u64 * 65537).to_be_bytes()));
+    }
+
+    #[test]
+    fn hmac_verifiers_follow_secret_length_and_alg() {
+        let algs = |secret: &[u8], alg| -> Vec<Algorithm> {
+            hmac_verifiers(secret, alg)
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect()
+        };
+        assert_eq!(algs(&[0; 31], None), vec![]);
+        assert_eq!(algs(&[0; 32], None), vec![Algorithm::HS256]);
+        assert_eq!(
+            algs(&[0; 48], None),
+            vec![Algorithm::HS256, Algorithm::HS384]
+        );
+        assert_eq!(
+            algs(&[0; 64], Some(Algorithm::HS384)),
+            vec![Algorithm::HS384]
+        );
+        assert_eq!(
+            short_secret_reason(3, Some(Algorithm::HS384)),
+            "the shared secret is 3 bytes; HMAC needs at least 48"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        let codes = [
+            JwksError::Response(ResponseError::NotJson { content_type: None }).code(),
+            JwksError::Malformed {
+                reason: String::new(),
+            }
+            .code(),
+            JwksError::NotAKeySet.code(),
+            JwksError::MixedSymmetricAndPublicKeys.code(),
+            JwksError::NoUsableKeys {
+                skipped: Vec::new(),
+            }
+            .code(),
+        ];
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+    }
 }
