@@ -242,6 +242,8 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let mut args = flags(op.issuer().as_str(), port);
     args.push(format!("--upstream=http://{upstream_addr}/"));
     args.push("--skip-jwt-bearer-tokens".into());
+    let metrics_port = free_port();
+    args.push(format!("--metrics-address=127.0.0.1:{metrics_port}"));
     let env = [
         ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
         ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
@@ -260,6 +262,13 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the proxy became ready");
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().ends_with("# EOF\n"));
     let in_flight = tokio::spawn({
         let http = http.clone();
         let url = format!("{base}/slow");
@@ -274,6 +283,8 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let answer = in_flight.await.unwrap().unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "slow answer for alice");
+    let refused = http.get(format!("{base}/slow")).send().await;
+    assert!(refused.is_err(), "no new connections after SIGTERM");
     let status = tokio::task::block_in_place(|| child.wait().unwrap());
     assert_eq!(status.code(), Some(0));
     let mut stderr = String::new();
