@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Inspect and verify OpenID Connect tokens; check a provider's metadata and keys.
+/// OpenID Connect from the terminal: inspect and verify tokens, check a provider, sign in, and
+/// run the sign-in proxy in front of services that lack it.
 #[derive(Debug, Parser)]
 #[command(name = "oidc", version, about, long_about = None)]
 #[command(

@@ -53,6 +53,26 @@ impl Report {
         self.lines.iter().all(|l| l.status != Status::Fail)
     }
 
+    /// `{"ok": bool, "checks": [{"status", "what", "detail"}]}`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let checks: Vec<serde_json::Value> = self
+            .lines
+            .iter()
+            .map(|line| {
+                serde_json::json!({
+                    "status": match line.status {
+                        Status::Pass => "pass",
+                        Status::Warn => "warn",
+                        Status::Fail => "fail",
+                    },
+                    "what": line.what,
+                    "detail": line.detail,
+                })
+            })
+            .collect();
+        serde_json::json!({ "ok": self.passed(), "checks": checks })
+    }
+
     pub(crate) fn render(&self, style: Style) -> String {
         let mut text = String::new();
         for line in &self.lines {
@@ -348,6 +368,10 @@ mod tests {
         );
         report.push(Status::Fail, "c", "broken");
         assert!(!report.passed());
+        let json = report.to_json();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["checks"][1]["status"], "warn");
+        assert_eq!(json["checks"][2]["detail"], "broken");
         assert!(
             report
                 .render(Style::plain())

@@ -31,6 +31,33 @@ pub(crate) enum LoadError {
 }
 
 impl LoadError {
+    /// `{"ok": false, "problems": [{"code", "message", ...}]}`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let problems: Vec<serde_json::Value> = match self {
+            LoadError::Source(e) => {
+                vec![serde_json::json!({ "code": e.code(), "message": e.to_string() })]
+            }
+            LoadError::Settings(errors) => errors
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "code": e.code,
+                        "option": e.option,
+                        "source": e.origin.to_string(),
+                        "problem": e.problem,
+                        "message": e.to_string(),
+                    })
+                })
+                .collect(),
+            LoadError::Refused { option, reason } => vec![serde_json::json!({
+                "code": "refused_option",
+                "option": option,
+                "message": format!("--{option} is not supported: {reason}"),
+            })],
+        };
+        serde_json::json!({ "ok": false, "problems": problems })
+    }
+
     /// One line per problem, ready for stderr.
     pub(crate) fn lines(&self) -> Vec<String> {
         match self {
@@ -75,6 +102,10 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
     let style = Style::for_stderr();
     let settings = match load(args, std::env::vars_os()) {
         Ok(settings) => settings,
+        Err(error) if args.json && args.check_config => {
+            println!("{}", error.to_json());
+            return ExitCode::from(EXIT_USAGE_OR_IO);
+        }
         Err(error) => {
             let lines = error.lines();
             eprintln!(
@@ -105,7 +136,11 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
     };
     if args.check_config {
         let report = runtime.block_on(check::check(&settings));
-        print!("{}", report.render(Style::for_stdout()));
+        if args.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.render(Style::for_stdout()));
+        }
         return ExitCode::from(if report.passed() { 0 } else { EXIT_REJECTED });
     }
     crate::logging::init();

@@ -371,6 +371,7 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
 pub(crate) struct ProxyArgs {
     pub(crate) config: Option<PathBuf>,
     pub(crate) check_config: bool,
+    pub(crate) json: bool,
     pub(crate) flags: Layer,
     /// A refused oauth2-proxy option that was passed, and why it is refused.
     pub(crate) refused: Option<(&'static str, &'static str)>,
@@ -393,6 +394,7 @@ impl clap::FromArgMatches for ProxyArgs {
                     self.config = matches.get_one::<String>(spec.name).map(PathBuf::from);
                 }
                 "check-config" => self.check_config = matches.get_flag(spec.name),
+                "json" => self.json = matches.get_flag(spec.name),
                 name => {
                     let values = matches
                         .get_many::<String>(name)
@@ -429,7 +431,7 @@ impl clap::Args for ProxyArgs {
         for spec in OPTIONS {
             let arg = Arg::new(spec.name).long(spec.name);
             let arg = match spec.kind {
-                Kind::CommandOnly if spec.name == "check-config" => {
+                Kind::CommandOnly if matches!(spec.name, "check-config" | "json") => {
                     arg.action(ArgAction::SetTrue).help(spec.help)
                 }
                 Kind::CommandOnly => arg.value_name("FILE").help(spec.help),
