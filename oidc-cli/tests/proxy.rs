@@ -296,3 +296,110 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(!stderr.contains(CLIENT_SECRET) && !stderr.contains(COOKIE_SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr: SocketAddr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = Router::new().fallback(|headers: HeaderMap| async move {
+            let get = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            format!(
+                "{} {} {}",
+                get("x-forwarded-user"),
+                get("x-forwarded-email"),
+                get("x-remote-user")
+            )
+        });
+        axum::serve(upstream, app).await.unwrap();
+    });
+    let port = free_port();
+    let op = provider(port).await;
+    let ci = DevProvider::builder()
+        .user(oidc_dev_provider::DevUser::new("ci-bot", "pw").email("ci@example.com"))
+        .client(DevClient::confidential("pipeline", "s").access_token_audience("mlflow-api"))
+        .client(DevClient::confidential("elsewhere", "s"))
+        .build()
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut args = flags(op.issuer().as_str(), port);
+    args.push(format!("--upstream=http://{upstream_addr}/"));
+    args.push("--skip-jwt-bearer-tokens".into());
+    args.push(format!(
+        "--extra-jwt-issuers={}=mlflow-api",
+        ci.issuer().as_str()
+    ));
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let mut child = oidc(&args, &env).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
+            && answer.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the proxy became ready");
+
+    let token = ci.mint_access_token("ci-bot", "pipeline").unwrap();
+    let answer = http
+        .get(format!("{base}/api"))
+        .bearer_auth(&token)
+        .header("x-remote-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ci-bot ci@example.com -");
+
+    let other_audience = ci.mint_access_token("ci-bot", "elsewhere").unwrap();
+    let answer = http
+        .get(format!("{base}/api"))
+        .bearer_auth(&other_audience)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert!(
+        answer.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    let main = op.mint_access_token("alice", "proxy").unwrap();
+    let answer = http
+        .get(format!("{base}/api"))
+        .bearer_auth(&main)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.text().await.unwrap(), "alice alice@example.com -");
+
+    kill_and_wait(&mut child);
+}
+
+fn kill_and_wait(child: &mut std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::block_in_place(|| child.wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+}

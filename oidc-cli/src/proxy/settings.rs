@@ -482,6 +482,17 @@ impl Resolver<'_> {
         let allow_unverified_email = self.bool("insecure-oidc-allow-unverified-email", false);
         let accept_bearer = self.bool("skip-jwt-bearer-tokens", false);
         let extra_issuers = self.extra_issuers();
+        if !accept_bearer
+            && !extra_issuers.is_empty()
+            && let Some(first) = self.list("extra-jwt-issuers").first().cloned()
+        {
+            self.fail(
+                "extra-jwt-issuers",
+                &first.source,
+                "needs_bearer_tokens",
+                "extra issuers only matter with --skip-jwt-bearer-tokens".to_owned(),
+            );
+        }
         let extra_audiences = values(&self.list("oidc-extra-audience"));
         let session_store = self.session_store();
         let mut skip_auth_routes = self.route_rules("skip-auth-route", RouteRules::skip_auth);
@@ -1097,6 +1108,8 @@ mod tests {
     fn extra_issuers_split_at_the_last_equals_sign() {
         let mut pairs = minimal();
         pairs.push(("extra-jwt-issuers", "https://ci.example.com=mlflow-api"));
+        assert_eq!(errors(&pairs)[0].code, "needs_bearer_tokens");
+        pairs.push(("skip-jwt-bearer-tokens", "true"));
         let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
         assert_eq!(s.extra_issuers[0].issuer.as_str(), "https://ci.example.com");
         assert_eq!(s.extra_issuers[0].audience, "mlflow-api");
