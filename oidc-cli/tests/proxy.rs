@@ -297,10 +297,10 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     assert!(!stderr.contains(CLIENT_SECRET) && !stderr.contains(COOKIE_SECRET));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
+/// An upstream answering `<user> <email> <x-remote-user> <access token passed?>`.
+async fn echo_upstream() -> SocketAddr {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_addr: SocketAddr = upstream.local_addr().unwrap();
+    let addr = upstream.local_addr().unwrap();
     tokio::spawn(async move {
         let app = Router::new().fallback(|headers: HeaderMap| async move {
             let get = |name: &str| {
@@ -311,14 +311,48 @@ async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
                     .to_owned()
             };
             format!(
-                "{} {} {}",
+                "{} {} {} {}",
                 get("x-forwarded-user"),
                 get("x-forwarded-email"),
-                get("x-remote-user")
+                get("x-remote-user"),
+                headers.contains_key("x-forwarded-access-token")
             )
         });
         axum::serve(upstream, app).await.unwrap();
     });
+    addr
+}
+
+/// Starts `oidc proxy` with `args` and waits until it is ready.
+async fn start_proxy(args: &[String]) -> std::process::Child {
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let child = oidc(args, &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--http-address="))
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(answer) = http.get(format!("http://{address}/readyz")).send().await
+            && answer.status() == 200
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the proxy did not become ready");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
+    let upstream_addr = echo_upstream().await;
     let port = free_port();
     let op = provider(port).await;
     let ci = DevProvider::builder()
@@ -337,24 +371,9 @@ async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
         "--extra-jwt-issuers={}=mlflow-api",
         ci.issuer().as_str()
     ));
-    let env = [
-        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
-        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
-    ];
-    let mut child = oidc(&args, &env).spawn().unwrap();
+    let mut child = start_proxy(&args).await;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
-            && answer.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the proxy became ready");
 
     let token = ci.mint_access_token("ci-bot", "pipeline").unwrap();
     let answer = http
@@ -365,7 +384,10 @@ async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.text().await.unwrap(), "ci-bot ci@example.com -");
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "ci-bot ci@example.com - false"
+    );
 
     let other_audience = ci.mint_access_token("ci-bot", "elsewhere").unwrap();
     let answer = http
@@ -389,8 +411,35 @@ async fn bearer_tokens_of_an_extra_issuer_pass_with_their_identity() {
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.text().await.unwrap(), "alice alice@example.com -");
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "alice alice@example.com - false"
+    );
 
+    kill_and_wait(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_headers_can_be_switched_off_while_the_token_is_passed() {
+    let upstream_addr = echo_upstream().await;
+    let port = free_port();
+    let op = provider(port).await;
+    let mut args = flags(op.issuer().as_str(), port);
+    args.push(format!("--upstream=http://{upstream_addr}/"));
+    args.push("--skip-jwt-bearer-tokens".into());
+    args.push("--pass-user-headers=false".into());
+    args.push("--pass-access-token".into());
+    let mut child = start_proxy(&args).await;
+    let token = op.mint_access_token("alice", "proxy").unwrap();
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api"))
+        .bearer_auth(&token)
+        .header("x-forwarded-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "- - - true");
     kill_and_wait(&mut child);
 }
 

@@ -188,9 +188,32 @@ pub(crate) async fn run_with_ready(
     result.map_err(ServeError::Io)
 }
 
+/// The router behind the login layer, with the user headers removed when
+/// `--pass-user-headers=false`.
+type Upstreams = tower::util::MapRequest<ProxyRouter, fn(Request<Incoming>) -> Request<Incoming>>;
+
+/// The `X-Forwarded-*` user headers the login layer sets (the access token header is separate).
+const USER_HEADERS: [&str; 4] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+];
+
+fn keep_user_headers(request: Request<Incoming>) -> Request<Incoming> {
+    request
+}
+
+fn drop_user_headers(mut request: Request<Incoming>) -> Request<Incoming> {
+    for name in USER_HEADERS {
+        request.headers_mut().remove(name);
+    }
+    request
+}
+
 /// Everything a request may need, built once.
 struct App {
-    protected: OidcLogin<ProxyRouter>,
+    protected: OidcLogin<Upstreams>,
     router: ProxyRouter,
     forward_auth: Option<ForwardAuth>,
     forward_auth_path: String,
@@ -302,8 +325,14 @@ impl App {
         } else {
             None
         };
+        let user_headers: fn(Request<Incoming>) -> Request<Incoming> = if settings.pass_user_headers
+        {
+            keep_user_headers
+        } else {
+            drop_user_headers
+        };
         Ok(App {
-            protected: login.layer(router.clone()),
+            protected: login.layer(tower::util::MapRequest::new(router.clone(), user_headers)),
             router,
             forward_auth,
             forward_auth_path: format!("{}/auth", settings.proxy_prefix),
