@@ -329,7 +329,7 @@ async fn start_proxy(args: &[String]) -> std::process::Child {
         ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
         ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
     ];
-    let child = oidc(args, &env)
+    let mut child = oidc(args, &env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -347,6 +347,8 @@ async fn start_proxy(args: &[String]) -> std::process::Child {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the proxy did not become ready");
 }
 
