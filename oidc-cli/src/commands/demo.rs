@@ -72,7 +72,11 @@ async fn run_demo(ports: DemoPorts) -> Result<(), String> {
     let upstream_addr = SocketAddr::from(([127, 0, 0, 1], ports.upstream));
     let upstream = tokio::net::TcpListener::bind(upstream_addr)
         .await
-        .map_err(|e| format!("cannot listen on {upstream_addr} for the upstream: {e} (move the ports with --port-base)"))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {upstream_addr} for the upstream: {e} (move the ports with --port-base or --upstream-port)"
+            )
+        })?;
     let (stop_upstream, upstream_stopped) = tokio::sync::oneshot::channel::<()>();
     let upstream_task = tokio::spawn(async move {
         let app = Router::new().fallback(show_identity);
@@ -120,12 +124,11 @@ async fn start_provider(ports: DemoPorts) -> Result<RunningProvider, String> {
         proxy_port: ports.proxy,
         insecure_allow_non_loopback: false,
     };
-    dev_provider::start(&args)
-        .await
-        .map_err(|(message, hint)| match hint {
-            Some(hint) => format!("{message} ({hint}; or move the ports with --port-base)"),
-            None => message,
-        })
+    dev_provider::start(&args).await.map_err(|(message, _)| {
+        format!(
+            "{message} (is another demo running? move the ports with --port-base or --provider-port)"
+        )
+    })
 }
 
 /// The proxy's settings, through the same resolution (and checks) as `oidc proxy` flags.
