@@ -1,4 +1,6 @@
-//! The `oidc` command: inspect and verify tokens, and check a provider's metadata and keys.
+//! The `oidc` command: inspect and verify tokens, check a provider's metadata and keys, sign in
+//! from the terminal (`login`, `token`), and run the proxy (`proxy`), a development provider
+//! (`dev-provider`) and the all-in-one `demo`.
 //!
 //! Exit codes, for every subcommand:
 //! - `0`: success (the token is valid, the metadata and keys were fetched and check out);
@@ -14,8 +16,11 @@ mod commands;
 mod error;
 mod fetch;
 mod input;
+mod logging;
 mod output;
+mod proxy;
 mod time_format;
+mod token_cache;
 
 use std::process::ExitCode;
 
