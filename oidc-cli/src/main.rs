@@ -10,6 +10,14 @@
 //! Results go to stdout, diagnostics (`oidc: ...` and a hint) to stderr. All logic lives in the
 //! modules; this file only hands the process's arguments to [`app::run`].
 
+// The doc comments on clap arguments are `--help` text for a terminal, not rustdoc: URLs and
+// `[default: ...]` there are meant literally.
+#![allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags
+)]
+
 mod app;
 mod args;
 mod commands;

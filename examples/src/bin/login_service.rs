@@ -50,7 +50,7 @@ async fn app(settings: Settings) -> Result<Router, Box<dyn std::error::Error>> {
     let mut cookie = CookieSettings::new("login_service_session");
     if settings.callback.scheme() == "http" {
         // Plain HTTP on loopback during development only.
-        cookie = cookie.insecure_allow_plain_http();
+        cookie = cookie.insecure_allow_plain_http(&settings.callback)?;
     }
     let auth = AuthConfig::new(provider, http)
         .login(LoginSettings::new(

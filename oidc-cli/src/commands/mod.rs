@@ -1,4 +1,4 @@
-//! One module per subcommand; each turns its arguments into an [`Outcome`] or a [`CliError`].
+//! One module per subcommand; each turns its arguments into an [`Outcome`](crate::output::Outcome) or a [`CliError`].
 
 pub(crate) mod completions;
 pub(crate) mod decode;

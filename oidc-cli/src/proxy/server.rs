@@ -73,6 +73,8 @@ pub(crate) enum ServeError {
     Redirect(#[from] oidc_core::redirect::RedirectConfigError),
     #[error("redis: {0}")]
     Store(#[from] oidc_tower::store::StoreError),
+    #[error("cookie-secure=false: {0}")]
+    Cookie(#[from] oidc_core::cookie::CookieConfigError),
     #[error("serving failed: {0}")]
     Io(std::io::Error),
 }
@@ -84,6 +86,9 @@ impl ServeError {
                 Some("is another process using the port? see --http-address")
             }
             ServeError::Store(_) => Some("check --redis-connection-url and that Redis is up"),
+            ServeError::Cookie(_) => Some(
+                "cookies without Secure are only allowed when --redirect-url is on a loopback host; serve the proxy over https",
+            ),
             _ => Some("`oidc proxy --check-config` with the same settings says more"),
         }
     }
@@ -264,7 +269,7 @@ impl App {
             cookie = cookie.with_domain(domain.clone());
         }
         if !settings.cookie_secure {
-            cookie = cookie.insecure_allow_plain_http();
+            cookie = cookie.insecure_allow_plain_http(&settings.redirect_url)?;
         }
         let rules = authorization_rules(settings);
         let scopes = default_scopes(settings, &provider).await;

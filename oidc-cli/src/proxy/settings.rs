@@ -521,6 +521,19 @@ impl Resolver<'_> {
                 "the callback is https: cookies must keep the Secure attribute".to_owned(),
             );
         }
+        if !cookie_secure
+            && let Some(url) = &redirect_url
+            && url.scheme() == "http"
+            && !oidc_core::issuer::is_loopback_host(url)
+            && let Some(s) = self.layers.value("cookie-secure").cloned()
+        {
+            self.fail(
+                "cookie-secure",
+                &s.source,
+                "insecure_cookie_off_loopback",
+                "cookies without Secure are allowed only for a loopback callback (127.0.0.1, localhost, [::1]); serve the proxy over https".to_owned(),
+            );
+        }
 
         Some(ProxySettings {
             http_address: http_address?,
@@ -1159,6 +1172,29 @@ mod tests {
             codes,
             ["unsupported_pkce_method", "insecure_cookie_on_https"]
         );
+    }
+
+    #[test]
+    fn cookies_without_secure_only_for_a_loopback_callback() {
+        let with_callback = |callback: &'static str| {
+            let mut pairs: Vec<_> = minimal()
+                .into_iter()
+                .filter(|(n, _)| *n != "redirect-url")
+                .collect();
+            pairs.push(("redirect-url", callback));
+            pairs.push(("cookie-secure", "false"));
+            pairs
+        };
+        let codes: Vec<_> = errors(&with_callback("http://mlflow.example.com/oauth2/callback"))
+            .iter()
+            .map(|e| e.code)
+            .collect();
+        assert_eq!(codes, ["insecure_cookie_off_loopback"]);
+        let s = ProxySettings::resolve(&flags(&with_callback(
+            "http://127.0.0.1:4180/oauth2/callback",
+        )))
+        .unwrap();
+        assert!(!s.cookie_secure);
     }
 
     #[test]
