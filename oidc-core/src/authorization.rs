@@ -1,1 +1,678 @@
-//! (to be written)
+//! Who may pass once authenticated: allow-lists of emails, email domains, groups and claim values.
+//!
+//! Rules evaluate against an [`Identity`], a small view that both a browser
+//! [`crate::session::Session`] ([`crate::session::Session::identity`]) and the claims of a
+//! validated bearer token ([`Identity::from_claims`]) produce, so that the login layer and the
+//! bearer layer decide alike. A denied identity gets a typed [`Denied`] reason.
+//!
+//! How the rules combine:
+//! - An identity whose `email_verified` is `false` is refused whenever it carries an email, unless
+//!   [`AuthorizationRules::allow_unverified_email`] is set.
+//! - When emails or email domains are listed, the email must be present, well formed (exactly one
+//!   unquoted `@`), verified (`email_verified: true`, an absent claim counts as unverified), and
+//!   either listed itself or in a listed domain. Domains match exactly; a leading dot
+//!   (`.company.com`) also admits subdomains. A mere suffix never matches: `evilcompany.com` is not
+//!   `company.com`.
+//! - When groups are listed, the identity must be in at least one.
+//! - Every claim requirement must hold.
+//!
+//! An empty rule set admits every authenticated identity (still refusing unverified emails).
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+/// What authorization rules look at: the parts of a session or of bearer-token claims that decide
+/// access.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Identity<'a> {
+    /// The `sub` claim (empty when a bearer token had none).
+    pub subject: &'a str,
+    /// The `email` claim.
+    pub email: Option<&'a str>,
+    /// The `email_verified` claim; `None` when absent.
+    pub email_verified: Option<bool>,
+    /// Group names.
+    pub groups: Cow<'a, [String]>,
+    /// Claims available to [`ClaimRequirement`]s.
+    pub claims: &'a Map<String, Value>,
+}
+
+impl<'a> Identity<'a> {
+    /// The identity of a validated token's claims. Groups come from `groups_claim` (see
+    /// [`groups_from_claims`]). `email_verified` is read as a boolean, or as the strings
+    /// `"true"`/`"false"` that some providers send.
+    pub fn from_claims(claims: &'a Map<String, Value>, groups_claim: &str) -> Self {
+        let email_verified = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => Some(*verified),
+            Some(Value::String(text)) if text == "true" => Some(true),
+            Some(Value::String(text)) if text == "false" => Some(false),
+            _ => None,
+        };
+        Identity {
+            subject: claims.get("sub").and_then(Value::as_str).unwrap_or(""),
+            email: claims.get("email").and_then(Value::as_str),
+            email_verified,
+            groups: Cow::Owned(groups_from_claims(claims, groups_claim)),
+            claims,
+        }
+    }
+}
+
+/// Reads group names from the claim named `claim`: a string (one group, or several separated by
+/// spaces or commas) or an array of strings (other elements are skipped). A dotted name
+/// (`realm_access.roles`) walks into nested objects, unless a top-level claim has that exact name.
+/// Anything else yields no groups.
+pub fn groups_from_claims(claims: &Map<String, Value>, claim: &str) -> Vec<String> {
+    match claim_at_path(claims, claim) {
+        Some(Value::String(text)) => text
+            .split([' ', ','])
+            .filter(|group| !group.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A claim that must carry one of the accepted values.
+///
+/// The claim holds when its value equals one of [`ClaimRequirement::any_of`], or when it is an
+/// array one of whose elements does. The claim is found by name; a dotted name walks into
+/// nested objects as in [`groups_from_claims`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClaimRequirement {
+    /// The claim's name or dotted path.
+    pub claim: String,
+    /// The accepted values (JSON: strings, numbers, booleans).
+    pub any_of: Vec<Value>,
+}
+
+impl ClaimRequirement {
+    /// A requirement that `claim` holds one of `any_of`.
+    pub fn new(claim: impl Into<String>, any_of: impl IntoIterator<Item = Value>) -> Self {
+        ClaimRequirement {
+            claim: claim.into(),
+            any_of: any_of.into_iter().collect(),
+        }
+    }
+
+    /// Whether `claims` satisfy this requirement.
+    pub fn is_met_by(&self, claims: &Map<String, Value>) -> bool {
+        match claim_at_path(claims, &self.claim) {
+            Some(Value::Array(items)) => items.iter().any(|item| self.any_of.contains(item)),
+            Some(value) => self.any_of.contains(value),
+            None => false,
+        }
+    }
+}
+
+/// The rules that decide whether an authenticated identity may pass. Build with
+/// [`AuthorizationRules::new`] and the `with_*`/`allow_*` methods.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct AuthorizationRules {
+    /// Emails admitted one by one (compared without regard to ASCII case).
+    pub allowed_emails: Vec<String>,
+    /// Email domains admitted: `company.com` exactly, `.company.com` also its subdomains.
+    pub allowed_email_domains: Vec<String>,
+    /// Groups, any one of which admits.
+    pub allowed_groups: Vec<String>,
+    /// Claim requirements, all of which must hold.
+    pub required_claims: Vec<ClaimRequirement>,
+    /// Admit emails whose `email_verified` claim is false or absent.
+    ///
+    /// # Security warning
+    /// With this set, anyone who can register an unverified address at the provider passes an
+    /// email or domain rule for that address.
+    pub allow_unverified_email: bool,
+}
+
+/// Why an identity was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    /// The email is not verified (`email_verified` false, or absent where an email rule applies).
+    #[error("email {email:?} is not verified by the provider")]
+    EmailNotVerified {
+        /// The unverified email.
+        email: String,
+    },
+    /// Email rules are configured but the identity has no email.
+    #[error("no email claim, but access is limited to listed emails or domains")]
+    MissingEmail,
+    /// The email is not a single address with exactly one unquoted `@` and a domain.
+    #[error("email {email:?} is malformed")]
+    MalformedEmail {
+        /// The email as presented.
+        email: String,
+    },
+    /// Neither the email nor its domain is listed.
+    #[error("email {email:?} is not allowed")]
+    EmailNotAllowed {
+        /// The refused email.
+        email: String,
+    },
+    /// The identity is in none of the listed groups.
+    #[error("not a member of any allowed group (member of {groups:?})")]
+    NotInAllowedGroup {
+        /// The groups the identity does have.
+        groups: Vec<String>,
+    },
+    /// A claim requirement did not hold.
+    #[error("claim {claim:?} does not have an accepted value")]
+    ClaimMismatch {
+        /// The claim's name or path.
+        claim: String,
+    },
+}
+
+impl Denied {
+    /// A stable snake_case code for this reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denied::EmailNotVerified { .. } => "email_not_verified",
+            Denied::MissingEmail => "missing_email",
+            Denied::MalformedEmail { .. } => "malformed_email",
+            Denied::EmailNotAllowed { .. } => "email_not_allowed",
+            Denied::NotInAllowedGroup { .. } => "not_in_allowed_group",
+            Denied::ClaimMismatch { .. } => "claim_mismatch",
+        }
+    }
+}
+
+impl AuthorizationRules {
+    /// Rules that admit every authenticated identity with a verified (or no) email.
+    pub fn new() -> Self {
+        AuthorizationRules::default()
+    }
+
+    /// Admits these emails.
+    #[must_use]
+    pub fn with_allowed_emails(
+        mut self,
+        emails: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_emails
+            .extend(emails.into_iter().map(Into::into));
+        self
+    }
+
+    /// Admits emails in these domains (`company.com` exactly, `.company.com` with subdomains).
+    #[must_use]
+    pub fn with_allowed_email_domains(
+        mut self,
+        domains: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_email_domains
+            .extend(domains.into_iter().map(Into::into));
+        self
+    }
+
+    /// Requires membership in one of these groups.
+    #[must_use]
+    pub fn with_allowed_groups(
+        mut self,
+        groups: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_groups
+            .extend(groups.into_iter().map(Into::into));
+        self
+    }
+
+    /// Requires a claim to hold one of the given values.
+    #[must_use]
+    pub fn with_required_claim(mut self, requirement: ClaimRequirement) -> Self {
+        self.required_claims.push(requirement);
+        self
+    }
+
+    /// Admits unverified emails. See the security warning on
+    /// [`AuthorizationRules::allow_unverified_email`].
+    #[must_use]
+    pub fn insecure_allow_unverified_email(mut self) -> Self {
+        self.allow_unverified_email = true;
+        self
+    }
+
+    /// Decides whether `identity` may pass; a refusal says why.
+    pub fn evaluate(&self, identity: &Identity<'_>) -> Result<(), Denied> {
+        if let (Some(email), Some(false)) = (identity.email, identity.email_verified)
+            && !self.allow_unverified_email
+        {
+            return Err(Denied::EmailNotVerified {
+                email: email.to_owned(),
+            });
+        }
+        if !self.allowed_emails.is_empty() || !self.allowed_email_domains.is_empty() {
+            self.check_email(identity)?;
+        }
+        if !self.allowed_groups.is_empty()
+            && !identity
+                .groups
+                .iter()
+                .any(|group| self.allowed_groups.contains(group))
+        {
+            return Err(Denied::NotInAllowedGroup {
+                groups: identity.groups.to_vec(),
+            });
+        }
+        if let Some(unmet) = self
+            .required_claims
+            .iter()
+            .find(|requirement| !requirement.is_met_by(identity.claims))
+        {
+            return Err(Denied::ClaimMismatch {
+                claim: unmet.claim.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_email(&self, identity: &Identity<'_>) -> Result<(), Denied> {
+        let email = identity.email.ok_or(Denied::MissingEmail)?;
+        let domain = email_domain(email).ok_or_else(|| Denied::MalformedEmail {
+            email: email.to_owned(),
+        })?;
+        if identity.email_verified != Some(true) && !self.allow_unverified_email {
+            return Err(Denied::EmailNotVerified {
+                email: email.to_owned(),
+            });
+        }
+        let listed = self
+            .allowed_emails
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(email));
+        let in_domain = self
+            .allowed_email_domains
+            .iter()
+            .any(|allowed| domain_matches(allowed, domain));
+        if listed || in_domain {
+            Ok(())
+        } else {
+            Err(Denied::EmailNotAllowed {
+                email: email.to_owned(),
+            })
+        }
+    }
+}
+
+/// Whether `host` matches the allow-list entry `allowed`, without regard to ASCII case: exactly,
+/// or, when the entry starts with a dot, as that domain or any subdomain of it. A bare suffix
+/// never matches (`evilcompany.com` does not match `company.com` nor `.company.com`).
+pub fn domain_matches(allowed: &str, host: &str) -> bool {
+    if host.is_empty() {
+        return false;
+    }
+    match allowed.strip_prefix('.') {
+        Some(parent) if !parent.is_empty() => {
+            if host.eq_ignore_ascii_case(parent) {
+                return true;
+            }
+            // `host` must be `label.parent`: split it where `parent` would start.
+            let Some(split) = host.len().checked_sub(parent.len()) else {
+                return false;
+            };
+            match (host.get(..split), host.get(split..)) {
+                (Some(head), Some(tail)) => {
+                    head.len() > 1 && head.ends_with('.') && tail.eq_ignore_ascii_case(parent)
+                }
+                _ => false,
+            }
+        }
+        Some(_) => false,
+        None => !allowed.is_empty() && host.eq_ignore_ascii_case(allowed),
+    }
+}
+
+/// The domain of an email address with exactly one unquoted `@`, a non-empty local part and a
+/// plausible domain (letters, digits, `-` and `.`, no empty labels); `None` otherwise.
+pub fn email_domain(email: &str) -> Option<&str> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut at = None;
+    for (index, byte) in email.bytes().enumerate() {
+        if byte.is_ascii_control() || byte == b' ' {
+            return None;
+        }
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match byte {
+            b'\\' if in_quotes => escaped = true,
+            b'"' => in_quotes = !in_quotes,
+            b'@' if !in_quotes => {
+                if at.is_some() {
+                    return None;
+                }
+                at = Some(index);
+            }
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return None;
+    }
+    let at = at?;
+    let (local, domain) = (email.get(..at)?, email.get(at + 1..)?);
+    let domain_is_plausible = !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    (!local.is_empty() && domain_is_plausible).then_some(domain)
+}
+
+/// The claim named `path`, or, when no claim has that exact name, the value reached by walking
+/// its dot-separated parts through nested objects.
+fn claim_at_path<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<&'c Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("test claims must be an object"),
+        }
+    }
+
+    fn identity<'a>(
+        email: Option<&'a str>,
+        verified: Option<bool>,
+        groups: &[&str],
+        claims: &'a Map<String, Value>,
+    ) -> Identity<'a> {
+        Identity {
+            subject: "s",
+            email,
+            email_verified: verified,
+            groups: Cow::Owned(groups.iter().map(|g| (*g).to_owned()).collect()),
+            claims,
+        }
+    }
+
+    #[test]
+    fn empty_rules_admit_any_identity_with_verified_or_no_email() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new();
+        assert_eq!(rules.evaluate(&identity(None, None, &[], &empty)), Ok(()));
+        assert_eq!(
+            rules.evaluate(&identity(Some("a@b.c"), Some(true), &[], &empty)),
+            Ok(())
+        );
+        assert_eq!(
+            rules.evaluate(&identity(Some("a@b.c"), None, &[], &empty)),
+            Ok(()),
+            "an absent email_verified only matters where email rules apply"
+        );
+    }
+
+    #[test]
+    fn explicitly_unverified_email_is_refused_unless_allowed() {
+        let empty = Map::new();
+        let id = identity(Some("a@b.c"), Some(false), &[], &empty);
+        let refused = AuthorizationRules::new().evaluate(&id).unwrap_err();
+        assert_eq!(refused.code(), "email_not_verified");
+        assert_eq!(
+            AuthorizationRules::new()
+                .insecure_allow_unverified_email()
+                .evaluate(&id),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn email_rules_require_a_verified_email() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new().with_allowed_email_domains(["company.com"]);
+        assert_eq!(
+            rules.evaluate(&identity(None, None, &[], &empty)),
+            Err(Denied::MissingEmail)
+        );
+        assert_eq!(
+            rules
+                .evaluate(&identity(Some("a@company.com"), None, &[], &empty))
+                .unwrap_err()
+                .code(),
+            "email_not_verified"
+        );
+        assert_eq!(
+            rules.evaluate(&identity(Some("a@company.com"), Some(true), &[], &empty)),
+            Ok(())
+        );
+        let lenient = rules.insecure_allow_unverified_email();
+        assert_eq!(
+            lenient.evaluate(&identity(Some("a@company.com"), None, &[], &empty)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn listed_emails_match_without_case() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new().with_allowed_emails(["Alice@Example.com"]);
+        assert_eq!(
+            rules.evaluate(&identity(
+                Some("alice@example.com"),
+                Some(true),
+                &[],
+                &empty
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            rules.evaluate(&identity(Some("bob@example.com"), Some(true), &[], &empty)),
+            Err(Denied::EmailNotAllowed {
+                email: "bob@example.com".into()
+            })
+        );
+    }
+
+    #[test]
+    fn domains_match_exactly_or_by_leading_dot_never_by_suffix() {
+        assert!(domain_matches("company.com", "company.com"));
+        assert!(domain_matches("company.com", "COMPANY.com"));
+        assert!(!domain_matches("company.com", "evilcompany.com"));
+        assert!(!domain_matches("company.com", "sub.company.com"));
+        assert!(domain_matches(".company.com", "sub.company.com"));
+        assert!(domain_matches(".company.com", "a.b.company.com"));
+        assert!(domain_matches(".company.com", "company.com"));
+        assert!(!domain_matches(".company.com", "evilcompany.com"));
+        assert!(!domain_matches(".company.com", ".company.com"));
+        assert!(!domain_matches(".", "company.com"));
+        assert!(!domain_matches("", ""));
+        assert!(!domain_matches("company.com", ""));
+    }
+
+    #[test]
+    fn email_domain_requires_exactly_one_unquoted_at() {
+        assert_eq!(email_domain("a@company.com"), Some("company.com"));
+        assert_eq!(email_domain("\"a@b\"@company.com"), Some("company.com"));
+        assert_eq!(email_domain("\"a\\\"@b\"@company.com"), Some("company.com"));
+        assert_eq!(email_domain("a@evil.com@company.com"), None);
+        assert_eq!(email_domain("a@company.com@"), None);
+        assert_eq!(email_domain("company.com"), None);
+        assert_eq!(email_domain("@company.com"), None);
+        assert_eq!(email_domain("a@"), None);
+        assert_eq!(email_domain("a@company..com"), None);
+        assert_eq!(email_domain("a@company.com."), None);
+        assert_eq!(email_domain("a@comp any.com"), None);
+        assert_eq!(email_domain("a@company.com\n"), None);
+        assert_eq!(email_domain("\"unterminated@company.com"), None);
+    }
+
+    #[test]
+    fn malformed_email_is_refused_by_domain_rules() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new().with_allowed_email_domains(["company.com"]);
+        let refused = rules
+            .evaluate(&identity(
+                Some("attacker@evil.com@company.com"),
+                Some(true),
+                &[],
+                &empty,
+            ))
+            .unwrap_err();
+        assert_eq!(refused.code(), "malformed_email");
+        let suffix = rules
+            .evaluate(&identity(
+                Some("a@evilcompany.com"),
+                Some(true),
+                &[],
+                &empty,
+            ))
+            .unwrap_err();
+        assert_eq!(suffix.code(), "email_not_allowed");
+    }
+
+    #[test]
+    fn emails_and_domains_admit_either_way() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new()
+            .with_allowed_emails(["guest@partner.org"])
+            .with_allowed_email_domains([".company.com"]);
+        for email in ["guest@partner.org", "a@company.com", "a@eu.company.com"] {
+            assert_eq!(
+                rules.evaluate(&identity(Some(email), Some(true), &[], &empty)),
+                Ok(()),
+                "{email}"
+            );
+        }
+        assert!(
+            rules
+                .evaluate(&identity(
+                    Some("other@partner.org"),
+                    Some(true),
+                    &[],
+                    &empty
+                ))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn groups_require_one_membership() {
+        let empty = Map::new();
+        let rules = AuthorizationRules::new().with_allowed_groups(["admins", "ml"]);
+        assert_eq!(
+            rules.evaluate(&identity(None, None, &["users", "ml"], &empty)),
+            Ok(())
+        );
+        assert_eq!(
+            rules.evaluate(&identity(None, None, &["users"], &empty)),
+            Err(Denied::NotInAllowedGroup {
+                groups: vec!["users".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn claim_requirements_must_all_hold() {
+        let with_claims = claims(json!({
+            "tenant": "t1",
+            "roles": ["reader", "writer"],
+            "realm_access": {"roles": ["admin"]},
+            "level": 3
+        }));
+        let rules = AuthorizationRules::new()
+            .with_required_claim(ClaimRequirement::new("tenant", [json!("t1"), json!("t2")]))
+            .with_required_claim(ClaimRequirement::new("roles", [json!("writer")]))
+            .with_required_claim(ClaimRequirement::new(
+                "realm_access.roles",
+                [json!("admin")],
+            ))
+            .with_required_claim(ClaimRequirement::new("level", [json!(3)]));
+        assert_eq!(
+            rules.evaluate(&identity(None, None, &[], &with_claims)),
+            Ok(())
+        );
+        let stricter = rules.with_required_claim(ClaimRequirement::new("missing", [json!(true)]));
+        assert_eq!(
+            stricter.evaluate(&identity(None, None, &[], &with_claims)),
+            Err(Denied::ClaimMismatch {
+                claim: "missing".into()
+            })
+        );
+    }
+
+    #[test]
+    fn groups_come_from_strings_arrays_and_nested_claims() {
+        let c = claims(json!({
+            "groups": ["a", 1, "b"],
+            "single": "solo",
+            "spaced": "x y,z",
+            "realm_access": {"roles": ["admin"]},
+            "dotted.name": ["literal"],
+            "number": 7
+        }));
+        assert_eq!(groups_from_claims(&c, "groups"), ["a", "b"]);
+        assert_eq!(groups_from_claims(&c, "single"), ["solo"]);
+        assert_eq!(groups_from_claims(&c, "spaced"), ["x", "y", "z"]);
+        assert_eq!(groups_from_claims(&c, "realm_access.roles"), ["admin"]);
+        assert_eq!(groups_from_claims(&c, "dotted.name"), ["literal"]);
+        assert!(groups_from_claims(&c, "number").is_empty());
+        assert!(groups_from_claims(&c, "absent").is_empty());
+        assert!(groups_from_claims(&c, "realm_access.absent.deeper").is_empty());
+    }
+
+    #[test]
+    fn identity_from_bearer_claims() {
+        let c = claims(json!({
+            "sub": "svc",
+            "email": "a@company.com",
+            "email_verified": "true",
+            "cognito:groups": ["ops"]
+        }));
+        let id = Identity::from_claims(&c, "cognito:groups");
+        assert_eq!(id.subject, "svc");
+        assert_eq!(id.email, Some("a@company.com"));
+        assert_eq!(id.email_verified, Some(true));
+        assert_eq!(id.groups.as_ref(), ["ops".to_owned()]);
+
+        let unverified = claims(json!({"email": "a@b.c", "email_verified": false}));
+        assert_eq!(
+            Identity::from_claims(&unverified, "groups").email_verified,
+            Some(false)
+        );
+        let odd = claims(json!({"sub": 5, "email_verified": "yes"}));
+        let odd_id = Identity::from_claims(&odd, "groups");
+        assert_eq!(odd_id.subject, "");
+        assert_eq!(odd_id.email_verified, None);
+    }
+
+    #[test]
+    fn every_denial_has_a_distinct_code() {
+        let reasons = [
+            Denied::EmailNotVerified { email: "e".into() },
+            Denied::MissingEmail,
+            Denied::MalformedEmail { email: "e".into() },
+            Denied::EmailNotAllowed { email: "e".into() },
+            Denied::NotInAllowedGroup { groups: vec![] },
+            Denied::ClaimMismatch { claim: "c".into() },
+        ];
+        let codes: std::collections::HashSet<_> = reasons.iter().map(Denied::code).collect();
+        assert_eq!(codes.len(), reasons.len());
+    }
+}

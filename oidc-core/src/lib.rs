@@ -42,10 +42,16 @@ pub mod session;
 pub mod time;
 pub mod validation;
 
+pub use authorization::{AuthorizationRules, Denied, Identity};
+pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use issuer::{Issuer, IssuerError};
 pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
 pub use jws::Algorithm;
+pub use login::{LoginConfig, LoginOutcome, PendingLogin, ProviderEndpoints};
+pub use logout::{LogoutTarget, LogoutTokenValidator, SeenJtis};
 pub use random::RandomSource;
+pub use redirect::RedirectPolicy;
 pub use secret::Secret;
+pub use session::{RefreshedTokens, Session};
 pub use time::UnixTime;
 pub use validation::{Claims, Policy, ValidatedToken, ValidationError, validate, verify_jws};
