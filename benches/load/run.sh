@@ -6,7 +6,7 @@
 #        keys from a JWKS served over TLS on 127.0.0.1 (self-signed certificate)
 #   (b)  oidc proxy, authentication off for the route (--skip-auth-route)
 #   (c)  oidc proxy, valid bearer token (cached after the first request)
-#   (d)  oidc proxy, valid session cookie (when PROXY_SESSION_COOKIE gives one)
+#   (d)  oidc proxy, valid session cookie (sealed by benchop with the proxy's cookie secret)
 # (b)-(d) run when an `oidc` binary with the proxy subcommand is found (OIDC_BIN, else
 # target/release/oidc, else target/debug/oidc). Apache rows run when apache2 and
 # mod_auth_openidc are installed (apt-get install apache2 libapache2-mod-auth-openidc).
@@ -30,7 +30,9 @@ start "$BENCH_BIN/upstream" --port-file "$WORK/upstream.port" --max-seconds 300
 wait_for_file "$WORK/upstream.port"
 UPSTREAM="127.0.0.1:$(cat "$WORK/upstream.port")"
 mkdir -p "$WORK/op"
-start "$BENCH_BIN/benchop" --dir "$WORK/op" --audience "$CLIENT_ID" --max-seconds 300
+COOKIE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+start "$BENCH_BIN/benchop" --dir "$WORK/op" --audience "$CLIENT_ID" \
+    --cookie-secret "$COOKIE_SECRET" --max-seconds 300
 wait_for_file "$WORK/op/port.txt"
 ISSUER="$(cat "$WORK/op/issuer.txt")"
 TOKEN="$(cat "$WORK/op/token.txt")"
@@ -142,7 +144,6 @@ fi
 OIDC="$(find_oidc_bin)"
 if [[ -n "$OIDC" ]]; then
     PROXY_PORT=$(free_port)
-    COOKIE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24)[:32])')
     # shellcheck disable=SC2086
     start "$OIDC" proxy --http-address "127.0.0.1:$PROXY_PORT" --upstream "http://$UPSTREAM" \
         --oidc-issuer-url "$ISSUER" --client-id "$CLIENT_ID" --client-secret load-secret \
@@ -157,8 +158,9 @@ if [[ -n "$OIDC" ]]; then
     if expect_status 401 "http://127.0.0.1:$PROXY_PORT/api/" -H "Authorization: Bearer x.y.z"; then
         measure b "http://127.0.0.1:$PROXY_PORT/public/"
         measure c "http://127.0.0.1:$PROXY_PORT/api/" --header "Authorization: Bearer $TOKEN"
-        if [[ -n "${PROXY_SESSION_COOKIE:-}" ]]; then
-            measure d "http://127.0.0.1:$PROXY_PORT/" --header "Cookie: $PROXY_SESSION_COOKIE"
+        COOKIE="$(cat "$WORK/op/cookie.txt")"
+        if expect_status 200 "http://127.0.0.1:$PROXY_PORT/app/" -H "Cookie: $COOKIE"; then
+            measure d "http://127.0.0.1:$PROXY_PORT/app/" --header "Cookie: $COOKIE"
         fi
     fi
 else

@@ -4,7 +4,8 @@
 //! [`LiveSigner`] holds one RSA-2048 key and mints RS256 tokens shaped like [`crate::claims`]
 //! (about 1.2 KB encoded) that stay valid for [`TOKEN_LIFETIME_SECS`]. [`CannedProvider`] is an
 //! [`HttpClient`] that answers the provider's discovery and key set requests from memory, so a
-//! bench measures validation and caching, never the network.
+//! bench measures validation and caching, never the network. [`seal_session_cookie`] makes the
+//! session cookie `oidc proxy` would set after a sign-in, sealed with its cookie secret.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -236,6 +237,48 @@ impl HttpClient for CannedProvider {
     }
 }
 
+/// The `Cookie` request header value (`name=sealed`, chunks joined with `; `) carrying a cookie
+/// session for `subject` of `issuer`, as `oidc proxy` seals it with `cookie_secret` under
+/// `cookie_name`: a random session id and the session, valid for [`TOKEN_LIFETIME_SECS`].
+pub fn seal_session_cookie(
+    cookie_secret: &str,
+    cookie_name: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<String, SignerError> {
+    use oidc_core::{CookieCodec, CookieKeys, CookieSettings, RequestCookies, Secret, Session};
+    let refused = |_| SignerError::Crypto {
+        step: "used to seal a session",
+    };
+    let keys = CookieKeys::from_secrets(&[Secret::new(cookie_secret)]).map_err(refused)?;
+    let settings = CookieSettings::new(cookie_name).insecure_allow_plain_http();
+    let codec = CookieCodec::new(keys, settings).map_err(refused)?;
+    let now = oidc_core::UnixTime::from(SystemTime::now());
+    let expires_at = oidc_core::UnixTime::from_secs(now.as_secs() + TOKEN_LIFETIME_SECS);
+    let mut session = Session::new(subject, issuer, now, expires_at);
+    session.email = Some(format!("{subject}@example.com"));
+    session.email_verified = Some(true);
+    let mut random = oidc_tower::SystemRandom;
+    let id = oidc_core::random::random_url_safe(&mut random, 16);
+    let sealed = codec
+        .encode(
+            &json!({"i": id, "s": session}),
+            expires_at,
+            now,
+            &mut random,
+            &RequestCookies::empty(),
+        )
+        .map_err(|_| SignerError::Crypto {
+            step: "used to seal a session",
+        })?;
+    let pairs: Vec<&str> = sealed
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .filter_map(|header| header.split(';').next())
+        .collect();
+    Ok(pairs.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +309,26 @@ mod tests {
                 .code(),
             "signer_bad_pkcs8"
         );
+    }
+
+    #[test]
+    fn sealed_session_cookies_open_with_the_same_secret() {
+        use oidc_core::{CookieCodec, CookieKeys, CookieSettings, RequestCookies, Secret};
+        let secret = "0123456789abcdef0123456789abcdef";
+        let header = seal_session_cookie(secret, "oidc_session", "https://op.example", "dan")
+            .unwrap();
+        assert!(header.starts_with("oidc_session="), "{header}");
+        let keys = CookieKeys::from_secrets(&[Secret::new(secret)]).unwrap();
+        let codec =
+            CookieCodec::new(keys, CookieSettings::new("oidc_session").insecure_allow_plain_http())
+                .unwrap();
+        let now = oidc_core::UnixTime::from(SystemTime::now());
+        let opened: Value = codec
+            .decode(&RequestCookies::parse(&header), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened["s"]["sub"], "dan");
+        assert_eq!(opened["s"]["iss"], "https://op.example");
     }
 
     #[tokio::test]

@@ -2,11 +2,14 @@
 //! `http://127.0.0.1:PORT`, writes what the harness needs into a folder, then serves discovery
 //! and the key set over plain HTTP until its time is up.
 //!
-//! Usage: `benchop --dir DIR [--audience A] [--tokens N] [--max-seconds S]`.
+//! Usage: `benchop --dir DIR [--audience A] [--tokens N] [--cookie-secret S [--sessions N]]
+//! [--max-seconds S]`.
 //!
 //! Files written in DIR: `issuer.txt`, `port.txt`, `jwks.json`, `discovery.json`, `token.txt`
-//! (one token) and, with `--tokens N`, `tokens.txt` (N distinct tokens, one a line). `port.txt`
-//! is written last, so a harness waits for it.
+//! (one token) and, with `--tokens N`, `tokens.txt` (N distinct tokens, one a line). With
+//! `--cookie-secret`, `cookie.txt` holds a `Cookie` header value with a session that
+//! `oidc proxy --cookie-secret S` opens, and `--sessions N` writes `cookies.txt` with N distinct
+//! ones. `port.txt` is written last, so a harness waits for it.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -18,13 +21,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use oidc_benches::live::LiveSigner;
+use oidc_benches::live::{LiveSigner, seal_session_cookie};
 use tokio::net::TcpListener;
 
 struct Options {
     dir: PathBuf,
     audience: String,
     tokens: usize,
+    cookie_secret: Option<String>,
+    sessions: usize,
     max_seconds: u64,
 }
 
@@ -85,6 +90,20 @@ async fn run(options: Options) -> Result<(), String> {
         }
         write(dir, "tokens.txt", &all)?;
     }
+    if let Some(secret) = &options.cookie_secret {
+        let seal = |subject: &str| {
+            seal_session_cookie(secret, "oidc_session", &issuer, subject).map_err(|e| e.to_string())
+        };
+        write(dir, "cookie.txt", &seal("load-user")?)?;
+        if options.sessions > 0 {
+            let mut all = String::with_capacity(options.sessions * 400);
+            for i in 0..options.sessions {
+                all.push_str(&seal(&format!("user-{i}"))?);
+                all.push('\n');
+            }
+            write(dir, "cookies.txt", &all)?;
+        }
+    }
     write(dir, "port.txt", &port.to_string())?;
     let discovery = Bytes::from(discovery);
     let jwks = Bytes::from(jwks);
@@ -135,6 +154,8 @@ fn parse() -> Result<Options, String> {
     let mut dir = None;
     let mut audience = "api://load".to_owned();
     let mut tokens = 0usize;
+    let mut cookie_secret = None;
+    let mut sessions = 0usize;
     let mut max_seconds = 600u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -143,6 +164,8 @@ fn parse() -> Result<Options, String> {
             "--dir" => dir = Some(PathBuf::from(value)),
             "--audience" => audience = value,
             "--tokens" => tokens = value.parse().map_err(|_| "--tokens needs a count")?,
+            "--cookie-secret" => cookie_secret = Some(value),
+            "--sessions" => sessions = value.parse().map_err(|_| "--sessions needs a count")?,
             "--max-seconds" => {
                 max_seconds = value.parse().map_err(|_| "--max-seconds needs a count")?
             }
@@ -153,6 +176,8 @@ fn parse() -> Result<Options, String> {
         dir: dir.ok_or("--dir is required")?,
         audience,
         tokens,
+        cookie_secret,
+        sessions,
         max_seconds,
     })
 }

@@ -1,6 +1,7 @@
 //! Start-up time of a command, measured from the moment it is spawned.
 //!
-//! - `startup --url http://127.0.0.1:P/path [--timeout-ms 5000] -- CMD ARGS...`: spawns CMD,
+//! - `startup --url http://127.0.0.1:P/path [--header 'Name: value'] [--timeout-ms 5000]
+//!   -- CMD ARGS...`: spawns CMD,
 //!   polls the URL every millisecond until it answers 2xx, prints `ready_ms=...`, then stops
 //!   CMD (SIGTERM through `kill`, then kill) and waits for it.
 //! - `startup --exit -- CMD ARGS...`: runs CMD to its end (output discarded) and prints
@@ -19,6 +20,7 @@ enum Mode {
         addr: SocketAddr,
         authority: String,
         path: String,
+        header: String,
     },
     Exit,
 }
@@ -33,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let mut mode = None;
     let mut timeout = Duration::from_secs(5);
     let mut rounds = 5usize;
+    let mut header = String::new();
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
         match (flag.as_str(), flags.next()) {
@@ -41,9 +44,13 @@ fn main() -> std::process::ExitCode {
             ("--timeout-ms", Some(ms)) => {
                 timeout = Duration::from_millis(ms.parse().unwrap_or(5000));
             }
+            ("--header", Some(h)) => header = format!("{h}\r\n"),
             ("--rounds", Some(n)) => rounds = n.parse().unwrap_or(5).clamp(1, 50),
             _ => mode = None,
         }
+    }
+    if let Some(Mode::Url { header: h, .. }) = &mut mode {
+        h.clone_from(&header);
     }
     let (Some(mode), Some((program, program_args))) = (mode, command.split_first()) else {
         eprintln!("startup: usage: startup (--url URL | --exit) [--rounds N] -- CMD ARGS...");
@@ -70,8 +77,9 @@ fn main() -> std::process::ExitCode {
                 addr,
                 authority,
                 path,
+                header,
             } => {
-                let ready = wait_ready(*addr, authority, path, started, timeout);
+                let ready = wait_ready(*addr, authority, path, header, started, timeout);
                 stop(&mut child);
                 ready.map(|t| format!("ready_ms={:.1}", ms(t)))
             }
@@ -117,6 +125,7 @@ fn parse_url(url: &str) -> Option<Mode> {
         addr,
         authority: authority.to_owned(),
         path: path.to_owned(),
+        header: String::new(),
     })
 }
 
@@ -125,10 +134,12 @@ fn wait_ready(
     addr: SocketAddr,
     authority: &str,
     path: &str,
+    header: &str,
     started: Instant,
     timeout: Duration,
 ) -> Result<Duration, String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{header}Connection: close\r\n\r\n");
     while started.elapsed() < timeout {
         if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
             let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
