@@ -315,13 +315,15 @@ mod tests {
     fn sealed_session_cookies_open_with_the_same_secret() {
         use oidc_core::{CookieCodec, CookieKeys, CookieSettings, RequestCookies, Secret};
         let secret = "0123456789abcdef0123456789abcdef";
-        let header = seal_session_cookie(secret, "oidc_session", "https://op.example", "dan")
-            .unwrap();
+        let header =
+            seal_session_cookie(secret, "oidc_session", "https://op.example", "dan").unwrap();
         assert!(header.starts_with("oidc_session="), "{header}");
         let keys = CookieKeys::from_secrets(&[Secret::new(secret)]).unwrap();
-        let codec =
-            CookieCodec::new(keys, CookieSettings::new("oidc_session").insecure_allow_plain_http())
-                .unwrap();
+        let codec = CookieCodec::new(
+            keys,
+            CookieSettings::new("oidc_session").insecure_allow_plain_http(),
+        )
+        .unwrap();
         let now = oidc_core::UnixTime::from(SystemTime::now());
         let opened: Value = codec
             .decode(&RequestCookies::parse(&header), now)
