@@ -38,9 +38,12 @@ fn main() -> std::process::ExitCode {
     let mut header = String::new();
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
+        if flag == "--exit" {
+            mode = Some(Mode::Exit);
+            continue;
+        }
         match (flag.as_str(), flags.next()) {
             ("--url", Some(url)) => mode = parse_url(url),
-            ("--exit", None) => mode = Some(Mode::Exit),
             ("--timeout-ms", Some(ms)) => {
                 timeout = Duration::from_millis(ms.parse().unwrap_or(5000));
             }
@@ -81,19 +84,21 @@ fn main() -> std::process::ExitCode {
             } => {
                 let ready = wait_ready(*addr, authority, path, header, started, timeout);
                 stop(&mut child);
-                ready.map(|t| format!("ready_ms={:.1}", ms(t)))
+                ready.map(|t| (t, format!("ready_ms={:.1}", ms(t))))
             }
             Mode::Exit => child.wait().map_err(|e| e.to_string()).map(|status| {
-                format!(
+                let t = started.elapsed();
+                let line = format!(
                     "exit_ms={:.1} status={}",
-                    ms(started.elapsed()),
+                    ms(t),
                     status.code().unwrap_or(-1)
-                )
+                );
+                (t, line)
             }),
         };
         match outcome {
-            Ok(line) => {
-                times.push(started.elapsed());
+            Ok((time, line)) => {
+                times.push(time);
                 println!("round={round} {line}");
             }
             Err(e) => {
