@@ -163,9 +163,7 @@ pub fn alive_tasks() -> usize {
 
 /// `token` with its header replaced by `header` (the signature no longer matches).
 pub fn with_header(token: &str, header: &serde_json::Value) -> String {
-    let mut parts = token.splitn(2, '.');
-    let _old = parts.next().unwrap();
-    let rest = parts.next().unwrap();
+    let (_old, rest) = token.split_once('.').unwrap();
     format!(
         "{}.{rest}",
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap())
