@@ -21,6 +21,11 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     let (json, result) = match cli.command {
+        Command::Proxy(args) => return crate::proxy::run(&args),
+        Command::DevProvider(args) => return commands::dev_provider::run(&args),
+        Command::Demo(args) => return commands::demo::run(&args),
+        Command::Login(args) => (args.json, commands::login::run_login(&args)),
+        Command::Token(args) => (args.login.json, commands::login::run_token(&args)),
         Command::Decode(args) => (args.json, commands::decode::run(&args)),
         Command::Verify(args) => (args.json, commands::verify::run(&args)),
         Command::Discover(args) => (args.json, commands::discover::run(&args)),

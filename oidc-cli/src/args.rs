@@ -28,6 +28,17 @@ pub(crate) enum Command {
     Jwks(JwksArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Sign in from the terminal (browser + loopback redirect, or --device) and cache the tokens.
+    Login(LoginArgs),
+    /// Print a valid access token, refreshing or signing in as needed:
+    /// `export MLFLOW_TRACKING_TOKEN=$(oidc token --issuer ... --client-id ...)`.
+    Token(TokenArgs),
+    /// Run a development OpenID Provider on loopback (test users; NOT for production).
+    DevProvider(DevProviderArgs),
+    /// Run the demo: dev provider, an upstream showing identity headers, and the proxy.
+    Demo(DemoArgs),
+    /// Run the OpenID Connect proxy in front of upstream services (oauth2-proxy compatible flags).
+    Proxy(crate::proxy::ProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +99,101 @@ pub(crate) struct JwksArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// The provider's issuer URL (exactly as it states it).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: String,
+    /// The client id registered for command-line use (a public client, usually).
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: String,
+    /// The client secret, for a confidential client.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) client_secret: Option<String>,
+    /// Scopes to ask for (repeatable or space separated) [default: openid profile email
+    /// offline_access, as supported].
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Use the device authorization grant (RFC 8628): sign in on another device.
+    #[arg(long)]
+    pub(crate) device: bool,
+    /// Do not try to open a browser; only print the URL.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Port of the loopback redirect listener (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub(crate) redirect_port: u16,
+    /// Seconds to wait for the sign-in to complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub(crate) timeout: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    #[command(flatten)]
+    pub(crate) login: LoginArgs,
+    /// Seconds the printed token must stay valid at least; a cached token closer to expiry
+    /// is refreshed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) min_valid: u64,
+    /// Fail instead of signing in when no cached or refreshable token exists.
+    #[arg(long)]
+    pub(crate) no_login: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevProviderArgs {
+    /// Address to listen on (loopback only unless --insecure-allow-non-loopback).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9090")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The issuer URL to state [default: http://<listen address>].
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+    /// Users and clients from a TOML or JSON file ([[users]] username, password, email,
+    /// groups, claims; [[clients]] client_id, client_secret, redirect_uris, ...).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Signing algorithm of the keys.
+    #[arg(long, value_name = "ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    pub(crate) signing_alg: String,
+    /// Access token lifetime in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub(crate) access_token_lifetime: u64,
+    /// Rotate the signing key every this many seconds (SIGHUP rotates at once).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) rotate_every: Option<u64>,
+    /// The port of the proxy the built-in clients redirect to (without --config).
+    #[arg(long, value_name = "PORT", default_value_t = 4180)]
+    pub(crate) proxy_port: u16,
+    /// Listen on a non-loopback address. The provider has test users and no real security.
+    #[arg(long)]
+    pub(crate) insecure_allow_non_loopback: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Move all three ports: proxy BASE, provider BASE+1, upstream BASE+2.
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port_base: Option<u16>,
+    /// Proxy port.
+    #[arg(long, value_name = "PORT", default_value_t = 4180)]
+    pub(crate) proxy_port: u16,
+    /// Provider port.
+    #[arg(long, value_name = "PORT", default_value_t = 9090)]
+    pub(crate) provider_port: u16,
+    /// Upstream port.
+    #[arg(long, value_name = "PORT", default_value_t = 8081)]
+    pub(crate) upstream_port: u16,
 }
 
 #[derive(Debug, Args)]

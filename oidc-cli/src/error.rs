@@ -6,6 +6,8 @@ use oidc_core::IssuerError;
 use oidc_core::discovery::DiscoveryError;
 use oidc_core::jwks::JwksError;
 use oidc_core::jws::JwsError;
+use oidc_core::login::token::TokenError;
+use oidc_core::login::{CallbackError, ClientAuthError, EndpointsError, IdTokenError, StartError};
 use oidc_core::validation::{PolicyError, ValidationError};
 use oidc_tower::HttpError;
 
@@ -48,6 +50,24 @@ pub(crate) enum CliError {
     /// was not judged, so this is an I/O failure (exit 2), not a rejection.
     #[error("cannot get the keys to verify with: {0}")]
     KeysUnavailable(Box<CliError>),
+    #[error("the provider's metadata lacks what a login needs: {0}")]
+    Endpoints(#[from] EndpointsError),
+    #[error("cannot start the login: {0}")]
+    Start(#[from] StartError),
+    #[error("client authentication: {0}")]
+    ClientAuth(#[from] ClientAuthError),
+    #[error("sign-in failed: {0}")]
+    Callback(#[from] CallbackError),
+    #[error("the token endpoint refused: {0}")]
+    Token(#[from] TokenError),
+    #[error("the ID token was refused: {0}")]
+    IdToken(#[from] IdTokenError),
+    #[error("no sign-in within {seconds}s")]
+    LoginTimedOut { seconds: u64 },
+    #[error("the provider offers no device authorization endpoint")]
+    DeviceGrantUnsupported,
+    #[error("{0}")]
+    Cache(#[from] crate::token_cache::CacheError),
 }
 
 impl CliError {
@@ -62,10 +82,20 @@ impl CliError {
         match self {
             CliError::Discovery(DiscoveryError::Response(_)) => EXIT_USAGE_OR_IO,
             CliError::Jwks(JwksError::Response(_)) => EXIT_USAGE_OR_IO,
+            CliError::Token(TokenError::Response(_)) => EXIT_USAGE_OR_IO,
             CliError::Discovery(_)
             | CliError::Jwks(_)
             | CliError::Malformed(_)
-            | CliError::Rejected(_) => EXIT_REJECTED,
+            | CliError::Rejected(_)
+            | CliError::Endpoints(_)
+            | CliError::Callback(_)
+            | CliError::Token(_)
+            | CliError::IdToken(_)
+            | CliError::DeviceGrantUnsupported => EXIT_REJECTED,
+            CliError::Start(_)
+            | CliError::ClientAuth(_)
+            | CliError::LoginTimedOut { .. }
+            | CliError::Cache(_) => EXIT_USAGE_OR_IO,
             CliError::Usage { .. }
             | CliError::ReadFile { .. }
             | CliError::ReadStdin(_)
@@ -92,6 +122,15 @@ impl CliError {
             CliError::Malformed(e) => e.code(),
             CliError::Rejected(e) => e.code(),
             CliError::KeysUnavailable(inner) => inner.code(),
+            CliError::Endpoints(e) => e.code(),
+            CliError::Start(e) => e.code(),
+            CliError::ClientAuth(e) => e.code(),
+            CliError::Callback(e) => e.code(),
+            CliError::Token(e) => e.code(),
+            CliError::IdToken(e) => e.code(),
+            CliError::LoginTimedOut { .. } => "login_timed_out",
+            CliError::DeviceGrantUnsupported => "device_grant_unsupported",
+            CliError::Cache(e) => e.code(),
         }
     }
 
@@ -131,6 +170,24 @@ impl CliError {
             }
             CliError::Rejected(e) => return rejection_hint(e),
             CliError::KeysUnavailable(inner) => return inner.hint(),
+            CliError::Endpoints(_) => {
+                "the provider must publish an authorization and a token endpoint"
+            }
+            CliError::Start(_) | CliError::ClientAuth(_) => "check --client-id and --client-secret",
+            CliError::Callback(_) => {
+                "the provider sent the browser back with an error or a mismatched state; try again"
+            }
+            CliError::Token(_) => {
+                "check --client-id/--client-secret and that http://127.0.0.1/callback (any port) is a registered redirect URI"
+            }
+            CliError::IdToken(_) => "the provider's ID token failed validation; see the code",
+            CliError::LoginTimedOut { .. } => {
+                "open the printed URL and finish signing in, or raise --timeout"
+            }
+            CliError::DeviceGrantUnsupported => {
+                "sign in through the browser instead (without --device)"
+            }
+            CliError::Cache(_) => "set OIDC_CACHE_DIR to a writable directory",
         };
         Some(text.to_owned())
     }

@@ -32,6 +32,16 @@ impl Fetcher {
         })
     }
 
+    /// Runs `future` on this fetcher's runtime.
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The HTTP client, for calls made inside [`Fetcher::block_on`].
+    pub(crate) fn client(&self) -> &ReqwestHttpClient {
+        &self.client
+    }
+
     pub(crate) fn send(
         &self,
         request: http::Request<Vec<u8>>,

@@ -14,8 +14,11 @@ mod commands;
 mod error;
 mod fetch;
 mod input;
+mod logging;
 mod output;
+mod proxy;
 mod time_format;
+mod token_cache;
 
 use std::process::ExitCode;
 

@@ -45,6 +45,12 @@ impl Style {
         }
     }
 
+    /// No styling, whatever the streams are.
+    #[cfg(test)]
+    pub(crate) fn plain() -> Self {
+        Style { enabled: false }
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{text}\x1b[0m")

@@ -89,6 +89,27 @@ pub(crate) fn router(shared: Arc<Shared>, issuer: Issuer) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
+/// RFC 8252 §7.3: a registered `http` redirect URI on a loopback IP literal matches the same
+/// URI with any port, so native apps can listen on an ephemeral port.
+fn loopback_port_variant(registered: &str, requested: &str) -> bool {
+    let (Ok(registered), Ok(mut requested)) =
+        (url::Url::parse(registered), url::Url::parse(requested))
+    else {
+        return false;
+    };
+    let loopback_ip = matches!(
+        registered.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(registered.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    if registered.scheme() != "http"
+        || !loopback_ip
+        || requested.set_port(registered.port()).is_err()
+    {
+        return false;
+    }
+    requested == registered
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
@@ -421,14 +442,17 @@ async fn authorize(app: App, raw_params: &[u8], headers: HeaderMap) -> Response 
             "unknown or missing client_id",
         );
     };
-    let Some(redirect_uri) = params
-        .get("redirect_uri")
-        .filter(|uri| client.accepts_redirect_uri(uri))
-    else {
+    let Some(redirect_uri) = params.get("redirect_uri").filter(|uri| {
+        client.accepts_redirect_uri(uri)
+            || client
+                .redirect_uris
+                .iter()
+                .any(|r| loopback_port_variant(r, uri))
+    }) else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "redirect_uri is missing or not registered for this client (exact match required)",
+            "redirect_uri is missing or not registered for this client (exact match required, any port for http loopback IPs)",
         );
     };
     let Ok(redirect_url) = url::Url::parse(redirect_uri) else {
@@ -1669,6 +1693,39 @@ fn device_code_grant(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn loopback_ip_redirects_match_on_any_port_only() {
+        let registered = "http://127.0.0.1/callback";
+        assert!(loopback_port_variant(
+            registered,
+            "http://127.0.0.1:53124/callback"
+        ));
+        assert!(loopback_port_variant(
+            "http://[::1]:80/cb",
+            "http://[::1]:9/cb"
+        ));
+        assert!(!loopback_port_variant(
+            registered,
+            "http://127.0.0.1:53124/other"
+        ));
+        assert!(!loopback_port_variant(
+            registered,
+            "http://localhost:53124/callback"
+        ));
+        assert!(!loopback_port_variant(
+            registered,
+            "https://127.0.0.1:53124/callback"
+        ));
+        assert!(!loopback_port_variant(
+            "http://app.example/callback",
+            "http://app.example:8080/callback"
+        ));
+        assert!(!loopback_port_variant(
+            registered,
+            "http://127.0.0.1:1/callback?x=1"
+        ));
+    }
 
     #[test]
     fn pkce_s256_matches_rfc_7636_appendix_b() {

@@ -1,13 +1,57 @@
-//! Tower middleware and I/O for [`oidc_core`].
+//! Tower middleware and I/O for [`oidc_core`]: OpenID Connect in front of Rust services and of
+//! services that cannot do it themselves.
 //!
 //! The core decides; this crate does. It sends the core's requests over the network
 //! ([`http_client`]), reads the clock and the system random generator ([`random`]), keeps
 //! provider metadata and keys fresh in the background and validates tokens through a shared,
-//! cheaply cloned handle ([`provider`]), and provides the layers and services that put it all in
-//! front of a web service: the reverse proxy and forward-auth ([`proxy`]) and session stores
-//! ([`store`]).
+//! cheaply cloned handle ([`provider`]), and puts it all in front of a web service:
+//!
+//! - [`auth`]: one [`auth::Authenticator`] (built from an [`auth::AuthConfig`]) shared by
+//!   - [`auth::BearerAuthLayer`] for APIs (`Authorization: Bearer`, RFC 6750 answers, JWTs and
+//!     introspected opaque tokens, claims in request extensions and an axum extractor),
+//!   - [`auth::OidcLoginLayer`] for browsers (sign-in redirect, callback, sign-out, userinfo,
+//!     back-channel logout, transparent single-flight refresh, identity headers upstream),
+//!   - [`auth::ForwardAuth`] for Caddy `forward_auth`, nginx `auth_request` and Traefik
+//!     ForwardAuth, with oauth2-proxy's contract;
+//! - [`proxy`]: a streaming reverse proxy, so the login layer in front of it is a sidecar;
+//! - [`store`]: server-side session stores (memory, Redis) with revocation by session, subject
+//!   and provider session;
+//! - the parts the front-ends share: [`bearer_response`], [`identity_headers`], [`routes`],
+//!   [`request_kind`], [`forwarded`], [`metrics`] and [`health`].
+//!
+//! # Example: an axum API behind the bearer layer
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use oidc_core::{Issuer, Policy};
+//! use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer};
+//! use oidc_tower::provider::{Provider, ProviderConfig};
+//! use oidc_tower::ReqwestHttpClient;
+//!
+//! async fn whoami(caller: Authenticated) -> String {
+//!     caller.identity.user
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let issuer = Issuer::new("https://login.example.com/realms/main")?;
+//! let http = Arc::new(ReqwestHttpClient::new()?);
+//! let policy = Policy::builder().issuer(issuer.clone()).audience("my-api").build()?;
+//! let provider = Provider::start(ProviderConfig::new(issuer, policy), http.clone());
+//! let auth = AuthConfig::new(provider, http).required_scopes(["mlflow.read"]).build()?;
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(whoami))
+//!     .layer(BearerAuthLayer::new(auth));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The login layer and forward-auth modules show browser sign-in and the sidecar, each with a
+//! runnable example against the in-process development provider.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod bearer_response;
 pub mod forwarded;
 pub mod health;

@@ -3,81 +3,18 @@
 //! Without the binary these tests print a loud notice and pass, unless `CI` is set, in which case
 //! they fail: CI must prove the Redis path.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use oidc_core::random::InsecureSeededRandom;
+use support::redis::RedisServer;
+
 use oidc_tower::store::{
     RedisStore, RedisStoreConfig, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
 };
 
 const ISSUER: &str = "https://issuer.test";
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Starts redis-server on a free port; `None` (after a loud notice) when it is not installed
-    /// and `CI` is unset.
-    fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            if std::env::var_os("CI").is_some() {
-                panic!("redis-server is not installed and CI is set: the Redis store is untested");
-            }
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server is not installed; the Redis store tests did not run ***\n\n"
-            );
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(RedisServer::start_on(port))
-    }
-
-    fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let server = RedisServer { child, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not listen on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn store(server: &RedisServer) -> RedisStore {
     RedisStore::new(RedisStoreConfig::new(server.url()).command_timeout(Duration::from_millis(500)))
@@ -328,7 +265,7 @@ async fn redis_down_is_unavailable_then_recovers_after_restart() {
 
 #[tokio::test]
 async fn unreachable_at_startup_is_unavailable_not_a_crash() {
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -2,8 +2,11 @@
 
 pub(crate) mod completions;
 pub(crate) mod decode;
+pub(crate) mod demo;
+pub(crate) mod dev_provider;
 pub(crate) mod discover;
 pub(crate) mod jwks;
+pub(crate) mod login;
 pub(crate) mod verify;
 
 use std::time::SystemTime;

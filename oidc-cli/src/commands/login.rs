@@ -1,0 +1,562 @@
+//! `oidc login` and `oidc token`: tokens for the terminal user.
+//!
+//! `login` runs the authorization code flow with PKCE through the browser and a loopback
+//! redirect listener (RFC 8252: `http://127.0.0.1:{port}/callback`), or the device
+//! authorization grant (RFC 8628) with `--device`, and caches the tokens. `token` prints a
+//! valid access token: the cached one, a refreshed one, or one from a new login.
+
+use std::time::{Duration, SystemTime};
+
+use oidc_core::discovery::ProviderMetadata;
+use oidc_core::jwks::KeySet;
+use oidc_core::login::token::{TokenError, TokenErrorCode, TokenResponse, parse_token_response};
+use oidc_core::login::{
+    CallbackParams, ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest,
+    ProviderEndpoints, client_auth, finish_login, handle_callback, id_token_policy, start_login,
+};
+use oidc_core::{Issuer, Secret, UnixTime};
+use oidc_tower::{HttpClient, SystemRandom};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use url::Url;
+
+use crate::args::{LoginArgs, TokenArgs};
+use crate::error::CliError;
+use crate::fetch::Fetcher;
+use crate::output::Outcome;
+use crate::time_format::utc_date;
+use crate::token_cache::{self, CachedTokens};
+
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Bytes of a callback request read at most (request line and headers).
+const MAX_CALLBACK_REQUEST_BYTES: usize = 16 * 1024;
+
+/// `oidc login`: signs in and caches the tokens; prints who signed in, never the tokens.
+pub(crate) fn run_login(args: &LoginArgs) -> Result<Outcome, CliError> {
+    let fetcher = Fetcher::new()?;
+    let client = Client::discover(&fetcher, args)?;
+    let tokens = client.login(&fetcher, args)?;
+    let path = client.save(&tokens)?;
+    if args.json {
+        return Ok(Outcome::json(
+            &json!({
+                "issuer": tokens.issuer,
+                "client_id": tokens.client_id,
+                "subject": tokens.subject,
+                "expires_at": tokens.expires_at,
+                "refresh_token": tokens.refresh_token.is_some(),
+                "cache": path.display().to_string(),
+            }),
+            0,
+        ));
+    }
+    Ok(Outcome::ok(format!(
+        "signed in to {} as {}; access token valid until {}{}\ntokens cached in {}\n",
+        tokens.issuer,
+        tokens.subject.as_deref().unwrap_or("(unknown subject)"),
+        utc_date(tokens.expires_at),
+        if tokens.refresh_token.is_some() {
+            " (refreshable)"
+        } else {
+            ""
+        },
+        path.display()
+    )))
+}
+
+/// `oidc token`: prints a valid access token, refreshing or signing in as needed.
+pub(crate) fn run_token(args: &TokenArgs) -> Result<Outcome, CliError> {
+    let fetcher = Fetcher::new()?;
+    let dir = token_cache::cache_dir().map_err(CliError::from)?;
+    let issuer = Issuer::new(args.login.issuer.clone())?;
+    let now = super::clock_now();
+    let cached = token_cache::load(&dir, issuer.as_str(), &args.login.client_id);
+    let tokens = match cached {
+        Some(cached) if cached.fresh_at(now, args.min_valid) => cached,
+        cached => {
+            let client = Client::discover(&fetcher, &args.login)?;
+            let refreshed = match cached.as_ref().and_then(|c| c.refresh_token.clone()) {
+                Some(refresh_token) => {
+                    match client.refresh(&fetcher, cached.as_ref(), &refresh_token) {
+                        Ok(tokens) => Some(tokens),
+                        Err(e) => {
+                            crate::output::warn(&format!(
+                                "refreshing failed ({e}); signing in again"
+                            ));
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let tokens = match refreshed {
+                Some(tokens) => tokens,
+                None if args.no_login => {
+                    return Err(CliError::usage(
+                        "no valid cached token and --no-login was given",
+                        "run `oidc login` with the same --issuer and --client-id",
+                    ));
+                }
+                None => client.login(&fetcher, &args.login)?,
+            };
+            client.save(&tokens)?;
+            tokens
+        }
+    };
+    if args.login.json {
+        return Ok(Outcome::json(
+            &json!({
+                "access_token": tokens.access_token,
+                "token_type": "Bearer",
+                "expires_at": tokens.expires_at,
+            }),
+            0,
+        ));
+    }
+    Ok(Outcome::ok(format!("{}\n", tokens.access_token)))
+}
+
+/// One client of one provider, with what discovery said.
+struct Client {
+    issuer: Issuer,
+    metadata: ProviderMetadata,
+    endpoints: ProviderEndpoints,
+    credentials: ClientCredentials,
+    scopes: Vec<String>,
+}
+
+impl Client {
+    fn discover(fetcher: &Fetcher, args: &LoginArgs) -> Result<Self, CliError> {
+        let issuer = Issuer::new(args.issuer.clone())?;
+        let metadata = fetcher.discover(&issuer)?;
+        let endpoints = ProviderEndpoints::from_metadata(&metadata)?;
+        let method = match &args.client_secret {
+            Some(secret) => ClientAuthMethod::ClientSecretBasic(Secret::new(secret.clone())),
+            None => ClientAuthMethod::None,
+        };
+        let mut scopes: Vec<String> = args
+            .scopes
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        if scopes.is_empty() {
+            scopes = vec![
+                "openid".into(),
+                "profile".into(),
+                "email".into(),
+                "offline_access".into(),
+            ];
+            if !metadata.scopes_supported.is_empty() {
+                scopes.retain(|s| s == "openid" || metadata.scopes_supported.contains(s));
+            }
+        } else if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        Ok(Client {
+            issuer,
+            metadata,
+            endpoints,
+            credentials: ClientCredentials::new(&args.client_id, method),
+            scopes,
+        })
+    }
+
+    fn login(&self, fetcher: &Fetcher, args: &LoginArgs) -> Result<CachedTokens, CliError> {
+        if args.device {
+            fetcher.block_on(self.device_login(fetcher))
+        } else {
+            fetcher.block_on(self.browser_login(fetcher, args))
+        }
+    }
+
+    fn save(&self, tokens: &CachedTokens) -> Result<std::path::PathBuf, CliError> {
+        let dir = token_cache::cache_dir()?;
+        Ok(token_cache::store(&dir, tokens)?)
+    }
+
+    async fn browser_login(
+        &self,
+        fetcher: &Fetcher,
+        args: &LoginArgs,
+    ) -> Result<CachedTokens, CliError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.redirect_port))
+            .await
+            .map_err(|e| {
+                CliError::usage(
+                    format!(
+                        "cannot listen on 127.0.0.1:{} for the redirect: {e}",
+                        args.redirect_port
+                    ),
+                    "choose another --redirect-port, or 0 for any free port",
+                )
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| CliError::usage(format!("no local address: {e}"), "retry"))?
+            .port();
+        let redirect_uri = Url::parse(&format!("http://127.0.0.1:{port}/callback"))
+            .map_err(|e| CliError::usage(format!("redirect URL: {e}"), "retry"))?;
+        let config =
+            LoginConfig::new(self.credentials.clone(), redirect_uri).scopes(self.scopes.clone());
+        let mut random = SystemRandom;
+        let redirect = start_login(
+            &self.endpoints,
+            &config,
+            &LoginRequest::new("/"),
+            now(),
+            &mut random,
+        )?;
+        eprintln!(
+            "Open this URL in a browser to sign in:\n\n  {}\n",
+            redirect.url
+        );
+        if !args.no_browser {
+            open_browser(redirect.url.as_str());
+        }
+        let params = tokio::time::timeout(
+            Duration::from_secs(args.timeout),
+            wait_for_callback(listener),
+        )
+        .await
+        .map_err(|_| CliError::LoginTimedOut {
+            seconds: args.timeout,
+        })??;
+        let exchange = handle_callback(
+            &self.endpoints,
+            &config,
+            redirect.pending,
+            &params,
+            now(),
+            &mut random,
+        )?;
+        let response = fetcher.client().execute(exchange.request).await?;
+        let tokens = parse_token_response(&response)?;
+        let received_at = now();
+        let keys = self.keys_async(fetcher, received_at).await?;
+        let policy = id_token_policy(self.issuer.clone(), self.credentials.client_id())?;
+        let outcome = finish_login(
+            &exchange.expectation,
+            tokens.clone(),
+            &keys,
+            &policy,
+            received_at,
+        )?;
+        Ok(self.cached(&tokens, Some(outcome.subject), received_at))
+    }
+
+    async fn keys_async(&self, fetcher: &Fetcher, now: UnixTime) -> Result<KeySet, CliError> {
+        let response = fetcher
+            .client()
+            .execute(oidc_core::jwks::jwks_request(&self.metadata.jwks_uri))
+            .await
+            .map_err(|e| CliError::KeysUnavailable(Box::new(e.into())))?;
+        KeySet::from_response(&response, now, &oidc_core::FreshnessPolicy::default())
+            .map_err(|e| CliError::KeysUnavailable(Box::new(e.into())))
+    }
+
+    async fn device_login(&self, fetcher: &Fetcher) -> Result<CachedTokens, CliError> {
+        let endpoint = self
+            .metadata
+            .device_authorization_endpoint
+            .clone()
+            .ok_or(CliError::DeviceGrantUnsupported)?;
+        let mut random = SystemRandom;
+        let scope = self.scopes.join(" ");
+        let request = client_auth::authenticated_form_post(
+            &endpoint,
+            &self.credentials,
+            &[("scope", &scope)],
+            now(),
+            &mut random,
+        )?;
+        let response = fetcher.client().execute(request).await?;
+        let grant = DeviceGrant::parse(&response)?;
+        eprintln!(
+            "To sign in, open {} and enter the code {}",
+            grant.verification_uri, grant.user_code
+        );
+        if let Some(complete) = &grant.verification_uri_complete {
+            eprintln!("(or open {complete})");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(grant.expires_in);
+        let mut interval = Duration::from_secs(grant.interval.max(1));
+        loop {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CliError::LoginTimedOut {
+                    seconds: grant.expires_in,
+                });
+            }
+            let request = client_auth::authenticated_form_post(
+                &self.endpoints.token_endpoint,
+                &self.credentials,
+                &[
+                    ("grant_type", DEVICE_CODE_GRANT),
+                    ("device_code", &grant.device_code),
+                ],
+                now(),
+                &mut random,
+            )?;
+            let response = fetcher.client().execute(request).await?;
+            match parse_token_response(&response) {
+                Ok(tokens) => {
+                    let received_at = now();
+                    let subject = self.id_token_subject(fetcher, &tokens, received_at).await?;
+                    return Ok(self.cached(&tokens, subject, received_at));
+                }
+                Err(TokenError::Provider {
+                    error: TokenErrorCode::Other(code),
+                    ..
+                }) if code == "authorization_pending" => {}
+                Err(TokenError::Provider {
+                    error: TokenErrorCode::Other(code),
+                    ..
+                }) if code == "slow_down" => {
+                    interval += Duration::from_secs(5);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The subject of the ID token that came with `tokens`, validated; `None` without one.
+    async fn id_token_subject(
+        &self,
+        fetcher: &Fetcher,
+        tokens: &TokenResponse,
+        now: UnixTime,
+    ) -> Result<Option<String>, CliError> {
+        let Some(id_token) = &tokens.id_token else {
+            return Ok(None);
+        };
+        let keys = self.keys_async(fetcher, now).await?;
+        let policy = id_token_policy(self.issuer.clone(), self.credentials.client_id())?;
+        let validated = oidc_core::validate(id_token.expose(), &keys, &policy, now)?;
+        Ok(validated.claims.sub.clone())
+    }
+
+    fn refresh(
+        &self,
+        fetcher: &Fetcher,
+        cached: Option<&CachedTokens>,
+        refresh_token: &str,
+    ) -> Result<CachedTokens, CliError> {
+        let mut random = SystemRandom;
+        let request = oidc_core::login::token::refresh_request(
+            &self.endpoints.token_endpoint,
+            &self.credentials,
+            &Secret::new(refresh_token.to_owned()),
+            None,
+            now(),
+            &mut random,
+        )?;
+        let response = fetcher.send(request)?;
+        let mut tokens = parse_token_response(&response)?;
+        let received_at = now();
+        let previous_subject = cached.and_then(|c| c.subject.clone());
+        let subject = match &tokens.id_token {
+            Some(_) => {
+                let subject =
+                    fetcher.block_on(self.id_token_subject(fetcher, &tokens, received_at))?;
+                if previous_subject.is_some() && subject != previous_subject {
+                    return Err(CliError::usage(
+                        "the refreshed ID token names another subject",
+                        "sign in again with `oidc login`",
+                    ));
+                }
+                subject
+            }
+            None => previous_subject,
+        };
+        // Providers that do not rotate refresh tokens keep the old one valid.
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(Secret::new(refresh_token.to_owned()));
+        }
+        if tokens.id_token.is_none() {
+            tokens.id_token = cached.and_then(|c| c.id_token.clone()).map(Secret::new);
+        }
+        Ok(self.cached(&tokens, subject, received_at))
+    }
+
+    fn cached(
+        &self,
+        tokens: &TokenResponse,
+        subject: Option<String>,
+        received_at: UnixTime,
+    ) -> CachedTokens {
+        let expires_at = tokens
+            .access_token_expires_at(received_at)
+            .map(UnixTime::as_secs)
+            .or_else(|| unverified_exp(tokens.access_token.expose()))
+            .unwrap_or(0);
+        CachedTokens {
+            issuer: self.issuer.as_str().to_owned(),
+            client_id: self.credentials.client_id().to_owned(),
+            subject,
+            access_token: tokens.access_token.expose().to_owned(),
+            expires_at,
+            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+            id_token: tokens.id_token.as_ref().map(|t| t.expose().to_owned()),
+            scope: tokens.scope.clone(),
+        }
+    }
+}
+
+/// The answer of a device authorization endpoint (RFC 8628 §3.2).
+#[derive(serde::Deserialize)]
+struct DeviceGrant {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    verification_uri_complete: Option<String>,
+    expires_in: u64,
+    #[serde(default = "default_interval")]
+    interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+impl DeviceGrant {
+    fn parse(response: &http::Response<bytes::Bytes>) -> Result<Self, CliError> {
+        if !response.status().is_success() {
+            return Err(parse_token_response(response)
+                .err()
+                .map(CliError::from)
+                .unwrap_or(CliError::DeviceGrantUnsupported));
+        }
+        serde_json::from_slice(response.body()).map_err(|e| {
+            CliError::usage(
+                format!("the device authorization answer is not usable: {e}"),
+                "the provider's device_authorization_endpoint does not follow RFC 8628",
+            )
+        })
+    }
+}
+
+/// Accepts connections on the loopback listener until one brings `GET /callback?...`, answers
+/// it with a page telling the user to return to the terminal, and gives its parameters.
+async fn wait_for_callback(listener: tokio::net::TcpListener) -> Result<CallbackParams, CliError> {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let mut buffer = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        while !buffer.windows(4).any(|w| w == b"\r\n\r\n")
+            && buffer.len() < MAX_CALLBACK_REQUEST_BYTES
+        {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            }
+        }
+        let target = callback_target(&buffer);
+        let (status, body, params) = match target
+            .as_deref()
+            .map(|t| t.split_once('?').unwrap_or((t, "")))
+        {
+            Some(("/callback", query)) => match CallbackParams::from_query(query) {
+                Ok(params) => (
+                    "200 OK",
+                    "<!doctype html><title>oidc login</title><p>Signed in. You can close this tab and return to the terminal.</p>",
+                    Some(params),
+                ),
+                Err(_) => ("400 Bad Request", "<p>Malformed callback.</p>", None),
+            },
+            _ => ("404 Not Found", "<p>Not found.</p>", None),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        if let Some(params) = params {
+            return Ok(params);
+        }
+    }
+}
+
+/// The request target of a `GET` request line, if the bytes start with one.
+fn callback_target(request: &[u8]) -> Option<String> {
+    let line_end = request.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(request.get(..line_end)?).ok()?;
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("GET"), Some(target), Some(version)) if version.starts_with("HTTP/") => {
+            Some(target.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Opens `url` with `xdg-open` or `open` when one is installed; never fails.
+fn open_browser(url: &str) {
+    for opener in ["xdg-open", "open"] {
+        let found = std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(opener).is_file())
+        });
+        if found {
+            let spawned = std::process::Command::new(opener)
+                .arg(url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            if spawned.is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// The `exp` of a JWT access token, read without verification: only to decide when to refresh.
+fn unverified_exp(token: &str) -> Option<u64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
+}
+
+fn now() -> UnixTime {
+    UnixTime::from(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_targets_come_from_get_request_lines_only() {
+        assert_eq!(
+            callback_target(b"GET /callback?code=a&state=b HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(),
+            Some("/callback?code=a&state=b")
+        );
+        assert_eq!(callback_target(b"POST /callback HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(callback_target(b"GET /callback\r\n"), None);
+        assert_eq!(callback_target(b"GET /callback HTTP/1.1"), None);
+        assert_eq!(callback_target(&[0xff, 0xfe, b'\r', b'\n']), None);
+    }
+
+    #[test]
+    fn unverified_exp_reads_jwt_payloads_only() {
+        assert_eq!(unverified_exp("e30.eyJleHAiOjQyfQ.sig"), Some(42));
+        assert_eq!(unverified_exp("opaque-token"), None);
+        assert_eq!(unverified_exp("a.!!!.c"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn callback_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = callback_target(&bytes);
+            let _ = unverified_exp(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}

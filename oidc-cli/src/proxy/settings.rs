@@ -1,0 +1,1180 @@
+//! The proxy's settings, typed and checked: every problem names the option, the source it was
+//! read from, and what would be accepted. Secrets are never part of a message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oidc_core::{Issuer, Secret};
+use oidc_tower::forwarded::TrustedProxies;
+use oidc_tower::routes::RouteRules;
+use url::Url;
+
+use super::sources::{Layers, Source, Sourced};
+
+/// Bytes a cookie secret needs at least (the cookie codec's minimum).
+pub(crate) const MIN_COOKIE_SECRET_BYTES: usize = oidc_core::cookie::MIN_SECRET_BYTES;
+
+/// One upstream: requests whose path starts with `prefix` go to `url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Upstream {
+    pub(crate) prefix: String,
+    pub(crate) url: Url,
+    /// Whether the prefix is removed before forwarding (the `PREFIX=URL` form).
+    pub(crate) strip_prefix: bool,
+}
+
+/// Where sessions live.
+#[derive(Clone, Debug)]
+pub(crate) enum SessionStoreChoice {
+    Cookie,
+    Redis { url: Secret },
+}
+
+/// Another issuer whose bearer tokens are accepted, for one audience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExtraIssuer {
+    pub(crate) issuer: Issuer,
+    pub(crate) audience: String,
+}
+
+/// Everything `oidc proxy` runs with.
+#[derive(Clone, Debug)]
+pub(crate) struct ProxySettings {
+    pub(crate) http_address: SocketAddr,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) issuer: Issuer,
+    pub(crate) extra_audiences: Vec<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) redirect_url: Url,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_secrets: Vec<Secret>,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_path: String,
+    pub(crate) session_lifetime: Duration,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) any_email_domain: bool,
+    pub(crate) email_domains: Vec<String>,
+    pub(crate) allowed_emails: Vec<String>,
+    pub(crate) allowed_groups: Vec<String>,
+    pub(crate) groups_claim: String,
+    pub(crate) allow_unverified_email: bool,
+    pub(crate) accept_bearer: bool,
+    pub(crate) extra_issuers: Vec<ExtraIssuer>,
+    pub(crate) session_store: SessionStoreChoice,
+    pub(crate) skip_auth_routes: Vec<String>,
+    pub(crate) api_routes: Vec<String>,
+    pub(crate) whitelist_domains: Vec<String>,
+    pub(crate) pass_user_headers: bool,
+    pub(crate) set_xauthrequest: bool,
+    pub(crate) pass_access_token: bool,
+    pub(crate) pass_authorization_header: bool,
+    pub(crate) forward_auth: bool,
+    pub(crate) proxy_prefix: String,
+    pub(crate) reverse_proxy: bool,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) trusted_proxy_entries: Vec<String>,
+    pub(crate) metrics_address: Option<SocketAddr>,
+}
+
+/// One thing wrong with the settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{option}: {problem} (from {origin})")]
+pub(crate) struct SettingError {
+    /// The option, as its flag name.
+    pub(crate) option: &'static str,
+    pub(crate) origin: Source,
+    pub(crate) problem: String,
+    /// A stable snake_case code.
+    pub(crate) code: &'static str,
+}
+
+impl ProxySettings {
+    /// Checks every option and gives the settings, or every problem found (not only the first).
+    pub(crate) fn resolve(layers: &Layers) -> Result<Self, Vec<SettingError>> {
+        let mut r = Resolver {
+            layers,
+            errors: Vec::new(),
+        };
+        let settings = r.resolve_all();
+        match settings {
+            Some(settings) if r.errors.is_empty() => Ok(settings),
+            _ => Err(r.errors),
+        }
+    }
+
+    /// What the proxy protects and how, one line per fact, with no secret in it.
+    pub(crate) fn summary(&self) -> Vec<String> {
+        let mut lines = vec![format!("listening on http://{}", self.http_address)];
+        for upstream in &self.upstreams {
+            lines.push(format!(
+                "protecting {}* -> {}{}",
+                upstream.prefix,
+                upstream.url,
+                if upstream.strip_prefix {
+                    " (prefix stripped)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        lines.push(format!(
+            "provider {} as client {} (callback {})",
+            self.issuer.as_str(),
+            self.client_id,
+            self.redirect_url
+        ));
+        let mut who = Vec::new();
+        if self.any_email_domain {
+            who.push("any authenticated user".to_owned());
+        }
+        if !self.email_domains.is_empty() {
+            who.push(format!("emails @{}", self.email_domains.join(", @")));
+        }
+        if !self.allowed_emails.is_empty() {
+            who.push(format!("{} listed emails", self.allowed_emails.len()));
+        }
+        if !self.allowed_groups.is_empty() {
+            who.push(format!("groups {}", self.allowed_groups.join(", ")));
+        }
+        lines.push(format!("admitting {}", who.join("; ")));
+        lines.push(format!(
+            "sessions in {} ({} cookie secret(s)), bearer tokens {}",
+            match self.session_store {
+                SessionStoreChoice::Cookie => "cookies",
+                SessionStoreChoice::Redis { .. } => "Redis",
+            },
+            self.cookie_secrets.len(),
+            if self.accept_bearer {
+                "accepted"
+            } else {
+                "refused"
+            }
+        ));
+        if !self.skip_auth_routes.is_empty() {
+            lines.push(format!(
+                "without authentication: {}",
+                self.skip_auth_routes.join(" ")
+            ));
+        }
+        if self.forward_auth {
+            lines.push(format!("forward-auth at {}/auth", self.proxy_prefix));
+        }
+        if self.reverse_proxy {
+            lines.push(format!(
+                "X-Forwarded-* believed from {}",
+                self.trusted_proxy_entries.join(", ")
+            ));
+        }
+        if let Some(metrics) = self.metrics_address {
+            lines.push(format!("metrics on http://{metrics}/metrics"));
+        }
+        lines
+    }
+}
+
+struct Resolver<'a> {
+    layers: &'a Layers,
+    errors: Vec<SettingError>,
+}
+
+impl Resolver<'_> {
+    fn fail(&mut self, option: &'static str, source: &Source, code: &'static str, problem: String) {
+        self.errors.push(SettingError {
+            option,
+            origin: source.clone(),
+            problem,
+            code,
+        });
+    }
+
+    fn missing(&mut self, option: &'static str, problem: &str) {
+        self.fail(option, &Source::Default, "missing", problem.to_owned());
+    }
+
+    fn text(&self, option: &'static str) -> Option<&Sourced> {
+        self.layers
+            .value(option)
+            .filter(|s| !s.value.trim().is_empty())
+    }
+
+    fn text_or(&self, option: &'static str, default: &str) -> String {
+        self.text(option)
+            .map_or_else(|| default.to_owned(), |s| s.value.trim().to_owned())
+    }
+
+    fn list(&self, option: &'static str) -> Vec<Sourced> {
+        self.layers
+            .values(option)
+            .iter()
+            .filter(|s| !s.value.trim().is_empty())
+            .cloned()
+            .collect()
+    }
+
+    fn bool(&mut self, option: &'static str, default: bool) -> bool {
+        let Some(sourced) = self.layers.value(option).cloned() else {
+            return default;
+        };
+        match parse_bool(&sourced.value) {
+            Some(value) => value,
+            None => {
+                self.fail(
+                    option,
+                    &sourced.source,
+                    "invalid_bool",
+                    format!("{:?} is not a boolean (true or false)", sourced.value),
+                );
+                default
+            }
+        }
+    }
+
+    fn duration(&mut self, option: &'static str, default: Duration) -> Duration {
+        let Some(sourced) = self.text(option).cloned() else {
+            return default;
+        };
+        match parse_duration(sourced.value.trim()) {
+            Some(value) => value,
+            None => {
+                self.fail(
+                    option,
+                    &sourced.source,
+                    "invalid_duration",
+                    format!(
+                        "{:?} is not a duration such as 168h, 30m, 1h30m or 45s",
+                        sourced.value
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn address(&mut self, option: &'static str, default: Option<&str>) -> Option<SocketAddr> {
+        let (value, source) = match self.text(option) {
+            Some(s) => (s.value.trim().to_owned(), s.source.clone()),
+            None => (default?.to_owned(), Source::Default),
+        };
+        // oauth2-proxy accepts ":4180" for all interfaces.
+        let candidate = if value.starts_with(':') {
+            format!("0.0.0.0{value}")
+        } else {
+            value.clone()
+        };
+        match candidate.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.fail(
+                    option,
+                    &source,
+                    "invalid_address",
+                    format!("{value:?} is not HOST:PORT with an IP address, e.g. 127.0.0.1:4180"),
+                );
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, option: &'static str, sourced: &Sourced) -> Option<Url> {
+        match Url::parse(sourced.value.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
+            Ok(_) => {
+                self.fail(
+                    option,
+                    &sourced.source,
+                    "invalid_url",
+                    format!("{:?} is not an http(s) URL with a host", sourced.value),
+                );
+                None
+            }
+            Err(e) => {
+                self.fail(
+                    option,
+                    &sourced.source,
+                    "invalid_url",
+                    format!("{:?} is not a URL: {e}", sourced.value),
+                );
+                None
+            }
+        }
+    }
+
+    /// A secret from its option or, failing that, from its file option.
+    fn secret_lines(
+        &mut self,
+        option: &'static str,
+        file_option: &'static str,
+    ) -> (Vec<(Secret, Source)>, Option<Source>) {
+        let direct = self.list(option);
+        let file = self.text(file_option).cloned();
+        if let (Some(first), Some(file)) = (direct.first(), &file) {
+            self.fail(
+                option,
+                &first.source,
+                "conflicting_options",
+                format!(
+                    "give either --{option} or --{file_option} ({}), not both",
+                    file.source
+                ),
+            );
+        }
+        if !direct.is_empty() {
+            let source = direct.first().map(|s| s.source.clone());
+            return (
+                direct
+                    .into_iter()
+                    .map(|s| (Secret::new(s.value.trim().to_owned()), s.source))
+                    .collect(),
+                source,
+            );
+        }
+        let Some(file) = file else {
+            return (Vec::new(), None);
+        };
+        match read_secret_file(Path::new(file.value.trim())) {
+            Ok(lines) => (
+                lines
+                    .into_iter()
+                    .map(|line| (Secret::new(line), file.source.clone()))
+                    .collect(),
+                Some(file.source),
+            ),
+            Err(e) => {
+                self.fail(
+                    file_option,
+                    &file.source,
+                    "unreadable_file",
+                    format!("cannot read {}: {e}", file.value.trim()),
+                );
+                (Vec::new(), Some(file.source))
+            }
+        }
+    }
+
+    fn resolve_all(&mut self) -> Option<ProxySettings> {
+        let http_address = self.address("http-address", Some("127.0.0.1:4180"));
+        let metrics_address = self.address("metrics-address", None);
+        let upstreams = self.upstreams();
+
+        let issuer = match self.text("oidc-issuer-url").cloned() {
+            None => {
+                self.missing(
+                    "oidc-issuer-url",
+                    "the provider's issuer URL is required (--oidc-issuer-url)",
+                );
+                None
+            }
+            Some(s) => match Issuer::new(s.value.trim()) {
+                Ok(issuer) => Some(issuer),
+                Err(e) => {
+                    self.fail("oidc-issuer-url", &s.source, e.code(), e.to_string());
+                    None
+                }
+            },
+        };
+        let client_id = self.text("client-id").map(|s| s.value.trim().to_owned());
+        if client_id.is_none() {
+            self.missing("client-id", "the client id is required (--client-id)");
+        }
+        let (client_secret, _) = self.secret_lines("client-secret", "client-secret-file");
+        let client_secret = client_secret.into_iter().next().map(|(secret, _)| secret);
+
+        let redirect_url = match self.text("redirect-url").cloned() {
+            Some(s) => self.url("redirect-url", &s),
+            None => {
+                self.missing(
+                    "redirect-url",
+                    "the callback URL registered at the provider is required (--redirect-url, e.g. https://mlflow.example.com/oauth2/callback)",
+                );
+                None
+            }
+        };
+        let proxy_prefix = self.proxy_prefix();
+        if let (Some(url), Some(prefix)) = (&redirect_url, &proxy_prefix) {
+            let expected = format!("{prefix}/callback");
+            if url.path() != expected
+                && let Some(s) = self.text("redirect-url").cloned()
+            {
+                self.fail(
+                    "redirect-url",
+                    &s.source,
+                    "callback_outside_prefix",
+                    format!(
+                        "the callback path is {:?}; it must be {expected:?} (--proxy-prefix + /callback)",
+                        url.path()
+                    ),
+                );
+            }
+        }
+
+        let scope = self.text_or("scope", "openid email profile");
+        let mut scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".to_owned());
+        }
+        if let Some(s) = self.text("code-challenge-method").cloned()
+            && !s.value.trim().eq_ignore_ascii_case("S256")
+        {
+            self.fail(
+                "code-challenge-method",
+                &s.source,
+                "unsupported_pkce_method",
+                format!(
+                    "{:?} is not supported: only S256 (plain PKCE protects nothing)",
+                    s.value
+                ),
+            );
+        }
+
+        let cookie_name = self.text_or("cookie-name", "oidc_session");
+        let cookie_secrets = self.cookie_secrets();
+        let cookie_secure = self.bool("cookie-secure", true);
+        let cookie_domain = self.cookie_domain();
+        let cookie_path = self.text_or("cookie-path", "/");
+        let session_lifetime = self.duration("cookie-expire", Duration::from_secs(168 * 3600));
+        let refresh_margin = self.duration("cookie-refresh", Duration::from_secs(60));
+        if session_lifetime.is_zero()
+            && let Some(s) = self.text("cookie-expire").cloned()
+        {
+            self.fail(
+                "cookie-expire",
+                &s.source,
+                "invalid_duration",
+                "a session must last longer than 0s".to_owned(),
+            );
+        }
+
+        let (any_email_domain, email_domains) = self.email_domains();
+        let allowed_emails = self.allowed_emails();
+        let allowed_groups: Vec<String> = values(&self.list("allowed-group"));
+        if !any_email_domain
+            && email_domains.is_empty()
+            && allowed_emails.is_empty()
+            && allowed_groups.is_empty()
+        {
+            self.missing(
+                "email-domain",
+                "no one would be admitted: give --email-domain (`*` admits every user the provider authenticates), --allowed-email, --authenticated-emails-file or --allowed-group",
+            );
+        }
+        let groups_claim = self.text_or("oidc-groups-claim", "groups");
+        if let Some(s) = self.text("oidc-email-claim").cloned()
+            && s.value.trim() != "email"
+        {
+            self.fail(
+                "oidc-email-claim",
+                &s.source,
+                "unsupported_email_claim",
+                format!(
+                    "{:?}: only the standard `email` claim is read; map the address to `email` at the provider",
+                    s.value
+                ),
+            );
+        }
+        let allow_unverified_email = self.bool("insecure-oidc-allow-unverified-email", false);
+        let accept_bearer = self.bool("skip-jwt-bearer-tokens", false);
+        let extra_issuers = self.extra_issuers();
+        let extra_audiences = values(&self.list("oidc-extra-audience"));
+        let session_store = self.session_store();
+        let mut skip_auth_routes = self.route_rules("skip-auth-route", RouteRules::skip_auth);
+        if self.bool("skip-auth-preflight", false) {
+            skip_auth_routes.push("OPTIONS=/".to_owned());
+        }
+        let api_routes = self.route_rules("api-route", RouteRules::api);
+        let whitelist_domains = self.whitelist_domains();
+        let pass_user_headers = self.bool("pass-user-headers", true);
+        let set_xauthrequest = self.bool("set-xauthrequest", false);
+        let pass_access_token = self.bool("pass-access-token", false);
+        let pass_authorization_header = self.bool("pass-authorization-header", false);
+        let forward_auth = self.bool("forward-auth", true);
+        let reverse_proxy = self.bool("reverse-proxy", false);
+        let (trusted_proxies, trusted_proxy_entries) = self.trusted_proxies(reverse_proxy);
+
+        if !cookie_secure
+            && let Some(url) = &redirect_url
+            && url.scheme() == "https"
+            && let Some(s) = self.layers.value("cookie-secure").cloned()
+        {
+            self.fail(
+                "cookie-secure",
+                &s.source,
+                "insecure_cookie_on_https",
+                "the callback is https: cookies must keep the Secure attribute".to_owned(),
+            );
+        }
+
+        Some(ProxySettings {
+            http_address: http_address?,
+            upstreams,
+            issuer: issuer?,
+            extra_audiences,
+            client_id: client_id?,
+            client_secret,
+            redirect_url: redirect_url?,
+            scopes,
+            cookie_name,
+            cookie_secrets,
+            cookie_secure,
+            cookie_domain,
+            cookie_path,
+            session_lifetime,
+            refresh_margin,
+            any_email_domain,
+            email_domains,
+            allowed_emails,
+            allowed_groups,
+            groups_claim,
+            allow_unverified_email,
+            accept_bearer,
+            extra_issuers,
+            session_store,
+            skip_auth_routes,
+            api_routes,
+            whitelist_domains,
+            pass_user_headers,
+            set_xauthrequest,
+            pass_access_token,
+            pass_authorization_header,
+            forward_auth,
+            proxy_prefix: proxy_prefix?,
+            reverse_proxy,
+            trusted_proxies,
+            trusted_proxy_entries,
+            metrics_address,
+        })
+    }
+
+    fn upstreams(&mut self) -> Vec<Upstream> {
+        let mut upstreams = Vec::new();
+        for sourced in self.list("upstream") {
+            let value = sourced.value.trim();
+            let (explicit_prefix, url_text) = match value.split_once('=') {
+                Some((prefix, url)) if prefix.starts_with('/') => (Some(prefix), url),
+                _ => (None, value),
+            };
+            if url_text.starts_with("file://") || url_text.starts_with("static://") {
+                self.fail(
+                    "upstream",
+                    &sourced.source,
+                    "unsupported_upstream",
+                    format!("{url_text:?}: file:// and static:// upstreams are not supported; serve files with the web server in front"),
+                );
+                continue;
+            }
+            let Some(url) = self.url(
+                "upstream",
+                &Sourced {
+                    value: url_text.to_owned(),
+                    source: sourced.source.clone(),
+                },
+            ) else {
+                continue;
+            };
+            if url.scheme() == "https" {
+                self.fail(
+                    "upstream",
+                    &sourced.source,
+                    "https_upstream",
+                    format!("{url_text:?}: https upstreams are not supported; reach the upstream over http on a private address"),
+                );
+                continue;
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                self.fail(
+                    "upstream",
+                    &sourced.source,
+                    "invalid_url",
+                    format!("{url_text:?}: an upstream URL takes no query or fragment"),
+                );
+                continue;
+            }
+            let upstream = match explicit_prefix {
+                Some(prefix) => Upstream {
+                    prefix: prefix.to_owned(),
+                    url,
+                    strip_prefix: true,
+                },
+                None => Upstream {
+                    prefix: url.path().to_owned(),
+                    url,
+                    strip_prefix: false,
+                },
+            };
+            if upstreams
+                .iter()
+                .any(|u: &Upstream| u.prefix == upstream.prefix)
+            {
+                self.fail(
+                    "upstream",
+                    &sourced.source,
+                    "duplicate_upstream_prefix",
+                    format!("two upstreams serve the prefix {:?}", upstream.prefix),
+                );
+                continue;
+            }
+            upstreams.push(upstream);
+        }
+        upstreams
+    }
+
+    fn proxy_prefix(&mut self) -> Option<String> {
+        let Some(s) = self.text("proxy-prefix").cloned() else {
+            return Some("/oauth2".to_owned());
+        };
+        let prefix = s.value.trim();
+        let valid = prefix.starts_with('/')
+            && prefix.len() > 1
+            && !prefix.ends_with('/')
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+        if valid {
+            Some(prefix.to_owned())
+        } else {
+            self.fail(
+                "proxy-prefix",
+                &s.source,
+                "invalid_prefix",
+                format!("{prefix:?} must start with '/', not end with '/', and use plain path characters"),
+            );
+            None
+        }
+    }
+
+    fn cookie_secrets(&mut self) -> Vec<Secret> {
+        let (secrets, source) = self.secret_lines("cookie-secret", "cookie-secret-file");
+        if secrets.is_empty() {
+            if source.is_none() {
+                self.missing(
+                    "cookie-secret",
+                    "a cookie secret is required (--cookie-secret or --cookie-secret-file; make one with `openssl rand -base64 32`)",
+                );
+            } else if let Some(source) = source
+                && !self.errors.iter().any(|e| e.option == "cookie-secret-file")
+            {
+                self.fail(
+                    "cookie-secret-file",
+                    &source,
+                    "empty_file",
+                    "the file holds no secret".to_owned(),
+                );
+            }
+            return Vec::new();
+        }
+        let mut accepted = Vec::with_capacity(secrets.len());
+        for (index, (secret, source)) in secrets.into_iter().enumerate() {
+            let len = secret.expose().len();
+            if len < MIN_COOKIE_SECRET_BYTES {
+                self.fail(
+                    "cookie-secret",
+                    &source,
+                    "cookie_secret_too_short",
+                    format!(
+                        "secret #{} has {len} characters, at least {MIN_COOKIE_SECRET_BYTES} are required (`openssl rand -base64 32`)",
+                        index + 1
+                    ),
+                );
+            } else {
+                accepted.push(secret);
+            }
+        }
+        accepted
+    }
+
+    fn cookie_domain(&mut self) -> Option<String> {
+        let domains = self.list("cookie-domain");
+        if let Some(second) = domains.get(1) {
+            self.fail(
+                "cookie-domain",
+                &second.source,
+                "several_cookie_domains",
+                "only one cookie domain is supported; run one proxy per domain".to_owned(),
+            );
+        }
+        domains
+            .first()
+            .map(|s| s.value.trim().trim_start_matches('.').to_owned())
+    }
+
+    fn email_domains(&mut self) -> (bool, Vec<String>) {
+        let mut any = false;
+        let mut domains = Vec::new();
+        for s in self.list("email-domain") {
+            let value = s.value.trim();
+            if value == "*" {
+                any = true;
+            } else if value.contains('@') || value.contains('*') || value.contains('/') {
+                self.fail(
+                    "email-domain",
+                    &s.source,
+                    "invalid_email_domain",
+                    format!(
+                        "{value:?} is not a domain (example.com, .example.com for subdomains, or *)"
+                    ),
+                );
+            } else {
+                domains.push(value.to_owned());
+            }
+        }
+        (any, domains)
+    }
+
+    fn allowed_emails(&mut self) -> Vec<String> {
+        let mut emails = values(&self.list("allowed-email"));
+        if let Some(file) = self.text("authenticated-emails-file").cloned() {
+            match std::fs::read_to_string(file.value.trim()) {
+                Ok(text) => emails.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                ),
+                Err(e) => self.fail(
+                    "authenticated-emails-file",
+                    &file.source,
+                    "unreadable_file",
+                    format!("cannot read {}: {e}", file.value.trim()),
+                ),
+            }
+        }
+        emails
+    }
+
+    fn extra_issuers(&mut self) -> Vec<ExtraIssuer> {
+        let mut extra = Vec::new();
+        for s in self.list("extra-jwt-issuers") {
+            // The issuer is a URL and may contain '=' in its query; the audience is after the
+            // last '='.
+            let Some((issuer, audience)) = s.value.trim().rsplit_once('=') else {
+                self.fail(
+                    "extra-jwt-issuers",
+                    &s.source,
+                    "invalid_extra_issuer",
+                    format!("{:?} is not ISSUER=AUDIENCE", s.value),
+                );
+                continue;
+            };
+            if audience.is_empty() {
+                self.fail(
+                    "extra-jwt-issuers",
+                    &s.source,
+                    "invalid_extra_issuer",
+                    format!("{:?} has no audience after '='", s.value),
+                );
+                continue;
+            }
+            match Issuer::new(issuer) {
+                Ok(issuer) => extra.push(ExtraIssuer {
+                    issuer,
+                    audience: audience.to_owned(),
+                }),
+                Err(e) => self.fail("extra-jwt-issuers", &s.source, e.code(), e.to_string()),
+            }
+        }
+        extra
+    }
+
+    fn session_store(&mut self) -> SessionStoreChoice {
+        let kind = self.text("session-store-type").cloned();
+        let redis_url = self.text("redis-connection-url").cloned();
+        match kind.as_ref().map(|s| s.value.trim().to_ascii_lowercase()) {
+            None => SessionStoreChoice::Cookie,
+            Some(k) if k == "cookie" => SessionStoreChoice::Cookie,
+            Some(k) if k == "redis" => match redis_url {
+                Some(url)
+                    if url.value.trim().starts_with("redis://")
+                        || url.value.trim().starts_with("rediss://") =>
+                {
+                    SessionStoreChoice::Redis {
+                        url: Secret::new(url.value.trim().to_owned()),
+                    }
+                }
+                Some(url) => {
+                    self.fail(
+                        "redis-connection-url",
+                        &url.source,
+                        "invalid_redis_url",
+                        "must start with redis:// or rediss:// (value not shown: it may hold a password)"
+                            .to_owned(),
+                    );
+                    SessionStoreChoice::Cookie
+                }
+                None => {
+                    self.missing(
+                        "redis-connection-url",
+                        "--session-store-type=redis needs --redis-connection-url",
+                    );
+                    SessionStoreChoice::Cookie
+                }
+            },
+            Some(other) => {
+                if let Some(s) = kind {
+                    self.fail(
+                        "session-store-type",
+                        &s.source,
+                        "invalid_session_store",
+                        format!("{other:?} is not a session store: cookie or redis"),
+                    );
+                }
+                SessionStoreChoice::Cookie
+            }
+        }
+    }
+
+    fn route_rules<E: std::fmt::Display>(
+        &mut self,
+        option: &'static str,
+        compile: fn(Vec<String>) -> Result<RouteRules, E>,
+    ) -> Vec<String> {
+        let rules = self.list(option);
+        let texts = values(&rules);
+        for (index, rule) in rules.iter().enumerate() {
+            if let Err(e) = compile(vec![rule.value.trim().to_owned()]) {
+                self.fail(
+                    option,
+                    &rule.source,
+                    "invalid_route_rule",
+                    format!("rule #{} {:?}: {e}", index + 1, rule.value),
+                );
+            }
+        }
+        if let (Err(e), Some(first)) = (compile(texts.clone()), rules.first())
+            && !self.errors.iter().any(|err| err.option == option)
+        {
+            self.fail(option, &first.source, "invalid_route_rule", e.to_string());
+        }
+        texts
+    }
+
+    fn whitelist_domains(&mut self) -> Vec<String> {
+        let domains = self.list("whitelist-domain");
+        for s in &domains {
+            if let Err(e) = oidc_core::RedirectPolicy::new([s.value.trim()]) {
+                self.fail(
+                    "whitelist-domain",
+                    &s.source,
+                    e.code(),
+                    format!("{:?}: {e}", s.value),
+                );
+            }
+        }
+        values(&domains)
+    }
+
+    fn trusted_proxies(&mut self, reverse_proxy: bool) -> (TrustedProxies, Vec<String>) {
+        let entries = self.list("trusted-proxy-ip");
+        if !reverse_proxy {
+            if let Some(first) = entries.first() {
+                self.fail(
+                    "trusted-proxy-ip",
+                    &first.source,
+                    "needs_reverse_proxy",
+                    "trusted proxies are only consulted with --reverse-proxy".to_owned(),
+                );
+            }
+            return (TrustedProxies::none(), Vec::new());
+        }
+        if entries.is_empty() {
+            return (TrustedProxies::loopback(), vec!["loopback".to_owned()]);
+        }
+        let texts = values(&entries);
+        match TrustedProxies::parse(texts.iter()) {
+            Ok(trusted) => (trusted, texts),
+            Err(e) => {
+                let source = entries
+                    .iter()
+                    .find(|s| TrustedProxies::parse([s.value.trim()]).is_err())
+                    .or(entries.first())
+                    .map(|s| s.source.clone())
+                    .unwrap_or(Source::Default);
+                self.fail("trusted-proxy-ip", &source, e.code(), e.to_string());
+                (TrustedProxies::none(), Vec::new())
+            }
+        }
+    }
+}
+
+fn values(list: &[Sourced]) -> Vec<String> {
+    list.iter().map(|s| s.value.trim().to_owned()).collect()
+}
+
+/// Go's boolean spellings, as oauth2-proxy takes them.
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A Go duration as oauth2-proxy takes it (`168h`, `1h30m`, `45s`, `500ms`, `0`), or a plain
+/// number of seconds.
+pub(crate) fn parse_duration(value: &str) -> Option<Duration> {
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok().map(Duration::from_secs);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let number: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = rest.get(digits..)?;
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = rest.get(..unit_len)?;
+        rest = rest.get(unit_len..)?;
+        let part = match unit {
+            "h" => Duration::from_secs(number.checked_mul(3600)?),
+            "m" => Duration::from_secs(number.checked_mul(60)?),
+            "s" => Duration::from_secs(number),
+            "ms" => Duration::from_millis(number),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+    }
+    Some(total)
+}
+
+fn read_secret_file(path: &Path) -> std::io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The path of the TOML file to read: `--config`, else `OIDC_PROXY_CONFIG`.
+pub(crate) fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| std::env::var_os("OIDC_PROXY_CONFIG").map(PathBuf::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::sources::Layer;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+
+    fn flags(pairs: &[(&'static str, &str)]) -> Layers {
+        let mut layer = Layer::default();
+        let mut grouped: std::collections::BTreeMap<&'static str, Vec<Sourced>> =
+            Default::default();
+        for (name, value) in pairs {
+            grouped.entry(name).or_default().push(Sourced {
+                value: (*value).to_owned(),
+                source: Source::Flag { name },
+            });
+        }
+        for (name, values) in grouped {
+            layer.set(name, values);
+        }
+        Layers {
+            flags: layer,
+            ..Layers::default()
+        }
+    }
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("oidc-issuer-url", "https://op.example.com"),
+            ("client-id", "mlflow"),
+            ("client-secret", "s3cret"),
+            ("redirect-url", "https://mlflow.example.com/oauth2/callback"),
+            ("cookie-secret", SECRET),
+            ("email-domain", "*"),
+            ("upstream", "http://127.0.0.1:5000/"),
+        ]
+    }
+
+    fn errors(pairs: &[(&'static str, &str)]) -> Vec<SettingError> {
+        ProxySettings::resolve(&flags(pairs)).unwrap_err()
+    }
+
+    #[test]
+    fn a_minimal_configuration_resolves_with_oauth2_proxy_defaults() {
+        let s = ProxySettings::resolve(&flags(&minimal())).unwrap();
+        assert_eq!(s.http_address, "127.0.0.1:4180".parse().unwrap());
+        assert_eq!(s.scopes, ["openid", "email", "profile"]);
+        assert_eq!(s.proxy_prefix, "/oauth2");
+        assert!(s.cookie_secure && s.any_email_domain && s.pass_user_headers && s.forward_auth);
+        assert!(!s.accept_bearer && !s.reverse_proxy && !s.set_xauthrequest);
+        assert_eq!(s.session_lifetime, Duration::from_secs(168 * 3600));
+        assert_eq!(
+            s.upstreams,
+            [Upstream {
+                prefix: "/".into(),
+                url: Url::parse("http://127.0.0.1:5000/").unwrap(),
+                strip_prefix: false
+            }]
+        );
+        assert_eq!(s.client_secret.unwrap().expose(), "s3cret");
+        assert!(matches!(s.session_store, SessionStoreChoice::Cookie));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_source_and_no_secret() {
+        let errs = errors(&[
+            ("oidc-issuer-url", "not a url"),
+            ("redirect-url", "https://x.example/callback"),
+            ("cookie-secret", "short-secret-value"),
+            ("cookie-secure", "maybe"),
+            ("upstream", "file:///srv"),
+            ("skip-auth-route", "GET=^/api/(unclosed"),
+        ]);
+        let codes: Vec<&str> = errs.iter().map(|e| e.code).collect();
+        assert!(codes.contains(&"missing"), "{codes:?}");
+        assert!(codes.contains(&"cookie_secret_too_short"));
+        assert!(codes.contains(&"invalid_bool"));
+        assert!(codes.contains(&"unsupported_upstream"));
+        assert!(codes.contains(&"invalid_route_rule"));
+        assert!(codes.contains(&"callback_outside_prefix"));
+        let secret = errs
+            .iter()
+            .find(|e| e.code == "cookie_secret_too_short")
+            .unwrap();
+        assert_eq!(
+            secret.to_string(),
+            "cookie-secret: secret #1 has 18 characters, at least 32 are required (`openssl rand -base64 32`) (from flag --cookie-secret)"
+        );
+        assert!(
+            errs.iter()
+                .all(|e| !e.to_string().contains("short-secret-value"))
+        );
+    }
+
+    #[test]
+    fn no_allow_rule_means_no_one_would_get_in() {
+        let pairs: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(n, _)| *n != "email-domain")
+            .collect();
+        let errs = errors(&pairs);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].option, "email-domain");
+    }
+
+    #[test]
+    fn upstream_paths_are_route_prefixes_and_explicit_prefixes_are_stripped() {
+        let mut pairs = minimal();
+        pairs.push(("upstream", "http://127.0.0.1:8080/airflow/"));
+        pairs.push(("upstream", "/api/=http://127.0.0.1:9000/v1/"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        let routes: Vec<_> = s
+            .upstreams
+            .iter()
+            .map(|u| (u.prefix.as_str(), u.url.as_str(), u.strip_prefix))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("/", "http://127.0.0.1:5000/", false),
+                ("/airflow/", "http://127.0.0.1:8080/airflow/", false),
+                ("/api/", "http://127.0.0.1:9000/v1/", true)
+            ]
+        );
+        pairs.push(("upstream", "http://other:1/airflow/"));
+        let errs = errors(&pairs);
+        assert_eq!(errs[0].code, "duplicate_upstream_prefix");
+    }
+
+    #[test]
+    fn extra_issuers_split_at_the_last_equals_sign() {
+        let mut pairs = minimal();
+        pairs.push(("extra-jwt-issuers", "https://ci.example.com=mlflow-api"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(s.extra_issuers[0].issuer.as_str(), "https://ci.example.com");
+        assert_eq!(s.extra_issuers[0].audience, "mlflow-api");
+        pairs.push(("extra-jwt-issuers", "https://ci.example.com"));
+        assert_eq!(errors(&pairs)[0].code, "invalid_extra_issuer");
+    }
+
+    #[test]
+    fn redis_needs_a_url_and_its_value_is_never_shown() {
+        let mut pairs = minimal();
+        pairs.push(("session-store-type", "redis"));
+        assert_eq!(errors(&pairs)[0].option, "redis-connection-url");
+        pairs.push(("redis-connection-url", "http://user:pw@host"));
+        let errs = errors(&pairs);
+        assert_eq!(errs[0].code, "invalid_redis_url");
+        assert!(!errs[0].to_string().contains("pw@"));
+        pairs.pop();
+        pairs.push(("redis-connection-url", "redis://127.0.0.1:6379/0"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert!(matches!(s.session_store, SessionStoreChoice::Redis { .. }));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_not_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cookie");
+        std::fs::write(&path, format!("{SECRET}\n{SECRET}-old\n")).unwrap();
+        let path = path.display().to_string();
+        let mut pairs: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(n, _)| *n != "cookie-secret")
+            .collect();
+        pairs.push(("cookie-secret-file", &path));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(s.cookie_secrets.len(), 2);
+        pairs.push(("cookie-secret", SECRET));
+        assert_eq!(errors(&pairs)[0].code, "conflicting_options");
+    }
+
+    #[test]
+    fn https_callbacks_keep_secure_cookies_and_plain_pkce_is_refused() {
+        let mut pairs = minimal();
+        pairs.push(("cookie-secure", "false"));
+        pairs.push(("code-challenge-method", "plain"));
+        let codes: Vec<_> = errors(&pairs).iter().map(|e| e.code).collect();
+        assert_eq!(
+            codes,
+            ["unsupported_pkce_method", "insecure_cookie_on_https"]
+        );
+    }
+
+    #[test]
+    fn go_durations_and_booleans_parse() {
+        assert_eq!(parse_duration("168h"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("1h30m15s"), Some(Duration::from_secs(5415)));
+        assert_eq!(
+            parse_duration("168h0m0s"),
+            Some(Duration::from_secs(604_800))
+        );
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        for bad in [
+            "",
+            "h",
+            "1x",
+            "1h30",
+            "-1s",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(parse_bool("True"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn duration_parsing_never_panics(text in ".{0,24}") {
+            let _ = parse_duration(&text);
+        }
+    }
+}

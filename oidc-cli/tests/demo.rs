@@ -1,0 +1,119 @@
+//! `oidc demo` as a child process: waits for its `open` line, calls the proxy with the printed
+//! bearer token (200 with the identity) and as a browser (302 to the provider), then stops it
+//! with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Three consecutive free ports (best effort: bound, then released).
+fn free_port_base() -> u16 {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base < 65_000
+            && (0..3)
+                .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+#[test]
+fn the_demo_serves_bearer_callers_and_redirects_browsers() {
+    let base = free_port_base();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oidc"))
+        .args(["demo", "--port-base", &base.to_string()])
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut open = None;
+    let mut curl = None;
+    while open.is_none() || curl.is_none() {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the demo printed its instructions");
+        if let Some(url) = line.strip_prefix("open ") {
+            open = Some(url.to_owned());
+        }
+        if line.starts_with("curl ") {
+            curl = Some(line);
+        }
+    }
+    let open = open.unwrap();
+    let curl = curl.unwrap();
+    assert_eq!(open, format!("http://127.0.0.1:{base}/"));
+    let token = curl
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap()
+        .to_owned();
+    assert!(curl.ends_with(&format!(" {open}")), "{curl}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let answer = http.get(&open).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let page = answer.text().await.unwrap();
+        assert!(
+            page.contains("<th>x-forwarded-user</th><td>alice</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<th>x-forwarded-email</th><td>alice@example.com</td>"),
+            "{page}"
+        );
+
+        let answer = http
+            .get(format!("{open}experiments"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 302);
+        let location = answer.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with(&format!("http://127.0.0.1:{}/authorize?", base + 1)),
+            "{location}"
+        );
+
+        let forged = http
+            .get(&open)
+            .bearer_auth(format!("{token}x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 401);
+    });
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a clean exit on SIGTERM");
+}

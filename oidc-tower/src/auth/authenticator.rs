@@ -1,0 +1,1260 @@
+//! The decision shared by every front-end: who sent this request, and may they pass?
+//!
+//! [`Authenticator::authenticate`] reads a bearer token (JWT validated by the [`Provider`],
+//! opaque tokens by RFC 7662 introspection with a cache) or the session cookie (sealed session,
+//! or a handle into the server-side store), refreshes a session whose access token is about to
+//! expire (one refresh per session at a time), and applies the authorization rules. The answer
+//! is an [`Authentication`] or a typed [`AuthFailure`]; the bearer layer, the login layer and
+//! forward-auth only differ in how they answer it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, HeaderValue};
+use oidc_core::authorization::{Denied, groups_from_claims};
+use oidc_core::cookie::{CookieCodec, CookieError, CookieKeys, RequestCookies};
+use oidc_core::introspection::{
+    IntrospectionError, IntrospectionPolicy, TokenTypeHint, introspection_request,
+    parse_introspection,
+};
+use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
+use oidc_core::login::{
+    IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh, id_token_policy,
+};
+use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
+use oidc_core::random::random_url_safe;
+use oidc_core::validation::Policy;
+use oidc_core::{KeySet, Secret, Session, UnixTime};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use super::config::{AuthConfig, AuthConfigError, LoginSettings};
+use crate::bearer_response::{BearerExtractError, BearerToken, QueryTokens, extract_bearer};
+use crate::http_client::HttpError;
+use crate::identity_headers::{CookiePrefixes, Identity};
+use crate::metrics::Metrics;
+use crate::provider::{Provider, ProviderError};
+use crate::random::SystemRandom;
+use crate::store::{
+    HandleError, SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
+};
+
+/// How long a finished refresh is remembered, so that requests still carrying the old cookie
+/// get the refreshed session instead of refreshing again with a rotated-away refresh token.
+const REFRESH_MEMORY: Duration = Duration::from_secs(120);
+/// How many revocations the cookie store remembers in this process.
+const MAX_LOCAL_REVOCATIONS: usize = 100_000;
+/// How many introspection answers are cached.
+const INTROSPECTION_CACHE_CAPACITY: u64 = 10_000;
+
+/// Who a request comes from, once authenticated.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Authenticated {
+    /// The identity the upstream is told about.
+    pub identity: Identity,
+    /// Where the identity came from.
+    pub source: AuthSource,
+    /// The claims behind the identity: the bearer token's claims, or the session's
+    /// (`sub`, `iss`, `email`, `email_verified`, `name`, `preferred_username`, `groups` and the
+    /// kept claims).
+    pub claims: Arc<Map<String, Value>>,
+    /// The token's scopes (empty for sessions).
+    pub scopes: Vec<String>,
+}
+
+/// How a request was authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthSource {
+    /// A browser session cookie.
+    Session,
+    /// A JWT access token validated with the provider's keys.
+    BearerJwt,
+    /// An opaque access token validated by introspection.
+    BearerIntrospected,
+}
+
+impl AuthSource {
+    /// A stable snake_case label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthSource::Session => "session",
+            AuthSource::BearerJwt => "bearer_jwt",
+            AuthSource::BearerIntrospected => "bearer_introspected",
+        }
+    }
+}
+
+/// A successful authentication, and the cookies the response must set (a refreshed session).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Authentication {
+    /// Who the request comes from.
+    pub authenticated: Authenticated,
+    /// `Set-Cookie` values to add to the response (non-empty after a refresh).
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+/// Why a request is not let through.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// Neither a bearer token nor a session cookie.
+    #[error("the request carries no credentials")]
+    NoCredentials,
+    /// The bearer credentials are malformed (400).
+    #[error(transparent)]
+    BadBearer(#[from] BearerExtractError),
+    /// The JWT was judged and refused.
+    #[error("the bearer token was rejected: {0}")]
+    TokenRejected(#[source] ProviderError),
+    /// The opaque token was refused by introspection.
+    #[error("the bearer token was rejected by introspection: {0}")]
+    IntrospectionRejected(#[source] IntrospectionError),
+    /// The token is not a JWT and the provider offers no introspection (or no client is set).
+    #[error("the bearer token is not a JWT and cannot be introspected")]
+    OpaqueTokenUnsupported,
+    /// The token lacks required scopes (403 `insufficient_scope`).
+    #[error("the bearer token lacks the scopes {missing:?}")]
+    InsufficientScope {
+        /// The required scopes it lacks.
+        missing: Vec<String>,
+        /// Every required scope, for the challenge.
+        required: Vec<String>,
+    },
+    /// The provider could not be reached or is not ready (503).
+    #[error("the OpenID Provider is unavailable ({code})")]
+    ProviderUnavailable {
+        /// The stable code of the underlying failure.
+        code: &'static str,
+    },
+    /// The session cookie does not open (tampered, sealed with a retired key, truncated).
+    #[error("the session cookie is invalid: {0}")]
+    SessionInvalid(#[source] Arc<CookieError>),
+    /// The session cookie holds no usable handle.
+    #[error("the session handle is invalid: {0}")]
+    SessionHandleInvalid(#[source] HandleError),
+    /// The session's lifetime is over.
+    #[error("the session expired at {expired_at} (now {now})")]
+    SessionExpired {
+        /// When it ended.
+        expired_at: UnixTime,
+        /// The time of the check.
+        now: UnixTime,
+    },
+    /// The session was ended by sign-out or back-channel logout.
+    #[error("the session was revoked")]
+    SessionRevoked,
+    /// The provider refused to refresh the session's tokens (refresh token revoked or expired).
+    #[error("the provider refused to refresh the session ({code})")]
+    RefreshRejected {
+        /// The stable code of the refusal.
+        code: &'static str,
+    },
+    /// The session store could not answer (503; the session is kept).
+    #[error("the session store is unavailable: {0}")]
+    StoreUnavailable(#[source] Arc<StoreError>),
+    /// Authenticated, but the authorization rules refuse (403).
+    #[error("access denied: {0}")]
+    Forbidden(#[source] Denied),
+}
+
+impl AuthFailure {
+    /// A stable snake_case code for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthFailure::NoCredentials => "no_credentials",
+            AuthFailure::BadBearer(e) => e.code(),
+            AuthFailure::TokenRejected(e) => e.code(),
+            AuthFailure::IntrospectionRejected(e) => e.code(),
+            AuthFailure::OpaqueTokenUnsupported => "opaque_token_unsupported",
+            AuthFailure::InsufficientScope { .. } => "insufficient_scope",
+            AuthFailure::ProviderUnavailable { code } => code,
+            AuthFailure::SessionInvalid(e) => e.code(),
+            AuthFailure::SessionHandleInvalid(e) => e.code(),
+            AuthFailure::SessionExpired { .. } => "session_expired",
+            AuthFailure::SessionRevoked => "session_revoked",
+            AuthFailure::RefreshRejected { .. } => "refresh_rejected",
+            AuthFailure::StoreUnavailable(e) => e.code(),
+            AuthFailure::Forbidden(e) => e.code(),
+        }
+    }
+
+    /// Whether the session cookie the request carried is dead and should be cleared.
+    pub fn session_is_gone(&self) -> bool {
+        matches!(
+            self,
+            AuthFailure::SessionInvalid(_)
+                | AuthFailure::SessionHandleInvalid(_)
+                | AuthFailure::SessionExpired { .. }
+                | AuthFailure::SessionRevoked
+                | AuthFailure::RefreshRejected { .. }
+        )
+    }
+
+    /// Whether the failure is about a bearer token (answered with an RFC 6750 challenge).
+    pub fn is_bearer_failure(&self) -> bool {
+        matches!(
+            self,
+            AuthFailure::BadBearer(_)
+                | AuthFailure::TokenRejected(_)
+                | AuthFailure::IntrospectionRejected(_)
+                | AuthFailure::OpaqueTokenUnsupported
+                | AuthFailure::InsufficientScope { .. }
+        )
+    }
+
+    /// Whether the request had no usable identity at all (a sign-in helps), as opposed to a
+    /// refusal (403) or an outage (503).
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, AuthFailure::NoCredentials) || self.session_is_gone()
+    }
+}
+
+/// The shared, cheaply cloned authentication state of the three front-ends: configuration,
+/// provider handle, session storage, refresh single-flight, introspection cache, revocations.
+///
+/// Build it with [`AuthConfig::build`]; it fits in axum `State`.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: AuthConfig,
+    pub(crate) login: Option<LoginParts>,
+    pub(crate) vault: Option<SessionVault<Arc<dyn SessionStore>>>,
+    refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
+    introspections: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    revocations: Mutex<Revocations>,
+    pub(crate) seen_jtis: Mutex<SeenJtis>,
+}
+
+/// The parts of the configuration only sign-in needs, checked at build time.
+pub(crate) struct LoginParts {
+    pub(crate) settings: LoginSettings,
+    pub(crate) login_config: LoginConfig,
+    pub(crate) id_policy: Policy,
+    pub(crate) logout_validator: LogoutTokenValidator,
+    pub(crate) keys: CookieKeys,
+    pub(crate) session_codec: CookieCodec,
+    /// The pending-login cookie name prefix as browsers see it, ending in `_`.
+    pub(crate) pending_prefix: String,
+    pub(crate) own_cookies: CookiePrefixes,
+}
+
+type RefreshOutcome = Result<Arc<Session>, RefreshFailure>;
+
+struct RefreshSlot {
+    started: Instant,
+    cell: Arc<OnceCell<RefreshOutcome>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RefreshFailure {
+    /// The provider refused: the session is over.
+    Rejected(&'static str),
+    /// The provider could not be asked: keep the session as it is.
+    Unavailable(&'static str),
+}
+
+#[derive(Clone)]
+struct CachedPrincipal {
+    principal: Arc<BearerPrincipal>,
+    ttl: Duration,
+}
+
+struct PrincipalExpiry;
+
+impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedPrincipal,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// What a validated bearer token says.
+struct BearerPrincipal {
+    claims: Map<String, Value>,
+    scopes: Vec<String>,
+    source: AuthSource,
+}
+
+/// The sealed content of a session cookie when sessions live in cookies: a random id (for
+/// sign-out of this very session) and the session.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CookieSession {
+    #[serde(rename = "i")]
+    pub(crate) id: String,
+    #[serde(rename = "s")]
+    pub(crate) session: Session,
+}
+
+/// A session read from a request, and where it lives.
+pub(crate) struct LoadedSession {
+    pub(crate) session: Session,
+    pub(crate) origin: SessionOrigin,
+}
+
+pub(crate) enum SessionOrigin {
+    Cookie { id: String },
+    Server { handle: SessionHandle },
+}
+
+impl Authenticator {
+    pub(crate) fn from_config(config: AuthConfig) -> Result<Authenticator, AuthConfigError> {
+        let prefix = &config.prefix;
+        if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() < 2 {
+            return Err(AuthConfigError::InvalidPrefix {
+                prefix: prefix.clone(),
+            });
+        }
+        let login = match &config.login {
+            None => None,
+            Some(settings) => Some(LoginParts::new(&config, settings.clone())?),
+        };
+        let vault = config.session_store.clone().map(SessionVault::new);
+        let introspections = moka::sync::Cache::builder()
+            .max_capacity(INTROSPECTION_CACHE_CAPACITY)
+            .expire_after(PrincipalExpiry)
+            .build();
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                config,
+                login,
+                vault,
+                refreshes: Mutex::new(HashMap::new()),
+                introspections,
+                revocations: Mutex::new(Revocations::default()),
+                seen_jtis: Mutex::new(SeenJtis::default()),
+            }),
+        })
+    }
+
+    /// The provider handle.
+    pub fn provider(&self) -> &Provider {
+        &self.inner.config.provider
+    }
+
+    /// The metrics decisions are recorded into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.config.metrics
+    }
+
+    /// The endpoint prefix (e.g. `/oauth2`).
+    pub fn prefix(&self) -> &str {
+        &self.inner.config.prefix
+    }
+
+    /// Whether sign-in is configured (the login layer and forward-auth need it).
+    pub fn has_login(&self) -> bool {
+        self.inner.login.is_some()
+    }
+
+    pub(crate) fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn login_parts(&self) -> Option<&LoginParts> {
+        self.inner.login.as_ref()
+    }
+
+    /// Authenticates a request from its headers: a bearer token when present (always for
+    /// `bearer_only`, otherwise when bearer tokens are accepted), else the session cookie.
+    /// `query` is the raw query string, checked for `access_token` (refused) in bearer mode.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        bearer_only: bool,
+    ) -> Result<Authentication, AuthFailure> {
+        let accept_bearer = bearer_only || self.inner.config.accept_bearer;
+        if accept_bearer {
+            let query = if bearer_only { query } else { None };
+            if let Some(token) = extract_bearer(headers, query, QueryTokens::Refuse)? {
+                let authenticated = self.authenticate_bearer(&token).await?;
+                return Ok(Authentication {
+                    authenticated,
+                    set_cookies: Vec::new(),
+                });
+            }
+        }
+        if bearer_only || self.inner.login.is_none() {
+            return Err(AuthFailure::NoCredentials);
+        }
+        self.authenticate_session(headers).await
+    }
+
+    /// Validates a bearer token: a JWT with the provider's keys, anything else by
+    /// introspection; then the required scopes and the authorization rules.
+    pub async fn authenticate_bearer(
+        &self,
+        token: &BearerToken,
+    ) -> Result<Authenticated, AuthFailure> {
+        let principal = if token.expose().split('.').count() == 3 {
+            self.validate_jwt(token.expose()).await?
+        } else {
+            self.introspect(token).await?
+        };
+        let required = &self.inner.config.required_scopes;
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|scope| !principal.scopes.contains(scope))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AuthFailure::InsufficientScope {
+                missing,
+                required: required.clone(),
+            });
+        }
+        let groups_claim = &self.inner.config.groups_claim;
+        let view = oidc_core::Identity::from_claims(&principal.claims, groups_claim);
+        self.inner
+            .config
+            .rules
+            .evaluate(&view)
+            .map_err(AuthFailure::Forbidden)?;
+        let groups = groups_from_claims(&principal.claims, groups_claim);
+        let text = |name: &str| principal.claims.get(name).and_then(Value::as_str);
+        let mut identity = Identity::new(text("sub").unwrap_or_default())
+            .with_groups(groups)
+            .with_access_token(Secret::new(token.expose()));
+        if let Some(email) = text("email") {
+            identity = identity.with_email(email);
+        }
+        if let Some(name) = text("preferred_username").or_else(|| text("username")) {
+            identity = identity.with_preferred_username(name);
+        }
+        Ok(Authenticated {
+            identity,
+            source: principal.source,
+            claims: Arc::new(principal.claims.clone()),
+            scopes: principal.scopes.clone(),
+        })
+    }
+
+    async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
+        let validated = self.provider().validate(token).await.map_err(|error| {
+            if error.is_rejection() {
+                AuthFailure::TokenRejected(error)
+            } else {
+                AuthFailure::ProviderUnavailable { code: error.code() }
+            }
+        })?;
+        let claims = claims_map(&validated.claims);
+        let scopes = scopes_of(&claims);
+        Ok(Arc::new(BearerPrincipal {
+            claims,
+            scopes,
+            source: AuthSource::BearerJwt,
+        }))
+    }
+
+    async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
+        let digest = sha256(token.expose().as_bytes());
+        let metrics = &self.inner.config.metrics;
+        if let Some(hit) = self.inner.introspections.get(&digest) {
+            metrics.record_token_cache_hit();
+            return Ok(hit.principal);
+        }
+        metrics.record_token_cache_miss();
+        let (Some(login), Some(metadata)) = (&self.inner.login, self.provider().metadata()) else {
+            return Err(if self.provider().metadata().is_none() {
+                AuthFailure::ProviderUnavailable {
+                    code: "provider_not_ready",
+                }
+            } else {
+                AuthFailure::OpaqueTokenUnsupported
+            });
+        };
+        let endpoint = metadata
+            .introspection_endpoint
+            .as_ref()
+            .ok_or(AuthFailure::OpaqueTokenUnsupported)?;
+        let now = now();
+        let request = introspection_request(
+            endpoint,
+            &login.settings.credentials,
+            &Secret::new(token.expose()),
+            Some(TokenTypeHint::AccessToken),
+            now,
+            &mut SystemRandom,
+        )
+        .map_err(AuthFailure::IntrospectionRejected)?;
+        let response = self
+            .inner
+            .config
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| self.provider_unavailable(&e))?;
+        let mut policy = IntrospectionPolicy::new()
+            .issuer(self.provider().issuer().as_str())
+            .max_cache(self.inner.config.introspection_cache);
+        if let Some(audience) = self.provider().policy().audiences().first() {
+            policy = policy.audience(audience.clone());
+        }
+        let introspected = match parse_introspection(&response, &policy, now) {
+            Ok(introspected) => introspected,
+            Err(IntrospectionError::Response(error)) => {
+                tracing::warn!(code = error.code(), "introspection answer unusable");
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(error.code());
+                return Err(AuthFailure::ProviderUnavailable {
+                    code: "introspection_unavailable",
+                });
+            }
+            Err(error) => return Err(AuthFailure::IntrospectionRejected(error)),
+        };
+        let claims = introspected.claims;
+        let mut map = claims.extra.clone();
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                map.insert(name.to_owned(), value);
+            }
+        };
+        put("sub", claims.sub.clone().map(Value::String));
+        put("iss", claims.iss.clone().map(Value::String));
+        put("scope", claims.scope.clone().map(Value::String));
+        put("client_id", claims.client_id.clone().map(Value::String));
+        put("username", claims.username.clone().map(Value::String));
+        put("exp", claims.exp.map(|t| Value::from(t.as_secs())));
+        if !claims.aud.is_empty() {
+            put("aud", Some(Value::from(claims.aud.clone())));
+        }
+        let scopes = scopes_of(&map);
+        let principal = Arc::new(BearerPrincipal {
+            claims: map,
+            scopes,
+            source: AuthSource::BearerIntrospected,
+        });
+        let ttl = introspected.cache_until.duration_since(now);
+        if !ttl.is_zero() {
+            self.inner.introspections.insert(
+                digest,
+                CachedPrincipal {
+                    principal: principal.clone(),
+                    ttl,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// Authenticates by the session cookie, refreshing the session when it is due.
+    async fn authenticate_session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Authentication, AuthFailure> {
+        let now = now();
+        let cookies = RequestCookies::from_headers(headers);
+        let loaded = self
+            .load_session(&cookies, now)
+            .await?
+            .ok_or(AuthFailure::NoCredentials)?;
+        let mut session = loaded.session.clone();
+        let mut set_cookies = Vec::new();
+        if session.refresh_due(now, self.inner.config.refresh_margin) {
+            match self.refresh_once(&loaded).await {
+                Ok(refreshed) => {
+                    session = (*refreshed).clone();
+                    let refreshed_loaded = LoadedSession {
+                        session: session.clone(),
+                        origin: loaded.origin,
+                    };
+                    set_cookies = self
+                        .session_cookies(&refreshed_loaded, &cookies, now)
+                        .unwrap_or_else(|error| {
+                            tracing::warn!(
+                                code = error.code(),
+                                "refreshed session could not be sealed"
+                            );
+                            Vec::new()
+                        });
+                }
+                Err(RefreshFailure::Rejected(code)) => {
+                    tracing::info!(code, "session refresh refused by the provider: signing out");
+                    return Err(AuthFailure::RefreshRejected { code });
+                }
+                Err(RefreshFailure::Unavailable(code)) => {
+                    tracing::warn!(code, "session refresh failed: keeping the current tokens");
+                }
+            }
+        }
+        self.inner
+            .config
+            .rules
+            .evaluate(&session.identity())
+            .map_err(AuthFailure::Forbidden)?;
+        Ok(Authentication {
+            authenticated: session_authenticated(&session),
+            set_cookies,
+        })
+    }
+
+    /// Reads and checks the session the request's cookies carry. `Ok(None)`: no session cookie.
+    pub(crate) async fn load_session(
+        &self,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+    ) -> Result<Option<LoadedSession>, AuthFailure> {
+        let Some(login) = &self.inner.login else {
+            return Ok(None);
+        };
+        let codec = &login.session_codec;
+        let loaded = match &self.inner.vault {
+            None => {
+                let Some(sealed) = codec
+                    .decode::<CookieSession>(cookies, now)
+                    .map_err(|e| AuthFailure::SessionInvalid(Arc::new(e)))?
+                else {
+                    return Ok(None);
+                };
+                if self.locally_revoked(&sealed.id, &sealed.session) {
+                    return Err(AuthFailure::SessionRevoked);
+                }
+                LoadedSession {
+                    session: sealed.session,
+                    origin: SessionOrigin::Cookie { id: sealed.id },
+                }
+            }
+            Some(vault) => {
+                let Some(value) = codec
+                    .decode::<String>(cookies, now)
+                    .map_err(|e| AuthFailure::SessionInvalid(Arc::new(e)))?
+                else {
+                    return Ok(None);
+                };
+                let handle = SessionHandle::from_cookie_value(&value)
+                    .map_err(AuthFailure::SessionHandleInvalid)?;
+                let stored = match vault.load(&handle).await {
+                    Ok(Some(stored)) => stored,
+                    Ok(None) => return Err(AuthFailure::SessionRevoked),
+                    Err(error) if error.is_unavailable() => {
+                        return Err(AuthFailure::StoreUnavailable(Arc::new(error)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(code = error.code(), "stored session unusable");
+                        return Err(AuthFailure::SessionRevoked);
+                    }
+                };
+                let session: Session = serde_json::from_slice(&stored).map_err(|_| {
+                    AuthFailure::SessionInvalid(Arc::new(CookieError::MalformedChunkCount))
+                })?;
+                LoadedSession {
+                    session,
+                    origin: SessionOrigin::Server { handle },
+                }
+            }
+        };
+        if loaded.session.is_expired(now) {
+            return Err(AuthFailure::SessionExpired {
+                expired_at: loaded.session.expires_at,
+                now,
+            });
+        }
+        Ok(Some(loaded))
+    }
+
+    /// The `Set-Cookie` values that carry `loaded` (sealed session, or its handle after saving
+    /// it in the store is the caller's business), clearing stale chunks.
+    pub(crate) fn session_cookies(
+        &self,
+        loaded: &LoadedSession,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+    ) -> Result<Vec<HeaderValue>, CookieError> {
+        let Some(login) = &self.inner.login else {
+            return Ok(Vec::new());
+        };
+        let expires_at = loaded.session.expires_at;
+        match &loaded.origin {
+            SessionOrigin::Cookie { id } => {
+                #[derive(Serialize)]
+                struct Borrowed<'a> {
+                    i: &'a str,
+                    s: &'a Session,
+                }
+                login.session_codec.encode(
+                    &Borrowed {
+                        i: id,
+                        s: &loaded.session,
+                    },
+                    expires_at,
+                    now,
+                    &mut SystemRandom,
+                    cookies,
+                )
+            }
+            SessionOrigin::Server { handle } => login.session_codec.encode(
+                &handle.to_cookie_value(),
+                expires_at,
+                now,
+                &mut SystemRandom,
+                cookies,
+            ),
+        }
+    }
+
+    /// Stores a brand-new session (a fresh id or handle, never one from the request) and
+    /// returns it with the cookies that carry it.
+    pub(crate) async fn create_session(
+        &self,
+        session: Session,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+    ) -> Result<(LoadedSession, Vec<HeaderValue>), CreateSessionError> {
+        let origin = match &self.inner.vault {
+            None => SessionOrigin::Cookie {
+                id: random_url_safe(&mut SystemRandom, 16),
+            },
+            Some(vault) => {
+                let json = serde_json::to_vec(&session).map_err(|_| CreateSessionError::Encode)?;
+                let ttl = session.expires_at.duration_since(now);
+                let handle = vault
+                    .create(&mut SystemRandom, &json, &session_tags(&session), ttl)
+                    .await
+                    .map_err(|e| CreateSessionError::Store(Arc::new(e)))?;
+                SessionOrigin::Server { handle }
+            }
+        };
+        let loaded = LoadedSession { session, origin };
+        let set_cookies = self
+            .session_cookies(&loaded, cookies, now)
+            .map_err(|e| CreateSessionError::Cookie(Arc::new(e)))?;
+        Ok((loaded, set_cookies))
+    }
+
+    /// Ends `loaded` everywhere this process can reach: in the shared store, or (cookie
+    /// sessions) in this process's revocation list.
+    pub(crate) async fn end_session(&self, loaded: &LoadedSession) -> Result<(), StoreError> {
+        match (&loaded.origin, &self.inner.vault) {
+            (SessionOrigin::Server { handle }, Some(vault)) => vault.delete(handle).await,
+            (SessionOrigin::Cookie { id }, _) => {
+                let forget_at = loaded.session.expires_at;
+                self.revoke_locally(StoreKey::for_session_id(id.as_bytes()), now(), forget_at);
+                Ok(())
+            }
+            (SessionOrigin::Server { .. }, None) => Ok(()),
+        }
+    }
+
+    /// Ends every session of the provider session `sid` (or, without one, of `sub`) at our
+    /// issuer: back-channel logout. Returns how many stored sessions were removed (cookie
+    /// sessions are revoked in this process and counted as zero).
+    pub(crate) async fn revoke(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let issuer = self.provider().issuer().as_str().to_owned();
+        let now = now();
+        let forget_at = now.saturating_add(self.inner.config.session_lifetime);
+        match &self.inner.vault {
+            Some(vault) => match (sid, sub) {
+                (Some(sid), _) => vault.revoke_provider_session(&issuer, sid).await,
+                (None, Some(sub)) => vault.revoke_subject(&issuer, sub).await,
+                (None, None) => Ok(0),
+            },
+            None => {
+                if let Some(sid) = sid {
+                    self.revoke_locally(
+                        StoreKey::for_provider_session(&issuer, sid),
+                        now,
+                        forget_at,
+                    );
+                } else if let Some(sub) = sub {
+                    self.revoke_locally(StoreKey::for_subject(&issuer, sub), now, forget_at);
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    fn revoke_locally(&self, key: StoreKey, now: UnixTime, forget_at: UnixTime) {
+        lock(&self.inner.revocations).revoke(key, now, forget_at);
+    }
+
+    fn locally_revoked(&self, id: &str, session: &Session) -> bool {
+        let revocations = lock(&self.inner.revocations);
+        if revocations.is_empty() {
+            return false;
+        }
+        let mut keys = vec![
+            StoreKey::for_session_id(id.as_bytes()),
+            StoreKey::for_subject(&session.issuer, &session.subject),
+        ];
+        if let Some(sid) = &session.sid {
+            keys.push(StoreKey::for_provider_session(&session.issuer, sid));
+        }
+        keys.iter()
+            .any(|key| revocations.revoked_since(key, session.created_at))
+    }
+
+    /// Refreshes `loaded` once for every request that carries it at the same time: the first
+    /// caller asks the provider, the others wait for its answer.
+    async fn refresh_once(&self, loaded: &LoadedSession) -> RefreshOutcome {
+        let Some(refresh_token) = &loaded.session.refresh_token else {
+            return Err(RefreshFailure::Rejected("no_refresh_token"));
+        };
+        let key = sha256(refresh_token.expose().as_bytes());
+        let cell = {
+            let mut slots = lock(&self.inner.refreshes);
+            slots.retain(|_, slot| slot.started.elapsed() < REFRESH_MEMORY);
+            slots
+                .entry(key)
+                .or_insert_with(|| RefreshSlot {
+                    started: Instant::now(),
+                    cell: Arc::new(OnceCell::new()),
+                })
+                .cell
+                .clone()
+        };
+        cell.get_or_init(|| self.refresh(loaded)).await.clone()
+    }
+
+    async fn refresh(&self, loaded: &LoadedSession) -> RefreshOutcome {
+        let login = self
+            .inner
+            .login
+            .as_ref()
+            .ok_or(RefreshFailure::Rejected("login_not_configured"))?;
+        let session = &loaded.session;
+        let refresh_token = session
+            .refresh_token
+            .as_ref()
+            .ok_or(RefreshFailure::Rejected("no_refresh_token"))?;
+        let metadata = self
+            .provider()
+            .metadata()
+            .ok_or(RefreshFailure::Unavailable("provider_not_ready"))?;
+        let token_endpoint = metadata
+            .token_endpoint
+            .as_ref()
+            .ok_or(RefreshFailure::Unavailable("no_token_endpoint"))?;
+        let now = now();
+        let request = refresh_request(
+            token_endpoint,
+            &login.settings.credentials,
+            refresh_token,
+            None,
+            now,
+            &mut SystemRandom,
+        )
+        .map_err(|e| RefreshFailure::Rejected(e.code()))?;
+        tracing::debug!("refreshing a session's tokens");
+        let response = self.inner.config.http.execute(request).await.map_err(|e| {
+            self.inner.config.metrics.record_provider_error(e.code());
+            RefreshFailure::Unavailable(e.code())
+        })?;
+        let tokens = parse_token_response(&response).map_err(|e| match e {
+            TokenError::Provider { .. } => RefreshFailure::Rejected(e.code()),
+            other => {
+                self.inner
+                    .config
+                    .metrics
+                    .record_provider_error(other.code());
+                RefreshFailure::Unavailable(other.code())
+            }
+        })?;
+        let refreshed = self
+            .with_fresh_keys(
+                |keys| finish_refresh(session, tokens.clone(), keys, &login.id_policy, now),
+                tokens.id_token.as_ref(),
+            )
+            .await
+            .map_err(|e| RefreshFailure::Rejected(e.code()))?;
+        let mut updated = session.clone();
+        updated.apply_refresh(refreshed);
+        if let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.inner.vault)
+        {
+            let json = serde_json::to_vec(&updated)
+                .map_err(|_| RefreshFailure::Unavailable("session_encode"))?;
+            let ttl = updated.expires_at.duration_since(now);
+            vault
+                .save(
+                    &mut SystemRandom,
+                    handle,
+                    &json,
+                    &session_tags(&updated),
+                    ttl,
+                )
+                .await
+                .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+        }
+        Ok(Arc::new(updated))
+    }
+
+    /// Runs a check that needs the provider's keys; when it fails on an unknown `kid`, makes
+    /// the provider refetch its keys (rate-limited, single-flight) and runs it once more.
+    pub(crate) async fn with_fresh_keys<T>(
+        &self,
+        check: impl Fn(&KeySet) -> Result<T, IdTokenError>,
+        token: Option<&Secret>,
+    ) -> Result<T, KeyedCheckError> {
+        let keys = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
+        match check(&keys) {
+            Err(IdTokenError::Invalid(error)) if error.is_unknown_kid() => {
+                if let Some(token) = token {
+                    self.refetch_keys_for(token.expose()).await;
+                }
+                let fresh = self.provider().keys().ok_or(KeyedCheckError::NotReady)?;
+                check(&fresh).map_err(KeyedCheckError::Rejected)
+            }
+            other => other.map_err(KeyedCheckError::Rejected),
+        }
+    }
+
+    /// Makes the provider refetch its keys because `token` names one it does not hold. The
+    /// provider handle refetches inside validation only, so this asks it to validate the token
+    /// (as an access token, whose verdict is ignored) for the side effect.
+    pub(crate) async fn refetch_keys_for(&self, token: &str) {
+        let _ = self.provider().validate(token).await;
+    }
+
+    /// The provider endpoints a login needs, once discovery has succeeded.
+    pub(crate) fn endpoints(&self) -> Option<ProviderEndpoints> {
+        let metadata = self.provider().metadata()?;
+        let token_endpoint = metadata.token_endpoint.clone()?;
+        let mut endpoints = ProviderEndpoints::new(
+            self.provider().issuer().clone(),
+            metadata.authorization_endpoint.clone(),
+            token_endpoint,
+        );
+        endpoints.userinfo_endpoint = metadata.userinfo_endpoint.clone();
+        endpoints.end_session_endpoint = metadata.end_session_endpoint.clone();
+        endpoints.introspection_endpoint = metadata.introspection_endpoint.clone();
+        endpoints.authorization_response_iss_parameter_supported = metadata
+            .other
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Some(endpoints)
+    }
+
+    fn provider_unavailable(&self, error: &HttpError) -> AuthFailure {
+        self.inner
+            .config
+            .metrics
+            .record_provider_error(error.code());
+        AuthFailure::ProviderUnavailable { code: error.code() }
+    }
+}
+
+/// Why a check with the provider's keys failed.
+#[derive(Debug)]
+pub(crate) enum KeyedCheckError {
+    NotReady,
+    Rejected(IdTokenError),
+}
+
+impl KeyedCheckError {
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            KeyedCheckError::NotReady => "provider_not_ready",
+            KeyedCheckError::Rejected(e) => e.code(),
+        }
+    }
+}
+
+/// Why a new session could not be created.
+#[derive(Debug, Clone)]
+pub(crate) enum CreateSessionError {
+    Encode,
+    Store(Arc<StoreError>),
+    Cookie(Arc<CookieError>),
+}
+
+impl CreateSessionError {
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            CreateSessionError::Encode => "session_encode",
+            CreateSessionError::Store(e) => e.code(),
+            CreateSessionError::Cookie(e) => e.code(),
+        }
+    }
+}
+
+impl LoginParts {
+    fn new(config: &AuthConfig, settings: LoginSettings) -> Result<LoginParts, AuthConfigError> {
+        let expected = format!("{}/callback", config.prefix);
+        if settings.redirect_uri.path() != expected {
+            return Err(AuthConfigError::CallbackOutsidePrefix {
+                path: settings.redirect_uri.path().to_owned(),
+                expected,
+            });
+        }
+        let keys = CookieKeys::from_secrets(&settings.cookie_secrets)?;
+        let session_codec = CookieCodec::new(keys.clone(), config.session_cookie.clone())?;
+        let probe = pending_settings(config, "x");
+        let probe_codec = CookieCodec::new(keys.clone(), probe)?;
+        let pending_prefix = probe_codec
+            .name()
+            .strip_suffix('x')
+            .unwrap_or(probe_codec.name())
+            .to_owned();
+        let own_cookies = CookiePrefixes::new([session_codec.name(), pending_prefix.as_str()]);
+        let client_id = settings.credentials.client_id().to_owned();
+        let issuer = config.provider.issuer().clone();
+        let id_policy = id_token_policy(issuer.clone(), &client_id)?;
+        let logout_validator = LogoutTokenValidator::new(issuer, client_id)?;
+        let login_config =
+            LoginConfig::new(settings.credentials.clone(), settings.redirect_uri.clone())
+                .scopes(config.scopes.clone());
+        Ok(LoginParts {
+            settings,
+            login_config,
+            id_policy,
+            logout_validator,
+            keys,
+            session_codec,
+            pending_prefix,
+            own_cookies,
+        })
+    }
+
+    /// The codec of the pending-login cookie with this suffix.
+    pub(crate) fn pending_codec(
+        &self,
+        config: &AuthConfig,
+        suffix: &str,
+    ) -> Result<CookieCodec, oidc_core::cookie::CookieConfigError> {
+        CookieCodec::new(self.keys.clone(), pending_settings(config, suffix))
+    }
+}
+
+fn pending_settings(config: &AuthConfig, suffix: &str) -> oidc_core::cookie::CookieSettings {
+    let mut settings = config.pending_cookie.clone();
+    settings.name = format!("{}_{suffix}", config.pending_cookie.name);
+    settings.max_chunks = 1;
+    settings
+}
+
+/// The identity and claims of a session.
+pub(crate) fn session_authenticated(session: &Session) -> Authenticated {
+    let mut identity = Identity::new(session.subject.clone()).with_groups(session.groups.clone());
+    if let Some(email) = &session.email {
+        identity = identity.with_email(email.clone());
+    }
+    if let Some(name) = &session.preferred_username {
+        identity = identity.with_preferred_username(name.clone());
+    }
+    if let Some(token) = &session.access_token {
+        identity = identity.with_access_token(token.clone());
+    }
+    let mut claims = session.extra_claims.clone();
+    claims.insert("sub".into(), Value::String(session.subject.clone()));
+    claims.insert("iss".into(), Value::String(session.issuer.clone()));
+    let mut put = |name: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            claims.insert(name.to_owned(), value);
+        }
+    };
+    put("email", session.email.clone().map(Value::String));
+    put("email_verified", session.email_verified.map(Value::Bool));
+    put("name", session.name.clone().map(Value::String));
+    put(
+        "preferred_username",
+        session.preferred_username.clone().map(Value::String),
+    );
+    if !session.groups.is_empty() {
+        put("groups", Some(Value::from(session.groups.clone())));
+    }
+    Authenticated {
+        identity,
+        source: AuthSource::Session,
+        claims: Arc::new(claims),
+        scopes: Vec::new(),
+    }
+}
+
+/// All claims of a validated token as one JSON object.
+pub(crate) fn claims_map(claims: &oidc_core::Claims) -> Map<String, Value> {
+    match serde_json::to_value(claims) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The scopes of a token: the space-separated `scope` claim, or the `scp` claim (a string or an
+/// array, as Entra ID and Okta send it).
+fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
+    let from = |value: &Value| -> Vec<String> {
+        match value {
+            Value::String(text) => text
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut scopes = claims.get("scope").map(from).unwrap_or_default();
+    if let Some(scp) = claims.get("scp") {
+        for scope in from(scp) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+    }
+    scopes
+}
+
+fn session_tags(session: &Session) -> SessionTags {
+    let mut tags = SessionTags::new(session.issuer.clone()).subject(&session.subject);
+    if let Some(sid) = &session.sid {
+        tags = tags.provider_session(sid);
+    }
+    tags
+}
+
+pub(crate) fn now() -> UnixTime {
+    UnixTime::from(SystemTime::now())
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps stay consistent at every step, so a panic elsewhere cannot corrupt them.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Revocations of cookie sessions, kept in this process: a key (session id, subject, provider
+/// session) and the time from which sessions created at or before it are dead.
+#[derive(Default)]
+struct Revocations {
+    revoked: HashMap<StoreKey, (UnixTime, UnixTime)>,
+}
+
+impl Revocations {
+    fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+
+    fn revoke(&mut self, key: StoreKey, at: UnixTime, forget_at: UnixTime) {
+        if self.revoked.len() >= MAX_LOCAL_REVOCATIONS {
+            self.revoked.retain(|_, (_, forget)| *forget > at);
+        }
+        if self.revoked.len() >= MAX_LOCAL_REVOCATIONS
+            && let Some(oldest) = self
+                .revoked
+                .iter()
+                .min_by_key(|(_, (_, forget))| *forget)
+                .map(|(key, _)| *key)
+        {
+            self.revoked.remove(&oldest);
+        }
+        self.revoked.insert(key, (at, forget_at));
+    }
+
+    fn revoked_since(&self, key: &StoreKey, created_at: UnixTime) -> bool {
+        self.revoked
+            .get(key)
+            .is_some_and(|(at, _)| created_at <= *at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_come_from_scope_and_scp() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"scope":"openid  read","scp":["write","read"]}"#).unwrap();
+        assert_eq!(scopes_of(&claims), ["openid", "read", "write"]);
+        let none: Map<String, Value> = serde_json::from_str(r#"{"scope":7}"#).unwrap();
+        assert!(scopes_of(&none).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scope_reading_never_panics(json in "\\PC{0,80}", words in "[a-z :,]{0,40}") {
+            if let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&json) {
+                let _ = scopes_of(&claims);
+            }
+            let mut claims = Map::new();
+            claims.insert("scope".into(), Value::String(words.clone()));
+            let scopes = scopes_of(&claims);
+            proptest::prop_assert!(scopes.iter().all(|s| !s.is_empty() && !s.contains(' ')));
+            proptest::prop_assert_eq!(scopes.len(), words.split(' ').filter(|w| !w.is_empty()).count());
+        }
+    }
+
+    #[test]
+    fn revocations_kill_sessions_created_before() {
+        let mut revocations = Revocations::default();
+        let key = StoreKey::for_subject("iss", "alice");
+        revocations.revoke(key, UnixTime::from_secs(100), UnixTime::from_secs(1000));
+        assert!(revocations.revoked_since(&key, UnixTime::from_secs(99)));
+        assert!(revocations.revoked_since(&key, UnixTime::from_secs(100)));
+        assert!(!revocations.revoked_since(&key, UnixTime::from_secs(101)));
+        assert!(
+            !revocations
+                .revoked_since(&StoreKey::for_subject("iss", "bob"), UnixTime::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn failures_have_codes_and_kinds() {
+        assert_eq!(AuthFailure::NoCredentials.code(), "no_credentials");
+        assert!(AuthFailure::NoCredentials.needs_sign_in());
+        assert!(AuthFailure::SessionRevoked.session_is_gone());
+        let denied = AuthFailure::Forbidden(Denied::MissingEmail);
+        assert_eq!(denied.code(), "missing_email");
+        assert!(!denied.needs_sign_in());
+        let scope = AuthFailure::InsufficientScope {
+            missing: vec!["write".into()],
+            required: vec!["write".into()],
+        };
+        assert!(scope.is_bearer_failure());
+    }
+
+    #[test]
+    fn session_claims_carry_the_identity() {
+        let mut session = Session::new(
+            "u1",
+            "https://op",
+            UnixTime::from_secs(1),
+            UnixTime::from_secs(9),
+        );
+        session.email = Some("a@example.com".into());
+        session.groups = vec!["ml".into()];
+        let authenticated = session_authenticated(&session);
+        assert_eq!(authenticated.identity.user, "u1");
+        assert_eq!(
+            authenticated.identity.email.as_deref(),
+            Some("a@example.com")
+        );
+        assert_eq!(authenticated.claims["groups"], serde_json::json!(["ml"]));
+        assert_eq!(authenticated.source, AuthSource::Session);
+    }
+}

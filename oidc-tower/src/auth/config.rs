@@ -1,0 +1,380 @@
+//! The one configuration shared by the bearer layer, the login layer and forward-auth.
+//!
+//! [`AuthConfig`] is a builder: start from a [`Provider`] and an [`HttpClient`], add what the
+//! front-ends you use need, and [`AuthConfig::build`] checks it and gives the [`Authenticator`].
+//! A bearer-only API needs nothing more; the login layer and forward-auth also need the client
+//! credentials, the callback URL and cookie secrets ([`AuthConfig::login`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oidc_core::Secret;
+use oidc_core::authorization::AuthorizationRules;
+use oidc_core::cookie::{CookieConfigError, CookieSettings};
+use oidc_core::login::ClientCredentials;
+use oidc_core::redirect::RedirectPolicy;
+use oidc_core::validation::PolicyError;
+use url::Url;
+
+use super::authenticator::Authenticator;
+use crate::forwarded::TrustedProxies;
+use crate::http_client::HttpClient;
+use crate::metrics::Metrics;
+use crate::provider::Provider;
+use crate::routes::RouteRules;
+use crate::store::SessionStore;
+
+/// The path prefix of the login endpoints unless configured otherwise.
+pub const DEFAULT_PREFIX: &str = "/oauth2";
+/// The session cookie's base name unless configured otherwise.
+pub const DEFAULT_SESSION_COOKIE: &str = "oidc_session";
+/// The pending-login cookies' base name unless configured otherwise.
+pub const DEFAULT_PENDING_COOKIE: &str = "oidc_login";
+/// How long a session lasts unless configured otherwise.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How long before the access token expires a session is refreshed unless configured otherwise.
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// How many logins may be pending at once in one browser unless configured otherwise.
+pub const DEFAULT_MAX_PENDING_LOGINS: usize = 5;
+/// How long an introspection answer is reused at most unless configured otherwise.
+pub const DEFAULT_INTROSPECTION_CACHE: Duration = Duration::from_secs(60);
+
+/// What the login layer and forward-auth need beyond token validation.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct LoginSettings {
+    pub(crate) credentials: ClientCredentials,
+    pub(crate) redirect_uri: Url,
+    pub(crate) cookie_secrets: Vec<Secret>,
+}
+
+impl LoginSettings {
+    /// The client `credentials`, the callback URL registered with the provider (it must end in
+    /// `{prefix}/callback`), and the cookie secrets (the first seals, all open; at least 32
+    /// bytes each).
+    pub fn new(
+        credentials: ClientCredentials,
+        redirect_uri: Url,
+        cookie_secrets: Vec<Secret>,
+    ) -> Self {
+        LoginSettings {
+            credentials,
+            redirect_uri,
+            cookie_secrets,
+        }
+    }
+}
+
+/// Why a configuration was refused by [`AuthConfig::build`] or a front-end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthConfigError {
+    /// The login layer or forward-auth was asked for without [`AuthConfig::login`].
+    #[error(
+        "the login layer and forward-auth need client credentials, a callback URL and cookie secrets (AuthConfig::login)"
+    )]
+    LoginNotConfigured,
+    /// The cookie settings or secrets are unusable.
+    #[error(transparent)]
+    Cookie(#[from] CookieConfigError),
+    /// The ID token policy could not be built.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The prefix is not `/` followed by path characters, or ends with `/`.
+    #[error("the endpoint prefix {prefix:?} must start with '/' and not end with '/'")]
+    InvalidPrefix {
+        /// The prefix as configured.
+        prefix: String,
+    },
+    /// The callback URL is not under the prefix.
+    #[error("the callback URL path {path:?} is not {expected:?}")]
+    CallbackOutsidePrefix {
+        /// The path of the configured callback URL.
+        path: String,
+        /// The path it must have.
+        expected: String,
+    },
+}
+
+impl AuthConfigError {
+    /// A stable snake_case code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthConfigError::LoginNotConfigured => "login_not_configured",
+            AuthConfigError::Cookie(e) => e.code(),
+            AuthConfigError::Policy(e) => e.code(),
+            AuthConfigError::InvalidPrefix { .. } => "invalid_prefix",
+            AuthConfigError::CallbackOutsidePrefix { .. } => "callback_outside_prefix",
+        }
+    }
+}
+
+/// Builder of an [`Authenticator`]: the settings of every front-end in one place.
+#[derive(Clone)]
+#[must_use]
+pub struct AuthConfig {
+    pub(crate) provider: Provider,
+    pub(crate) http: Arc<dyn HttpClient>,
+    pub(crate) login: Option<LoginSettings>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) session_cookie: CookieSettings,
+    pub(crate) pending_cookie: CookieSettings,
+    pub(crate) session_lifetime: Duration,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) max_pending_logins: usize,
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
+    pub(crate) skip_auth: RouteRules,
+    pub(crate) api_routes: RouteRules,
+    pub(crate) rules: AuthorizationRules,
+    pub(crate) groups_claim: String,
+    pub(crate) keep_claims: Vec<String>,
+    pub(crate) required_scopes: Vec<String>,
+    pub(crate) accept_bearer: bool,
+    pub(crate) pass_access_token: bool,
+    pub(crate) pass_authorization_bearer: bool,
+    pub(crate) redirect_policy: RedirectPolicy,
+    pub(crate) post_logout_redirect_uri: Option<Url>,
+    pub(crate) provider_logout: bool,
+    pub(crate) introspection_cache: Duration,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) forward_auth_redirect: bool,
+    pub(crate) realm: String,
+    pub(crate) metrics: Metrics,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("issuer", &self.provider.issuer().as_str())
+            .field("prefix", &self.prefix)
+            .field("login", &self.login.is_some())
+            .field("server_side_sessions", &self.session_store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthConfig {
+    /// A configuration validating tokens with `provider` and calling it through `http`.
+    ///
+    /// Defaults: prefix [`DEFAULT_PREFIX`], sessions in cookies (no server-side store) lasting
+    /// [`DEFAULT_SESSION_LIFETIME`], refreshed [`DEFAULT_REFRESH_MARGIN`] before the access
+    /// token expires, scopes `openid profile email`, groups from the `groups` claim, no skip-auth
+    /// or API routes, every authenticated user allowed, bearer tokens accepted by the login
+    /// layer, no token passed to the upstream, return-to targets on the same origin only,
+    /// RP-initiated logout at the provider, forward-auth answering 401 (no redirect), proxies
+    /// trusted on loopback only.
+    pub fn new(provider: Provider, http: Arc<dyn HttpClient>) -> Self {
+        AuthConfig {
+            provider,
+            http,
+            login: None,
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            prefix: DEFAULT_PREFIX.to_owned(),
+            session_cookie: CookieSettings::new(DEFAULT_SESSION_COOKIE),
+            pending_cookie: CookieSettings::new(DEFAULT_PENDING_COOKIE),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            max_pending_logins: DEFAULT_MAX_PENDING_LOGINS,
+            session_store: None,
+            skip_auth: RouteRules::empty(),
+            api_routes: RouteRules::empty(),
+            rules: AuthorizationRules::new(),
+            groups_claim: "groups".to_owned(),
+            keep_claims: Vec::new(),
+            required_scopes: Vec::new(),
+            accept_bearer: true,
+            pass_access_token: false,
+            pass_authorization_bearer: false,
+            redirect_policy: RedirectPolicy::same_origin_only(),
+            post_logout_redirect_uri: None,
+            provider_logout: true,
+            introspection_cache: DEFAULT_INTROSPECTION_CACHE,
+            trusted_proxies: TrustedProxies::loopback(),
+            forward_auth_redirect: false,
+            realm: "oidc".to_owned(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Enables browser sign-in (needed by the login layer and forward-auth).
+    pub fn login(mut self, settings: LoginSettings) -> Self {
+        self.login = Some(settings);
+        self
+    }
+
+    /// Scopes asked for at sign-in (`openid` is always asked for).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The path prefix of the login endpoints (`start`, `callback`, `sign_out`, `userinfo`,
+    /// `backchannel_logout`, `auth`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The session cookie's name, path, domain and chunk limit (the pending-login cookies take
+    /// the same path and domain).
+    pub fn session_cookie(mut self, settings: CookieSettings) -> Self {
+        let mut pending = settings.clone();
+        pending.name = self.pending_cookie.name.clone();
+        pending.max_chunks = 1;
+        self.pending_cookie = pending;
+        self.session_cookie = settings;
+        self
+    }
+
+    /// How long a session lasts after sign-in, whatever refreshes happen.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// How long before the access token expires a session is refreshed.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// How many logins may be pending in one browser; beyond, the oldest is dropped.
+    pub fn max_pending_logins(mut self, max: usize) -> Self {
+        self.max_pending_logins = max.max(1);
+        self
+    }
+
+    /// Keeps sessions in a server-side store (Memory, Redis): the cookie carries only a handle,
+    /// and sign-out and back-channel logout reach every replica sharing the store.
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
+    /// Requests passed on without authentication (see [`RouteRules::skip_auth`]).
+    pub fn skip_auth(mut self, rules: RouteRules) -> Self {
+        self.skip_auth = rules;
+        self
+    }
+
+    /// Paths answered 401 rather than redirected when unauthenticated (see [`RouteRules::api`]).
+    pub fn api_routes(mut self, rules: RouteRules) -> Self {
+        self.api_routes = rules;
+        self
+    }
+
+    /// Who may pass once authenticated.
+    pub fn authorization(mut self, rules: AuthorizationRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The claim groups are read from (a dotted path walks into objects).
+    pub fn groups_claim(mut self, claim: impl Into<String>) -> Self {
+        self.groups_claim = claim.into();
+        self
+    }
+
+    /// ID token claims kept in the session for claim rules (those the rules name are kept
+    /// anyway).
+    pub fn keep_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.keep_claims = claims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Scopes every bearer token must carry (`scope` or `scp` claim); missing ones give 403
+    /// `insufficient_scope`.
+    pub fn required_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the login layer and forward-auth also accept `Authorization: Bearer` (default
+    /// true), so SDKs and browsers share one front door.
+    pub fn accept_bearer(mut self, accept: bool) -> Self {
+        self.accept_bearer = accept;
+        self
+    }
+
+    /// Sends the access token upstream in `X-Forwarded-Access-Token` (and forward-auth's
+    /// `X-Auth-Request-Access-Token`).
+    pub fn pass_access_token(mut self, pass: bool) -> Self {
+        self.pass_access_token = pass;
+        self
+    }
+
+    /// Replaces the upstream's `Authorization` with `Bearer <access token>`.
+    pub fn pass_authorization_bearer(mut self, pass: bool) -> Self {
+        self.pass_authorization_bearer = pass;
+        self
+    }
+
+    /// Where `rd` and stored return-to targets may point (default: same origin only).
+    pub fn redirect_policy(mut self, policy: RedirectPolicy) -> Self {
+        self.redirect_policy = policy;
+        self
+    }
+
+    /// Where the provider sends the browser after RP-initiated logout (must be registered).
+    pub fn post_logout_redirect_uri(mut self, uri: Url) -> Self {
+        self.post_logout_redirect_uri = Some(uri);
+        self
+    }
+
+    /// Whether sign-out continues with RP-initiated logout at the provider when it offers it
+    /// (default true).
+    pub fn provider_logout(mut self, enabled: bool) -> Self {
+        self.provider_logout = enabled;
+        self
+    }
+
+    /// The longest time an introspection answer is reused (it never outlives the token).
+    pub fn introspection_cache(mut self, max: Duration) -> Self {
+        self.introspection_cache = max;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-*` headers forward-auth believes.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Forward-auth answers unauthenticated browser navigations with a 302 to sign-in that
+    /// returns to the original URL, instead of 401.
+    pub fn forward_auth_redirect(mut self, enabled: bool) -> Self {
+        self.forward_auth_redirect = enabled;
+        self
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Records decisions into these metrics (default: fresh ones, see
+    /// [`Authenticator::metrics`]).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Checks the configuration and builds the shared [`Authenticator`].
+    pub fn build(self) -> Result<Authenticator, AuthConfigError> {
+        Authenticator::from_config(self)
+    }
+}

@@ -1,0 +1,155 @@
+//! The login layer with sessions in a real `redis-server` shared by two replicas: sign-out and
+//! back-channel logout reach both, and a stopped Redis gives 503, never a silent logout.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oidc_tower::store::{RedisStore, RedisStoreConfig, SessionStore};
+use support::layers::{Harness, Options, location};
+use support::redis::RedisServer;
+
+fn redis_store(server: &RedisServer) -> Arc<dyn SessionStore> {
+    Arc::new(
+        RedisStore::new(
+            RedisStoreConfig::new(server.url()).command_timeout(Duration::from_millis(500)),
+        )
+        .unwrap(),
+    )
+}
+
+async fn get(client: &reqwest::Client, url: String, cookie: String) -> reqwest::Response {
+    client
+        .get(url)
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_out_on_one_replica_kills_the_cookie_on_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut h = Harness::start(Options {
+        store: Some(redis_store(&redis)),
+        provider_logout: Some(false),
+        ..Options::default()
+    })
+    .await;
+    let second = h.replica().await;
+    let jar = h.sign_in("alice", "/").await;
+    // The cookie holds a handle only: no token, small.
+    assert!(jar.header().len() < 400, "{}", jar.header());
+    let on_second = get(&h.client, format!("{second}/api"), jar.header()).await;
+    assert_eq!(
+        on_second.status(),
+        200,
+        "the second replica reads the shared session"
+    );
+
+    let response = get(
+        &h.client,
+        format!("{}/oauth2/sign_out?rd=/bye", h.app),
+        jar.header(),
+    )
+    .await;
+    assert_eq!(location(&response), "/bye");
+    let on_second = get(&h.client, format!("{second}/api"), jar.header()).await;
+    assert_eq!(on_second.status(), 401, "revoked on every replica");
+}
+
+#[tokio::test]
+async fn back_channel_logout_reaches_every_replica() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut h = Harness::start(Options {
+        store: Some(redis_store(&redis)),
+        ..Options::default()
+    })
+    .await;
+    let second = h.replica().await;
+    let jar = h.sign_in("alice", "/").await;
+    assert_eq!(
+        get(&h.client, format!("{second}/x"), jar.header())
+            .await
+            .status(),
+        200
+    );
+    let deliveries = h.op.logout_user("alice").await;
+    assert!(
+        deliveries.iter().all(|d| d.outcome == Ok(200)),
+        "{deliveries:?}"
+    );
+    assert_eq!(
+        get(&h.client, format!("{second}/x"), jar.header())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        get(&h.client, format!("{}/x", h.app), jar.header())
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn redis_down_answers_503_and_keeps_the_session() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let h = Harness::start(Options {
+        store: Some(redis_store(&redis)),
+        ..Options::default()
+    })
+    .await;
+    let jar = h.sign_in("alice", "/").await;
+    let port = redis.port;
+    redis.stop();
+
+    let response = get(&h.client, format!("{}/api", h.app), jar.header()).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "the session cookie is kept"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("session store is unavailable"),
+        "{body}"
+    );
+    let response = h.forward_auth_check("/", &jar, &[]).await;
+    assert_eq!(response.status(), 503);
+    let response = get(
+        &h.client,
+        format!("{}/oauth2/sign_out", h.app),
+        jar.header(),
+    )
+    .await;
+    assert_eq!(response.status(), 503, "sign-out does not pretend");
+
+    // Redis is back (empty: it kept nothing on disk), and the layer recovers without a restart.
+    let _restarted = RedisServer::start_on(port);
+    let mut recovered = false;
+    for _ in 0..40 {
+        let status = get(&h.client, format!("{}/api", h.app), jar.header())
+            .await
+            .status();
+        if status != 503 {
+            assert_eq!(status, 401, "the session did not survive the Redis restart");
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered);
+}
