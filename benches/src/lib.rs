@@ -8,6 +8,8 @@
 //!   key, split and base64-decode, deserialize typed claims, check `exp`, `iss` and `aud`.
 #![deny(missing_docs)]
 
+pub mod live;
+
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
