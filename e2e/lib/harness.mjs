@@ -384,7 +384,8 @@ export function caddyAvailable() {
  * `env` fills the Caddyfile's `{$VAR}` placeholders (OIDC_PROXY, MLFLOW_UPSTREAM, ...).
  */
 export async function startCaddy({ caddyfile = 'Caddyfile', env = {} } = {}) {
-  const port = await freePort();
+  // A caller that fixed the listen address (its callback URL names the port) is waited for there.
+  const port = env.CADDY_LISTEN ? Number(env.CADDY_LISTEN.split(':').pop()) : await freePort();
   const dir = tempDir('caddy');
   const handle = await startProcess('caddy', which('caddy') ?? 'caddy', [
     'run', '--config', join(REPO_ROOT, 'examples', 'caddy', caddyfile), '--adapter', 'caddyfile',

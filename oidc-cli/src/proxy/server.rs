@@ -36,6 +36,20 @@ use super::settings::{ProxySettings, SessionStoreChoice};
 
 /// How long in-flight requests may take to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long start-up waits for the provider's metadata to pick default scopes.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(10);
+
+/// Identity headers other software trusts (Apache `REMOTE_USER` front-ends, Grafana, Airflow's
+/// `AUTH_REMOTE_USER`): never passed on from clients, in any spelling, whatever the route.
+const FOREIGN_IDENTITY_HEADERS: [&str; 7] = [
+    "remote-user",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-name",
+    "x-remote-groups",
+    "x-webauth-user",
+    "x-webauth-email",
+];
 
 /// Why the proxy could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +103,7 @@ pub(crate) async fn run_with_ready(
     shutdown: impl Future<Output = ()> + Send,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), ServeError> {
-    let app = Arc::new(App::build(&settings)?);
+    let app = Arc::new(App::build(&settings).await?);
     let listener = tokio::net::TcpListener::bind(settings.http_address)
         .await
         .map_err(|source| ServeError::Bind {
@@ -192,7 +206,7 @@ struct App {
 }
 
 impl App {
-    fn build(settings: &ProxySettings) -> Result<Self, ServeError> {
+    async fn build(settings: &ProxySettings) -> Result<Self, ServeError> {
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new()?);
         let mut policy = Policy::builder()
             .issuer(settings.issuer.clone())
@@ -230,6 +244,7 @@ impl App {
             cookie = cookie.insecure_allow_plain_http();
         }
         let rules = authorization_rules(settings);
+        let scopes = default_scopes(settings, &provider).await;
         let metrics = Metrics::new();
         let mut config = AuthConfig::new(provider.clone(), http)
             .login(LoginSettings::new(
@@ -237,7 +252,7 @@ impl App {
                 settings.redirect_url.clone(),
                 settings.cookie_secrets.clone(),
             ))
-            .scopes(settings.scopes.clone())
+            .scopes(scopes)
             .prefix(settings.proxy_prefix.clone())
             .session_cookie(cookie)
             .session_lifetime(settings.session_lifetime)
@@ -304,10 +319,11 @@ impl App {
         })
     }
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
         if let Some(answer) = health_response(request.uri().path(), &self.readiness) {
             return answer.map(boxed_full);
         }
+        strip_foreign_identity_headers(request.headers_mut());
         if request.uri().path() == self.forward_auth_path {
             return match &self.forward_auth {
                 Some(forward_auth) => {
@@ -412,6 +428,45 @@ impl App {
     }
 }
 
+/// The configured scopes; without `--scope`, `openid email profile` plus `groups` when the
+/// provider advertises a `groups` scope (waiting briefly for its metadata), so that group rules
+/// and `X-Forwarded-Groups` work with providers that release groups only on request.
+async fn default_scopes(settings: &ProxySettings, provider: &Provider) -> Vec<String> {
+    let mut scopes = settings.scopes.clone();
+    if settings.scope_explicit {
+        return scopes;
+    }
+    if tokio::time::timeout(DISCOVERY_WAIT, provider.wait_ready())
+        .await
+        .is_err()
+    {
+        tracing::warn!("provider metadata not loaded yet; asking for the default scopes only");
+        return scopes;
+    }
+    let advertises_groups = provider
+        .metadata()
+        .is_some_and(|m| m.scopes_supported.iter().any(|s| s == "groups"));
+    if advertises_groups && !scopes.iter().any(|s| s == "groups") {
+        scopes.push("groups".to_owned());
+    }
+    scopes
+}
+
+/// Removes [`FOREIGN_IDENTITY_HEADERS`], reading `_` as `-` and ignoring case.
+fn strip_foreign_identity_headers(headers: &mut http::HeaderMap) {
+    let doomed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let normalized = name.as_str().replace('_', "-");
+            FOREIGN_IDENTITY_HEADERS.contains(&normalized.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
 fn authorization_rules(settings: &ProxySettings) -> AuthorizationRules {
     let mut rules = AuthorizationRules::new();
     if !settings.any_email_domain {
@@ -460,6 +515,18 @@ fn boxed_full(bytes: Bytes) -> ProxyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_identity_headers_go_in_every_spelling() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-remote-user", HeaderValue::from_static("mallory"));
+        headers.insert("remote_user", HeaderValue::from_static("mallory"));
+        headers.insert("x_webauth_user", HeaderValue::from_static("mallory"));
+        headers.insert("x-request-id", HeaderValue::from_static("7"));
+        strip_foreign_identity_headers(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["x-request-id"], "7");
+    }
 
     #[test]
     fn the_issuer_is_read_from_the_payload_only() {

@@ -49,6 +49,8 @@ pub(crate) struct ProxySettings {
     pub(crate) client_secret: Option<Secret>,
     pub(crate) redirect_url: Url,
     pub(crate) scopes: Vec<String>,
+    /// Whether the scopes were configured (else the defaults, plus `groups` when offered).
+    pub(crate) scope_explicit: bool,
     pub(crate) cookie_name: String,
     pub(crate) cookie_secrets: Vec<Secret>,
     pub(crate) cookie_secure: bool,
@@ -518,6 +520,7 @@ impl Resolver<'_> {
             client_secret,
             redirect_url: redirect_url?,
             scopes,
+            scope_explicit: self.text("scope").is_some(),
             cookie_name,
             cookie_secrets,
             cookie_secure,

@@ -1,0 +1,287 @@
+//! `oidc proxy` as a child process against the dev provider in this process: `--check-config`
+//! (sources named in every problem, secrets never printed, the provider and the client's
+//! credentials reached), precedence of flags over variables over the file, and a SIGTERM that
+//! lets a request in flight finish.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use oidc_dev_provider::{DevClient, DevProvider, RunningProvider, demo_users};
+
+const CLIENT_SECRET: &str = "proxy-client-secret-value";
+const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
+
+async fn provider(proxy_port: u16) -> RunningProvider {
+    let mut builder = DevProvider::builder().client(
+        DevClient::confidential("proxy", CLIENT_SECRET)
+            .redirect_uri(format!("http://127.0.0.1:{proxy_port}/oauth2/callback")),
+    );
+    for user in demo_users() {
+        builder = builder.user(user);
+    }
+    builder
+        .build()
+        .unwrap()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn oidc(args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oidc"));
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run(args: &[String], env: &[(&str, &str)]) -> Output {
+    oidc(args, env).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn flags(issuer: &str, port: u16) -> Vec<String> {
+    vec![
+        "proxy".into(),
+        format!("--http-address=127.0.0.1:{port}"),
+        format!("--oidc-issuer-url={issuer}"),
+        "--client-id=proxy".into(),
+        format!("--redirect-url=http://127.0.0.1:{port}/oauth2/callback"),
+        "--cookie-secure=false".into(),
+        "--email-domain=*".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reaches_the_provider_and_never_prints_secrets() {
+    let port = free_port();
+    let op = provider(port).await;
+    let mut args = flags(op.issuer().as_str(), port);
+    args.push("--check-config".into());
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let output = tokio::task::block_in_place(|| run(&args, &env));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("discovery at "), "{stdout}");
+    assert!(stdout.contains("signing key(s) at "), "{stdout}");
+    assert!(
+        stdout.contains("the provider accepts client \"proxy\""),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("configuration OK\n"), "{stdout}");
+    assert!(!stdout.contains(CLIENT_SECRET) && !stdout.contains(COOKIE_SECRET));
+
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", "a-wrong-secret"),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let output = tokio::task::block_in_place(|| run(&args, &env));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL client: the provider refuses client \"proxy\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("a-wrong-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn problems_name_the_file_line_the_variable_or_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "# oidc proxy settings").unwrap();
+    writeln!(file, "client_id = \"proxy\"").unwrap();
+    writeln!(file, "cookie_secret = \"too-short\"").unwrap();
+    writeln!(file, "upstreams = [\"file:///srv/www\"]").unwrap();
+    drop(file);
+    let args: Vec<String> = vec![
+        "proxy".into(),
+        "--config".into(),
+        path.display().to_string(),
+        "--oidc-issuer-url=https://op.example.com".into(),
+        "--redirect-url=https://app.example.com/wrong".into(),
+        "--check-config".into(),
+    ];
+    let env = [
+        ("OIDC_PROXY_EMAIL_DOMAINS", "example.com,@bad"),
+        ("OIDC_PROXY_COOKIE_SECURE", "sometimes"),
+    ];
+    let output = run(&args, &env);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = text(&output.stderr);
+    let file = path.display().to_string();
+    for expected in [
+        format!(
+            "cookie-secret: secret #1 has 9 characters, at least 32 are required (`openssl rand -base64 32`) (from {file}:3 (key `cookie_secret`)) [cookie_secret_too_short]"
+        ),
+        format!("(from {file}:4 (key `upstreams`)) [unsupported_upstream]"),
+        "(from environment variable OIDC_PROXY_COOKIE_SECURE) [invalid_bool]".to_owned(),
+        "(from environment variable OIDC_PROXY_EMAIL_DOMAINS) [invalid_email_domain]".to_owned(),
+        "(from flag --redirect-url) [callback_outside_prefix]".to_owned(),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("too-short"),
+        "a secret was printed:\n{stderr}"
+    );
+
+    std::fs::write(&path, "client_id = \"proxy\"\nclinet_secret = \"x\"\n").unwrap();
+    let output = run(&["proxy".into(), "--config".into(), file.clone()], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{file}:2: unknown key `clinet_secret` (did you mean `client_secret`?)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_win_over_variables_which_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        "http_address = \"127.0.0.1:1\"\nproxy_prefix = \"/from-file\"\nscope = \"openid\"\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let op = provider(port).await;
+    let mut args = flags(op.issuer().as_str(), port);
+    // The flag's address wins; the variable's prefix wins over the file's.
+    args.retain(|a| !a.starts_with("--redirect-url"));
+    args.push(format!(
+        "--redirect-url=http://127.0.0.1:{port}/from-env/callback"
+    ));
+    args.extend([
+        "--config".into(),
+        path.display().to_string(),
+        "--check-config".into(),
+    ]);
+    let env = [
+        ("OIDC_PROXY_PROXY_PREFIX", "/from-env"),
+        ("OIDC_PROXY_HTTP_ADDRESS", "127.0.0.1:2"),
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let output = tokio::task::block_in_place(|| run(&args, &env));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("will run: listening on http://127.0.0.1:{port}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("forward-auth at /from-env/auth"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr: SocketAddr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = Router::new().fallback(|headers: HeaderMap| async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            format!(
+                "slow answer for {}",
+                headers
+                    .get("x-forwarded-user")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("nobody")
+            )
+        });
+        axum::serve(upstream, app).await.unwrap();
+    });
+    let port = free_port();
+    let op = provider(port).await;
+    let token = op.mint_access_token("alice", "proxy").unwrap();
+    let mut args = flags(op.issuer().as_str(), port);
+    args.push(format!("--upstream=http://{upstream_addr}/"));
+    args.push("--skip-jwt-bearer-tokens".into());
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let mut child = oidc(&args, &env).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
+            && answer.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the proxy became ready");
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = format!("{base}/slow");
+        async move { http.get(url).bearer_auth(token).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "slow answer for alice");
+    let status = tokio::task::block_in_place(|| child.wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("protecting /* -> http://{upstream_addr}/")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(!stderr.contains(CLIENT_SECRET) && !stderr.contains(COOKIE_SECRET));
+}
