@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Loopback throughput, side by side in one run, one load generator (benches/src/bin/loadgen.rs):
+#   (a)  the upstream directly
+#   (a') Apache as a plain reverse proxy to it
+#   (e)  Apache + mod_auth_openidc, AuthType oauth20, RS256 bearer token verified locally with
+#        keys from a JWKS served over TLS on 127.0.0.1 (self-signed certificate)
+#   (b)  oidc proxy, authentication off for the route (--skip-auth-route)
+#   (c)  oidc proxy, valid bearer token (cached after the first request)
+#   (d)  oidc proxy, valid session cookie (when PROXY_SESSION_COOKIE gives one)
+# (b)-(d) run when an `oidc` binary with the proxy subcommand is found (OIDC_BIN, else
+# target/release/oidc, else target/debug/oidc). Apache rows run when apache2 and
+# mod_auth_openidc are installed (apt-get install apache2 libapache2-mod-auth-openidc).
+#
+# Settings (environment): LOAD_SECONDS (5, at most 10), LOAD_CONNECTIONS (16), LOAD_THREADS
+# (load generator threads, 1), LOAD_NO_BUILD=1 to skip the cargo build.
+# Everything binds 127.0.0.1 and is stopped on exit.
+
+source "$(dirname "$0")/common.sh"
+
+SECONDS_PER_RUN="${LOAD_SECONDS:-5}"
+if (( SECONDS_PER_RUN > 10 )); then SECONDS_PER_RUN=10; fi
+CONNECTIONS="${LOAD_CONNECTIONS:-16}"
+THREADS="${LOAD_THREADS:-1}"
+CLIENT_ID="load-client"
+
+build_tools
+
+# The upstream and the provider.
+start "$BENCH_BIN/upstream" --port-file "$WORK/upstream.port" --max-seconds 300
+wait_for_file "$WORK/upstream.port"
+UPSTREAM="127.0.0.1:$(cat "$WORK/upstream.port")"
+mkdir -p "$WORK/op"
+start "$BENCH_BIN/benchop" --dir "$WORK/op" --audience "$CLIENT_ID" --max-seconds 300
+wait_for_file "$WORK/op/port.txt"
+ISSUER="$(cat "$WORK/op/issuer.txt")"
+TOKEN="$(cat "$WORK/op/token.txt")"
+
+declare -A RESULT
+# measure KEY URL [loadgen args...]: runs the load generator and keeps its output line.
+measure() {
+    local key=$1 url=$2
+    shift 2
+    RESULT[$key]=$("$BENCH_BIN/loadgen" --url "$url" --connections "$CONNECTIONS" \
+        --threads "$THREADS" --seconds "$SECONDS_PER_RUN" --warmup 1 "$@")
+    echo "  $key: ${RESULT[$key]}" >&2
+}
+field() { # field KEY NAME
+    local line="${RESULT[$1]:-}"
+    [[ -z "$line" ]] && { echo "-"; return; }
+    sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$line"
+}
+ratio() { # ratio KEY_A KEY_B: rps(A)/rps(B)
+    local a b
+    a=$(field "$1" rps) b=$(field "$2" rps)
+    if [[ "$a" == - || "$b" == - || "$b" == 0 ]]; then echo "-"; else
+        python3 -c "print(f'{$a/$b:.2f}')"; fi
+}
+expect_status() { # expect_status CODE URL [curl args]: a check that auth is really enforced
+    local want=$1 url=$2 got
+    shift 2
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" || true)
+    if [[ "$got" != "$want" ]]; then
+        echo "load: $url answered $got, expected $want" >&2
+        return 1
+    fi
+}
+
+echo "measuring: $SECONDS_PER_RUN s per row, $CONNECTIONS connections, $THREADS load thread(s)" >&2
+measure a "http://$UPSTREAM/"
+
+# Apache, plain and with mod_auth_openidc.
+APACHE_MODULES=/usr/lib/apache2/modules
+if command -v apache2 >/dev/null 2>&1 || [[ -x /usr/sbin/apache2 ]]; then
+    if [[ -f "$APACHE_MODULES/mod_auth_openidc.so" ]]; then
+        TLS_PORT=$(free_port)
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+            -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
+        (cd "$WORK/op" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$TLS_PORT" \
+            -cert "$WORK/tls.crt" -key "$WORK/tls.key" >/dev/null 2>&1) &
+        STARTED_PIDS+=("$!")
+        wait_for_http "https://127.0.0.1:$TLS_PORT/jwks.json" 200
+        PLAIN_PORT=$(free_port)
+        AUTH_PORT=$(free_port)
+        mkdir -p "$WORK/apache"
+        chmod 755 "$WORK" "$WORK/apache"
+        cat >"$WORK/apache/httpd.conf" <<EOF
+ServerRoot /etc/apache2
+ServerName 127.0.0.1
+PidFile $WORK/apache/httpd.pid
+ErrorLog $WORK/apache/error.log
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module $APACHE_MODULES/mod_mpm_event.so
+LoadModule authn_core_module $APACHE_MODULES/mod_authn_core.so
+LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
+LoadModule authz_user_module $APACHE_MODULES/mod_authz_user.so
+LoadModule proxy_module $APACHE_MODULES/mod_proxy.so
+LoadModule proxy_http_module $APACHE_MODULES/mod_proxy_http.so
+LoadModule auth_openidc_module $APACHE_MODULES/mod_auth_openidc.so
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+Listen 127.0.0.1:$PLAIN_PORT
+Listen 127.0.0.1:$AUTH_PORT
+OIDCOAuthVerifyJwksUri https://127.0.0.1:$TLS_PORT/jwks.json
+OIDCOAuthSSLValidateServer Off
+OIDCOAuthRemoteUserClaim sub
+OIDCCacheType shm
+<VirtualHost 127.0.0.1:$PLAIN_PORT>
+    ProxyPass / http://$UPSTREAM/
+    <Location />
+        Require all granted
+    </Location>
+</VirtualHost>
+<VirtualHost 127.0.0.1:$AUTH_PORT>
+    ProxyPass / http://$UPSTREAM/
+    <Location />
+        AuthType oauth20
+        Require valid-user
+    </Location>
+</VirtualHost>
+EOF
+        /usr/sbin/apache2 -f "$WORK/apache/httpd.conf" -k start
+        wait_for_file "$WORK/apache/httpd.pid"
+        wait_for_http "http://127.0.0.1:$PLAIN_PORT/" 200
+        expect_status 401 "http://127.0.0.1:$AUTH_PORT/"
+        expect_status 200 "http://127.0.0.1:$AUTH_PORT/" -H "Authorization: Bearer $TOKEN"
+        measure "a'" "http://127.0.0.1:$PLAIN_PORT/"
+        measure e "http://127.0.0.1:$AUTH_PORT/" --header "Authorization: Bearer $TOKEN"
+        kill "$(cat "$WORK/apache/httpd.pid")" 2>/dev/null || true
+        sleep 0.5
+    else
+        echo "load: mod_auth_openidc is not installed; Apache rows skipped" >&2
+    fi
+else
+    echo "load: apache2 is not installed; Apache rows skipped" >&2
+fi
+
+# Our proxy.
+OIDC="$(find_oidc_bin)"
+if [[ -n "$OIDC" ]]; then
+    PROXY_PORT=$(free_port)
+    COOKIE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24)[:32])')
+    # shellcheck disable=SC2086
+    start "$OIDC" proxy --http-address "127.0.0.1:$PROXY_PORT" --upstream "http://$UPSTREAM" \
+        --oidc-issuer-url "$ISSUER" --client-id "$CLIENT_ID" --client-secret load-secret \
+        --cookie-secret "$COOKIE_SECRET" --cookie-secure=false --skip-jwt-bearer-tokens \
+        --redirect-url "http://127.0.0.1:$PROXY_PORT/oauth2/callback" --email-domain '*' \
+        --skip-auth-route '^/public' ${PROXY_ARGS_EXTRA:-} >"$WORK/proxy.log" 2>&1
+    if ! wait_for_http "http://127.0.0.1:$PROXY_PORT/public/" 200; then
+        cat "$WORK/proxy.log" >&2
+        exit 1
+    fi
+    expect_status 200 "http://127.0.0.1:$PROXY_PORT/api/" -H "Authorization: Bearer $TOKEN"
+    if expect_status 401 "http://127.0.0.1:$PROXY_PORT/api/" -H "Authorization: Bearer x.y.z"; then
+        measure b "http://127.0.0.1:$PROXY_PORT/public/"
+        measure c "http://127.0.0.1:$PROXY_PORT/api/" --header "Authorization: Bearer $TOKEN"
+        if [[ -n "${PROXY_SESSION_COOKIE:-}" ]]; then
+            measure d "http://127.0.0.1:$PROXY_PORT/" --header "Cookie: $PROXY_SESSION_COOKIE"
+        fi
+    fi
+else
+    echo "load: no oidc binary with the proxy subcommand; rows (b)-(d) skipped" >&2
+fi
+
+# The table.
+printf '\n%-44s %9s %8s %8s %7s\n' "row" "rps" "p50 us" "p99 us" "errors"
+for key in a "a'" e b c d; do
+    case $key in
+    a) name="(a)  upstream direct" ;;
+    "a'") name="(a') Apache, no auth" ;;
+    e) name="(e)  Apache + mod_auth_openidc, bearer RS256" ;;
+    b) name="(b)  oidc proxy, auth off for the route" ;;
+    c) name="(c)  oidc proxy, bearer RS256 (cached)" ;;
+    d) name="(d)  oidc proxy, session cookie" ;;
+    esac
+    printf '%-44s %9s %8s %8s %7s\n' "$name" "$(field "$key" rps)" "$(field "$key" p50_us)" \
+        "$(field "$key" p99_us)" "$(field "$key" errors)"
+done
+echo
+echo "ratios (requests per second):"
+echo "  (a')/(a) Apache proxying          $(ratio "a'" a)"
+echo "  (e)/(a') mod_auth_openidc bearer  $(ratio e "a'")"
+echo "  (b)/(a)  oidc proxying            $(ratio b a)"
+echo "  (c)/(b)  oidc bearer, target>=0.90 $(ratio c b)"
+echo "  (d)/(b)  oidc cookie, target>=0.85 $(ratio d b)"
+echo "  (c)/(e)  oidc vs Apache, bearer, target>=3 $(ratio c e)"
+echo "date: $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
