@@ -251,7 +251,12 @@ pub fn seal_session_cookie(
         step: "used to seal a session",
     };
     let keys = CookieKeys::from_secrets(&[Secret::new(cookie_secret)]).map_err(refused)?;
-    let settings = CookieSettings::new(cookie_name).insecure_allow_plain_http();
+    let loopback = url::Url::parse("http://127.0.0.1/").map_err(|_| SignerError::Crypto {
+        step: "used to name the loopback origin",
+    })?;
+    let settings = CookieSettings::new(cookie_name)
+        .insecure_allow_plain_http(&loopback)
+        .map_err(refused)?;
     let codec = CookieCodec::new(keys, settings).map_err(refused)?;
     let now = oidc_core::UnixTime::from(SystemTime::now());
     let expires_at = oidc_core::UnixTime::from_secs(now.as_secs() + TOKEN_LIFETIME_SECS);
@@ -321,7 +326,9 @@ mod tests {
         let keys = CookieKeys::from_secrets(&[Secret::new(secret)]).unwrap();
         let codec = CookieCodec::new(
             keys,
-            CookieSettings::new("oidc_session").insecure_allow_plain_http(),
+            CookieSettings::new("oidc_session")
+                .insecure_allow_plain_http(&url::Url::parse("http://127.0.0.1/").unwrap())
+                .unwrap(),
         )
         .unwrap();
         let now = oidc_core::UnixTime::from(SystemTime::now());

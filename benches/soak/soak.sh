@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Soak and many-credentials runs of the `oidc proxy` sidecar, on 127.0.0.1 only, bounded in time.
+#
+# Pieces (all built from this workspace): `benchop` (the OpenID Provider: discovery, key set and
+# pre-minted RS256 access tokens), `upstream` (a small HTTP server), `oidc proxy` (under test)
+# and `loadgen` (closed-loop HTTP/1.1 load; prints rps, p50, p99, requests and errors).
+#
+# Runs:
+#   1. bearer soak: one valid token, full speed for SOAK_SECONDS;
+#   2. many tokens: MANY distinct valid tokens, each sent once, through the same proxy;
+# For each run it prints throughput, p50/p99 latency, the error count (target: 0 non-2xx for
+# valid credentials) and the proxy's RSS before and after (target: growth bounded by the token
+# cache, 10 000 entries by default).
+#
+# Usage: benches/soak/soak.sh [--seconds 300] [--connections 32] [--many 100000] [--debug]
+# Every process started here is stopped on exit; each also stops by itself after its time limit.
+set -euo pipefail
+
+SOAK_SECONDS=300
+CONNECTIONS=32
+MANY=100000
+PROFILE=release
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --seconds) SOAK_SECONDS="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --many) MANY="$2"; shift 2 ;;
+    --debug) PROFILE=debug; shift ;;
+    *) echo "soak: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+if [[ "$PROFILE" == release ]]; then
+  (cd "$ROOT" && cargo build --release -q -p oidc-cli -p oidc-benches --bins)
+else
+  (cd "$ROOT" && cargo build -q -p oidc-cli -p oidc-benches --bins)
+fi
+BIN="$TARGET/$PROFILE"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+LIMIT=$((SOAK_SECONDS + 600))
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for_file() { for _ in $(seq 1 600); do [[ -s "$1" ]] && return 0; sleep 0.1; done; echo "soak: $1 never appeared" >&2; exit 1; }
+wait_for_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "soak: port $1 never opened" >&2; exit 1; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+echo "soak: minting $MANY tokens (once)" >&2
+mkdir -p "$WORK/op"
+"$BIN/benchop" --dir "$WORK/op" --audience soak-client --tokens "$MANY" --max-seconds "$LIMIT" >/dev/null &
+PIDS+=($!)
+wait_for_file "$WORK/op/port.txt"
+ISSUER="$(cat "$WORK/op/issuer.txt")"
+
+"$BIN/upstream" --port-file "$WORK/upstream.port" --max-seconds "$LIMIT" >/dev/null &
+PIDS+=($!)
+wait_for_file "$WORK/upstream.port"
+UPSTREAM_PORT="$(cat "$WORK/upstream.port")"
+
+PROXY_PORT="$(free_port)"
+"$BIN/oidc" proxy \
+  --http-address "127.0.0.1:$PROXY_PORT" \
+  --upstream "http://127.0.0.1:$UPSTREAM_PORT/" \
+  --oidc-issuer-url "$ISSUER" \
+  --client-id soak-client \
+  --client-secret soak-secret \
+  --redirect-url "http://127.0.0.1:$PROXY_PORT/oauth2/callback" \
+  --cookie-secret "soak-cookie-secret-that-is-long-enough-0123456789" \
+  --cookie-secure=false \
+  --email-domain '*' \
+  --skip-jwt-bearer-tokens=true \
+  >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+wait_for_port "$PROXY_PORT"
+URL="http://127.0.0.1:$PROXY_PORT/api/soak"
+# One authenticated request proves the wiring before measuring.
+"$BIN/loadgen" --url "$URL" --connections 1 --seconds 1 --warmup 0 --requests 1 \
+  --expect-status 200 --header "Authorization: Bearer $(cat "$WORK/op/token.txt")" >/dev/null
+
+report() {
+  local name="$1" before="$2" line="$3" after
+  after="$(rss_kib "$PROXY_PID")"
+  echo "$name: $line rss_start_kib=$before rss_end_kib=$after rss_growth_kib=$((after - before))"
+}
+
+before="$(rss_kib "$PROXY_PID")"
+line="$("$BIN/loadgen" --url "$URL" --connections "$CONNECTIONS" --seconds "$SOAK_SECONDS" \
+  --warmup 2 --expect-status 200 --header "Authorization: Bearer $(cat "$WORK/op/token.txt")")"
+report "bearer-soak" "$before" "$line"
+
+before="$(rss_kib "$PROXY_PID")"
+line="$("$BIN/loadgen" --url "$URL" --connections "$CONNECTIONS" --seconds "$LIMIT" --warmup 0 \
+  --requests "$MANY" --expect-status 200 \
+  --rotate-header Authorization "Bearer " "$WORK/op/tokens.txt")"
+report "bearer-many-tokens($MANY)" "$before" "$line"
+
+if grep -qi "panicked" "$WORK/proxy.log"; then
+  echo "soak: the proxy panicked" >&2
+  exit 1
+fi
