@@ -48,7 +48,7 @@ e2e_status=0
 if ! $quick; then
   step "End-to-end: real provider, browser, MLflow, Caddy"
   set +e
-  E2E_REQUIRE_ALL="${CI:+1}" timed e2e bash scripts/e2e.sh 2>&1 | tee target/e2e-output.txt
+  E2E_REQUIRE_PROXY=1 E2E_REQUIRE_ALL="${CI:+1}" timed e2e bash scripts/e2e.sh 2>&1 | tee target/e2e-output.txt
   e2e_status=${PIPESTATUS[0]}
   set -e
 fi
@@ -57,7 +57,7 @@ step "Summary"
 cat target/step-times.txt
 cargo_counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "%d %d %d", p, f, s }' "$log")
-e2e_counts=$(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' target/e2e-output.txt 2>/dev/null | tail -1)
+e2e_counts=$(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' target/e2e-output.txt 2>/dev/null | tail -1 || true)
 read -r cp cf cs <<<"$cargo_counts"
 read -r ep ef es <<<"${e2e_counts:-0 0 0}"
 echo "cargo test: $cp passed, $cf failed, $cs skipped"

@@ -583,11 +583,9 @@ impl Schedule {
             Some(current) => current,
         };
         if Instant::now() >= self.keys_due {
-            {
-                // Scheduled fetches count towards the unknown-kid limit as well.
-                let mut limiter = inner.refetch.lock().await;
-                limiter.record_fetch(now());
-            }
+            // A scheduled fetch does not use up the unknown-kid budget: a provider that rotates
+            // right after it must still be followed at once. Floods stay bounded, since only
+            // unknown-kid fetches are limited and scheduled ones keep their own pace.
             self.keys_due = match fetch_keys(inner, &metadata).await {
                 Ok(keys) => {
                     self.keys_backoff.reset();
