@@ -448,7 +448,7 @@ fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> 
     let fits = |family: KeyFamily| -> Result<(), String> {
         match alg {
             Some(alg) if alg.key_family() != family => Err(format!(
-                "\"alg\" {} does not fit a {kty} key{}",
+                "\"alg\" {} does not fit a key of type {kty}{}",
                 alg.as_str(),
                 match family {
                     KeyFamily::Ec(curve) => format!(" on {curve}"),
@@ -721,4 +721,82 @@ fn bit_length(big_endian: &[u8]) -> u32 {
 
 fn shorten(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_lengths_ignore_leading_zeros() {
+        assert_eq!(bit_length(strip_leading_zeros(&[0, 0, 1])), 1);
+        assert_eq!(bit_length(strip_leading_zeros(&[0x80, 0])), 16);
+        assert_eq!(bit_length(strip_leading_zeros(&[0, 0])), 0);
+        assert_eq!(bit_length(&[]), 0);
+    }
+
+    #[test]
+    fn thumbprint_is_sha256_of_the_sorted_members() {
+        // RFC 8037 §A.3: the Ed25519 example key's thumbprint.
+        assert_eq!(
+            thumbprint(&[
+                ("crv", "Ed25519"),
+                ("kty", "OKP"),
+                ("x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            ]),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn roca_fingerprint_needs_every_residue_in_the_subgroup() {
+        // A power of 65537 lies in the subgroup modulo every prime.
+        let square = (65537u64 * 65537).to_be_bytes();
+        assert!(has_roca_fingerprint(&square));
+        // A multiple of 3 is 0 modulo 3, never in a multiplicative subgroup.
+        assert!(!has_roca_fingerprint(&(3u64 * 65537).to_be_bytes()));
+    }
+
+    #[test]
+    fn hmac_verifiers_follow_secret_length_and_alg() {
+        let algs = |secret: &[u8], alg| -> Vec<Algorithm> {
+            hmac_verifiers(secret, alg)
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect()
+        };
+        assert_eq!(algs(&[0; 31], None), vec![]);
+        assert_eq!(algs(&[0; 32], None), vec![Algorithm::HS256]);
+        assert_eq!(
+            algs(&[0; 48], None),
+            vec![Algorithm::HS256, Algorithm::HS384]
+        );
+        assert_eq!(
+            algs(&[0; 64], Some(Algorithm::HS384)),
+            vec![Algorithm::HS384]
+        );
+        assert_eq!(
+            short_secret_reason(3, Some(Algorithm::HS384)),
+            "the shared secret is 3 bytes; HMAC needs at least 48"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        let codes = [
+            JwksError::Response(ResponseError::NotJson { content_type: None }).code(),
+            JwksError::Malformed {
+                reason: String::new(),
+            }
+            .code(),
+            JwksError::NotAKeySet.code(),
+            JwksError::MixedSymmetricAndPublicKeys.code(),
+            JwksError::NoUsableKeys {
+                skipped: Vec::new(),
+            }
+            .code(),
+        ];
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+    }
 }

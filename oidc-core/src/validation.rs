@@ -1003,3 +1003,149 @@ fn audience(value: Value) -> Result<Vec<String>, &'static str> {
         _ => Err(WRONG),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_dates() {
+        let date = |v: Value| numeric_date(v);
+        assert_eq!(date(Value::from(5)), Ok(Some(UnixTime::from_secs(5))));
+        assert_eq!(date(Value::from(5.9)), Ok(Some(UnixTime::from_secs(5))));
+        assert_eq!(date(Value::Null), Ok(None));
+        assert_eq!(date(Value::from(-1)), Err("is negative"));
+        assert_eq!(date(Value::from(-0.5)), Err("is out of range"));
+        assert_eq!(date(Value::from(1e19)), Err("is out of range"));
+        assert_eq!(date(Value::from(u64::MAX)), Err("is out of range"));
+        assert_eq!(
+            date(Value::from(MAX_NUMERIC_DATE)),
+            Ok(Some(UnixTime::from_secs(MAX_NUMERIC_DATE)))
+        );
+        assert_eq!(date(Value::from("5")), Err("is not a number"));
+    }
+
+    #[test]
+    fn media_types_compare_without_the_application_prefix() {
+        assert!(same_media_type("at+jwt", "at+jwt"));
+        assert!(same_media_type("application/AT+JWT", "at+jwt"));
+        assert!(same_media_type("at+jwt", "application/at+jwt"));
+        assert!(!same_media_type("jwt", "at+jwt"));
+        assert!(!same_media_type("text/at+jwt", "at+jwt"));
+        assert!(!same_media_type("application/", "at+jwt"));
+    }
+
+    #[test]
+    fn claim_parsing_notes_the_first_wrong_type() {
+        let err = parse_claims(br#"{"iss":1,"exp":"x"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::InvalidClaim {
+                name: "iss".into(),
+                reason: "is not a string"
+            }
+        );
+        assert_eq!(
+            parse_claims(br#"{"exp":1,"exp":2}"#).unwrap_err(),
+            ValidationError::Malformed(JwsError::DuplicateMember {
+                part: Part::Payload,
+                name: "exp".into()
+            })
+        );
+        let claims = parse_claims(br#"{"iss":"i","aud":null,"x\u0041":1}"#).unwrap();
+        assert!(claims.aud.is_empty());
+        assert_eq!(claims.extra["xA"], 1);
+    }
+
+    #[test]
+    fn policy_getters_and_defaults() {
+        let policy = Policy::builder()
+            .issuer(Issuer::new("https://op.example").unwrap())
+            .audience("a")
+            .algorithms([Algorithm::ES256, Algorithm::ES256, Algorithm::RS256])
+            .build()
+            .unwrap();
+        assert_eq!(policy.algorithms(), &[Algorithm::RS256, Algorithm::ES256]);
+        assert_eq!(policy.leeway(), DEFAULT_LEEWAY);
+        assert_eq!(policy.issuers()[0].as_str(), "https://op.example");
+        assert_eq!(policy.audiences(), &["a".to_owned()]);
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_snake_case() {
+        let t = UnixTime::EPOCH;
+        let d = Duration::ZERO;
+        let errors = [
+            ValidationError::TooLarge { len: 0, limit: 0 },
+            ValidationError::Malformed(JwsError::Encrypted),
+            ValidationError::AlgorithmNotAllowed {
+                alg: Algorithm::RS256,
+            },
+            ValidationError::WrongType {
+                found: None,
+                expected: String::new(),
+            },
+            ValidationError::UnknownKid { kid: String::new() },
+            ValidationError::NoMatchingKey {
+                kid: None,
+                alg: Algorithm::RS256,
+            },
+            ValidationError::AmbiguousKey { candidates: 2 },
+            ValidationError::BadSignature,
+            ValidationError::MissingClaim {
+                name: String::new(),
+            },
+            ValidationError::InvalidClaim {
+                name: String::new(),
+                reason: "",
+            },
+            ValidationError::WrongIssuer {
+                found: String::new(),
+            },
+            ValidationError::WrongAudience { found: Vec::new() },
+            ValidationError::AzpMismatch {
+                found: String::new(),
+                expected: String::new(),
+            },
+            ValidationError::Expired {
+                exp: t,
+                now: t,
+                leeway: d,
+            },
+            ValidationError::NotYetValid {
+                nbf: t,
+                now: t,
+                leeway: d,
+            },
+            ValidationError::IssuedInFuture {
+                iat: t,
+                now: t,
+                leeway: d,
+            },
+            ValidationError::TooOld {
+                iat: t,
+                now: t,
+                max_age: d,
+            },
+        ];
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), errors.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        assert_eq!(errors[1].code(), "encrypted_token");
+        assert!(errors[4].is_unknown_kid());
+        assert!(!errors[7].is_unknown_kid());
+        assert_eq!(
+            ValidationError::Expired {
+                exp: UnixTime::from_secs(10),
+                now: UnixTime::from_secs(100),
+                leeway: Duration::from_secs(60)
+            }
+            .to_string(),
+            "the token expired at 10 (now 100, leeway 60s)"
+        );
+    }
+}
