@@ -1,0 +1,31 @@
+//! Token introspection answers (RFC 7662) through `parse_introspection`, with an open policy
+//! and one that requires an issuer and an audience. An accepted answer was active and is not
+//! expired at the fixture's clock.
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use oidc_core::introspection::{IntrospectionPolicy, parse_introspection};
+use oidc_fuzz::{CLIENT_ID, ISSUER, NOW, now};
+
+fuzz_target!(|data: &[u8]| {
+    let response = oidc_fuzz::response(200, "application/json", data);
+    let open = IntrospectionPolicy::new();
+    let strict = IntrospectionPolicy::new()
+        .issuer(ISSUER)
+        .audience(CLIENT_ID)
+        .leeway(Duration::from_secs(5));
+    for policy in [&open, &strict] {
+        if let Ok(token) = parse_introspection(&response, policy, now()) {
+            if let Some(exp) = token.claims.exp {
+                assert!(exp.as_secs() + 30 > NOW, "expired answer accepted: exp {exp}");
+            }
+            assert!(token.cache_until.as_secs() <= NOW + 60, "cached too long");
+        }
+    }
+    if let Ok(token) = parse_introspection(&response, &strict, now()) {
+        assert_eq!(token.claims.iss.as_deref(), Some(ISSUER));
+        assert!(token.claims.aud.iter().any(|aud| aud == CLIENT_ID));
+    }
+});
