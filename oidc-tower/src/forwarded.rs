@@ -259,9 +259,11 @@ impl OriginalRequest {
     ) -> Result<Self, ForwardedError> {
         let via_trusted_proxy = trusted.contains(peer);
         let client_ip = client_ip(headers, peer, trusted);
+        // The request line's own target may start with `//` (or be `*`): keep exactly one
+        // leading `/`, so that the path can never be read as a scheme-relative `//host`.
         let own_path = || {
-            uri.path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+            let raw = uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("/{}", raw.trim_start_matches('/'))
         };
         if !via_trusted_proxy {
             return Ok(Self {

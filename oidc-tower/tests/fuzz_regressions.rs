@@ -1,0 +1,51 @@
+//! Inputs found by the fuzz targets in `fuzz/`, kept so that the fixes stay fixed.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use oidc_tower::forwarded::{OriginalRequest, Scheme, TrustedProxies};
+
+const UNTRUSTED_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+
+fn original_from_untrusted_peer(target: &str) -> OriginalRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, HeaderValue::from_static("app.example"));
+    OriginalRequest::from_parts(
+        &Method::GET,
+        &Uri::try_from(target).unwrap(),
+        &headers,
+        UNTRUSTED_PEER,
+        &TrustedProxies::loopback(),
+        Scheme::Https,
+    )
+    .unwrap()
+}
+
+/// fuzz target `request_head`, input `GET //google.com HTTP/1.1\nHost: app.example\n`: the
+/// request line's own target became a path starting with `//`, which a browser reads as another
+/// host when it is used as a return-to path.
+#[test]
+fn request_target_with_two_leading_slashes_keeps_one() {
+    let original = original_from_untrusted_peer("//google.com");
+    assert_eq!(original.path_and_query(), "/google.com");
+    assert_eq!(original.path(), "/google.com");
+    assert_eq!(original.url(), "https://app.example/google.com");
+
+    let original = original_from_untrusted_peer("///a//b?next=//c");
+    assert_eq!(original.path_and_query(), "/a//b?next=//c");
+}
+
+/// The asterisk-form target of `OPTIONS *` has no leading `/` at all.
+#[test]
+fn asterisk_form_target_becomes_an_absolute_path() {
+    let original = original_from_untrusted_peer("*");
+    assert_eq!(original.path_and_query(), "/*");
+    assert_eq!(original.url(), "https://app.example/*");
+}
+
+/// An ordinary origin-form target is kept byte for byte.
+#[test]
+fn ordinary_target_is_unchanged() {
+    let original = original_from_untrusted_peer("/api/2.0/mlflow/runs/search?x=1&y=%2F");
+    assert_eq!(original.path_and_query(), "/api/2.0/mlflow/runs/search?x=1&y=%2F");
+}
