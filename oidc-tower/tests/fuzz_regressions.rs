@@ -47,5 +47,8 @@ fn asterisk_form_target_becomes_an_absolute_path() {
 #[test]
 fn ordinary_target_is_unchanged() {
     let original = original_from_untrusted_peer("/api/2.0/mlflow/runs/search?x=1&y=%2F");
-    assert_eq!(original.path_and_query(), "/api/2.0/mlflow/runs/search?x=1&y=%2F");
+    assert_eq!(
+        original.path_and_query(),
+        "/api/2.0/mlflow/runs/search?x=1&y=%2F"
+    );
 }
