@@ -45,30 +45,37 @@ fn bench(c: &mut Criterion, fixtures: &[Fixture]) {
     }
 }
 
-/// Nanoseconds per call of each function, interleaved in short batches so that frequency
-/// changes and neighbours on the machine hit all three alike; the median batch is kept.
-fn interleaved(f: &Fixture, budget: Duration) -> [f64; 3] {
+/// Per-call nanoseconds of ours, jsonwebtoken and the floor, and the ratios ours/jsonwebtoken
+/// and ours/floor. The three run in turn in short batches (about 1 ms each), so that frequency
+/// changes and neighbours on the machine hit all three alike; each round's ratios are computed
+/// from adjacent batches, and the medians over all rounds are reported.
+fn interleaved(f: &Fixture, budget: Duration) -> ([f64; 3], [f64; 2]) {
     let runs: [fn(&Fixture); 3] = [ours, jsonwebtoken_decode, floor];
-    // Size a batch to about 2 ms.
     let start = Instant::now();
     floor(f);
     let one = start.elapsed().max(Duration::from_nanos(100));
-    let batch = (Duration::from_millis(2).as_nanos() / one.as_nanos()).clamp(1, 10_000) as u32;
-    let mut samples: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let batch = (Duration::from_millis(1).as_nanos() / one.as_nanos()).clamp(1, 10_000) as u32;
+    let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut ratios: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let deadline = Instant::now() + budget;
     while Instant::now() < deadline {
+        let mut round = [0.0; 3];
         for (i, run) in runs.iter().enumerate() {
             let start = Instant::now();
             for _ in 0..batch {
                 run(f);
             }
-            samples[i].push(start.elapsed().as_nanos() as f64 / f64::from(batch));
+            round[i] = start.elapsed().as_nanos() as f64 / f64::from(batch);
+            times[i].push(round[i]);
         }
+        ratios[0].push(round[0] / round[1]);
+        ratios[1].push(round[0] / round[2]);
     }
-    samples.map(|mut s| {
-        s.sort_by(f64::total_cmp);
-        s[s.len() / 2]
-    })
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (times.map(median), ratios.map(median))
 }
 
 fn main() {
@@ -85,12 +92,10 @@ fn main() {
     println!("\ninterleaved medians ({budget:?} per algorithm):");
     println!("alg     ours ns  jsonwebtoken ns  floor ns  ours/jsonwebtoken  ours/floor");
     for f in &fixtures {
-        let [o, j, fl] = interleaved(f, budget);
+        let ([o, j, fl], [vs_jsonwebtoken, vs_floor]) = interleaved(f, budget);
         println!(
-            "{:<6} {o:>8.0} {j:>16.0} {fl:>9.0} {:>18.3} {:>11.3}",
+            "{:<6} {o:>8.0} {j:>16.0} {fl:>9.0} {vs_jsonwebtoken:>18.3} {vs_floor:>11.3}",
             f.alg.as_str(),
-            o / j,
-            o / fl
         );
     }
 }

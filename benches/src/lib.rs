@@ -55,7 +55,9 @@ impl Fixture {
     }
 }
 
-/// Typed claims as the floor and `jsonwebtoken` decode them.
+/// Typed claims as the floor and `jsonwebtoken` decode them: the same registered and OpenID
+/// Connect claims that [`oidc_core::Claims`] types (other claims are skipped, where ours keeps
+/// them as JSON).
 #[derive(Debug, Deserialize)]
 pub struct TypedClaims {
     /// Issuer.
@@ -70,14 +72,28 @@ pub struct TypedClaims {
     pub nbf: Option<u64>,
     /// Issued at.
     pub iat: Option<u64>,
+    /// When the user authenticated.
+    pub auth_time: Option<u64>,
     /// Authorized party.
     pub azp: Option<String>,
+    /// Nonce.
+    pub nonce: Option<String>,
+    /// Token id.
+    pub jti: Option<String>,
+    /// Session id.
+    pub sid: Option<String>,
+    /// Access token hash.
+    pub at_hash: Option<String>,
     /// Scopes.
     pub scope: Option<String>,
     /// Client id.
     pub client_id: Option<String>,
     /// E-mail.
     pub email: Option<String>,
+    /// Whether the e-mail is verified.
+    pub email_verified: Option<bool>,
+    /// Display name.
+    pub name: Option<String>,
     /// Preferred user name.
     pub preferred_username: Option<String>,
 }

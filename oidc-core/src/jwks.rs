@@ -80,8 +80,10 @@ pub struct SkippedKey {
 }
 
 /// How long a fetched key set stays fresh.
+///
+/// A plain configuration value, deliberately exhaustive so that callers can write
+/// `FreshnessPolicy { max_ttl, ..Default::default() }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct FreshnessPolicy {
     /// Used when the answer carries no `Cache-Control: max-age`.
     pub default_ttl: Duration,
@@ -362,7 +364,7 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The verifiers of the key at `index` (parallel to [`KeySet::keys`]).
+    /// Each usable key with its verifiers, in the order of [`KeySet::keys`].
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&KeyInfo, &[(Algorithm, Verifier)])> {
         self.keys
             .iter()
@@ -463,7 +465,7 @@ fn parse_jwk(entry: &Value, allow_symmetric: bool) -> Result<ParsedJwk, String> 
             fits(KeyFamily::Rsa)?;
             rsa_key(members, alg)?
         }
-        "EC" => ec_key(members, alg, &fits)?,
+        "EC" => ec_key(members, &fits)?,
         "OKP" => {
             let curve = required_str(members, "crv")?;
             if curve != "Ed25519" {
@@ -569,7 +571,6 @@ fn rsa_key(members: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Parse
 
 fn ec_key(
     members: &Map<String, Value>,
-    alg: Option<Algorithm>,
     fits: &dyn Fn(KeyFamily) -> Result<(), String>,
 ) -> Result<ParsedJwk, String> {
     let curve = required_str(members, "crv")?;
@@ -581,7 +582,6 @@ fn ec_key(
             other => return Err(format!("EC curve {:?} is not supported", shorten(other))),
         };
     fits(key_alg.key_family())?;
-    let _ = alg;
     let x_text = required_str(members, "x")?;
     let y_text = required_str(members, "y")?;
     let x = decode_member("x", x_text)?;
@@ -726,6 +726,13 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_sets_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<KeySet>();
+        shareable::<RefetchLimiter>();
+    }
 
     #[test]
     fn bit_lengths_ignore_leading_zeros() {

@@ -11,7 +11,32 @@
 //! without a `kid` are tried (RFC 7515 calls `kid` a hint), and when there are none either the
 //! error is [`ValidationError::UnknownKid`], which tells the caller that fetching the key set
 //! again may help. A token without a `kid` is tried against every key that fits its algorithm,
-//! at most [`MAX_CANDIDATE_KEYS`] of them; with more, it is rejected as ambiguous.
+//! at most [`MAX_CANDIDATE_KEYS`] of them; with more, it is rejected as ambiguous. Two keys
+//! under the token's `kid` that both fit are ambiguous too.
+//!
+//! ```
+//! use oidc_core::jws::Algorithm;
+//! use oidc_core::jwks::KeySet;
+//! use oidc_core::validation::{Policy, validate};
+//! use oidc_core::{Issuer, Secret, UnixTime};
+//!
+//! let keys = KeySet::hmac(&Secret::new("a shared secret of at least 32 bytes!!"));
+//! let policy = Policy::builder()
+//!     .issuer(Issuer::new("https://op.example")?)
+//!     .audience("my-api")
+//!     .algorithms([Algorithm::HS256])
+//!     .build()?;
+//! let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+//!     eyJpc3MiOiJodHRwczovL29wLmV4YW1wbGUiLCJhdWQiOiJteS1hcGkiLCJzdWIiOiJhZGEiLCJleHAiOjE3NTAwMDAzMDB9.\
+//!     3XQ3pDzxenQiOTG0gJ7RI6o7RTWmzlQ-Z61tomU-MzI";
+//!
+//! let valid = validate(token, &keys, &policy, UnixTime::from_secs(1_750_000_000))?;
+//! assert_eq!(valid.claims.sub.as_deref(), Some("ada"));
+//!
+//! let late = validate(token, &keys, &policy, UnixTime::from_secs(1_750_000_400)).unwrap_err();
+//! assert_eq!(late.code(), "expired");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::time::Duration;
@@ -61,6 +86,7 @@ pub struct Policy {
     expected_type: Option<String>,
     max_token_bytes: usize,
     azp: Option<String>,
+    nonce: Option<String>,
     require_exp: bool,
 }
 
@@ -127,6 +153,7 @@ impl Policy {
                 expected_type: None,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
                 azp: None,
+                nonce: None,
                 require_exp: true,
             },
         }
@@ -150,6 +177,16 @@ impl Policy {
     /// The audiences accepted.
     pub fn audiences(&self) -> &[String] {
         &self.audiences
+    }
+
+    /// This policy, also requiring the `nonce` claim to equal `nonce` (the value sent in the
+    /// authentication request, OpenID Connect Core §3.1.3.7). For ID tokens at the callback.
+    #[must_use]
+    pub fn with_nonce(&self, nonce: impl Into<String>) -> Policy {
+        Policy {
+            nonce: Some(nonce.into()),
+            ..self.clone()
+        }
     }
 }
 
@@ -276,7 +313,8 @@ pub struct ValidatedToken {
 /// The claims of a token: registered and common OpenID Connect claims typed, the rest as JSON.
 ///
 /// A claim present with `null` counts as absent. `email_verified` also accepts the strings
-/// `"true"` and `"false"`, which some providers send.
+/// `"true"` and `"false"`, which some providers send. Deliberately exhaustive and `Default`, so
+/// that tests elsewhere can build claims with `Claims { sub, ..Default::default() }`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Claims {
     /// Issuer.
@@ -483,6 +521,9 @@ pub enum ValidationError {
         /// The client id expected.
         expected: String,
     },
+    /// `nonce` is not the one sent in the authentication request.
+    #[error("the nonce does not match the authentication request")]
+    NonceMismatch,
     /// The token has expired.
     #[error("the token expired at {exp} (now {now}, leeway {}s)", leeway.as_secs())]
     Expired {
@@ -543,6 +584,7 @@ impl ValidationError {
             ValidationError::WrongIssuer { .. } => "wrong_issuer",
             ValidationError::WrongAudience { .. } => "wrong_audience",
             ValidationError::AzpMismatch { .. } => "azp_mismatch",
+            ValidationError::NonceMismatch => "nonce_mismatch",
             ValidationError::Expired { .. } => "expired",
             ValidationError::NotYetValid { .. } => "not_yet_valid",
             ValidationError::IssuedInFuture { .. } => "issued_in_future",
@@ -784,6 +826,12 @@ fn check_claims(claims: &Claims, policy: &Policy, now: UnixTime) -> Result<(), V
             _ => {}
         }
     }
+    if let Some(expected) = &policy.nonce {
+        let found = claims.nonce.as_deref().ok_or_else(|| missing("nonce"))?;
+        if !crate::secret::constant_time_eq(found.as_bytes(), expected.as_bytes()) {
+            return Err(ValidationError::NonceMismatch);
+        }
+    }
     let leeway = policy.leeway;
     match claims.exp {
         Some(exp) if now >= exp.saturating_add(leeway) => {
@@ -857,6 +905,31 @@ const TYPED_CLAIMS: [&str; 18] = [
     "preferred_username",
 ];
 
+/// The position of a typed claim in [`TYPED_CLAIMS`].
+fn typed_claim_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "iss" => 0,
+        "sub" => 1,
+        "aud" => 2,
+        "exp" => 3,
+        "nbf" => 4,
+        "iat" => 5,
+        "auth_time" => 6,
+        "azp" => 7,
+        "nonce" => 8,
+        "jti" => 9,
+        "sid" => 10,
+        "at_hash" => 11,
+        "scope" => 12,
+        "client_id" => 13,
+        "email" => 14,
+        "email_verified" => 15,
+        "name" => 16,
+        "preferred_username" => 17,
+        _ => return None,
+    })
+}
+
 impl<'de> Visitor<'de> for ClaimsVisitor {
     type Value = RawClaims;
 
@@ -869,7 +942,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut invalid: Option<(&'static str, &'static str)> = None;
         let mut seen: u32 = 0;
         while let Some(strict_json::MemberName(name)) = map.next_key()? {
-            let Some(index) = TYPED_CLAIMS.iter().position(|c| *c == name.as_ref()) else {
+            let Some(index) = typed_claim_index(&name) else {
                 let strict_json::StrictValue(value) = map.next_value()?;
                 strict_json::insert_unique(&mut claims.extra, name.into_owned(), value)?;
                 continue;
@@ -1007,6 +1080,22 @@ fn audience(value: Value) -> Result<Vec<String>, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_and_results_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Policy>();
+        shareable::<ValidatedToken>();
+        shareable::<ValidationError>();
+    }
+
+    #[test]
+    fn typed_claim_table_and_index_agree() {
+        for (i, name) in TYPED_CLAIMS.iter().enumerate() {
+            assert_eq!(typed_claim_index(name), Some(i));
+        }
+        assert_eq!(typed_claim_index("groups"), None);
+    }
 
     #[test]
     fn numeric_dates() {

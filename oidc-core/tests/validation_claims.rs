@@ -651,3 +651,32 @@ fn claims_accessors_and_serialization() {
     assert_eq!(round["groups"], json!(["admins", "users"]));
     assert!(round.get("nonce").is_none());
 }
+
+#[test]
+fn nonce_must_match_the_authentication_request() {
+    let key = TestKey::ed25519("k");
+    let keys = key_set(&[&key]);
+    let nonce_policy = policy().with_nonce("n-0S6_WzA2Mj");
+    let sign = |changes| key.sign(Algorithm::EdDSA, &claims_with(changes));
+    assert!(
+        validate(
+            &sign(json!({"nonce":"n-0S6_WzA2Mj"})),
+            &keys,
+            &nonce_policy,
+            now()
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        reject(&sign(json!({"nonce":"n-0S6_WzA2Mk"})), &keys, &nonce_policy),
+        ValidationError::NonceMismatch
+    );
+    assert_eq!(
+        reject(&sign(json!({})), &keys, &nonce_policy),
+        ValidationError::MissingClaim {
+            name: "nonce".into()
+        }
+    );
+    // Without with_nonce, a nonce is not checked.
+    assert!(validate(&sign(json!({"nonce":"anything"})), &keys, &policy(), now()).is_ok());
+}
