@@ -40,6 +40,23 @@ pub struct Identity<'a> {
 }
 
 impl<'a> Identity<'a> {
+    /// An identity from its parts, for callers whose claims are not a JSON map.
+    pub fn new(
+        subject: &'a str,
+        email: Option<&'a str>,
+        email_verified: Option<bool>,
+        groups: Cow<'a, [String]>,
+        claims: &'a Map<String, Value>,
+    ) -> Self {
+        Identity {
+            subject,
+            email,
+            email_verified,
+            groups,
+            claims,
+        }
+    }
+
     /// The identity of a validated token's claims. Groups come from `groups_claim` (see
     /// [`groups_from_claims`]). `email_verified` is read as a boolean, or as the strings
     /// `"true"`/`"false"` that some providers send.
@@ -404,13 +421,13 @@ mod tests {
         groups: &[&str],
         claims: &'a Map<String, Value>,
     ) -> Identity<'a> {
-        Identity {
-            subject: "s",
+        Identity::new(
+            "s",
             email,
-            email_verified: verified,
-            groups: Cow::Owned(groups.iter().map(|g| (*g).to_owned()).collect()),
+            verified,
+            Cow::Owned(groups.iter().map(|g| (*g).to_owned()).collect()),
             claims,
-        }
+        )
     }
 
     #[test]

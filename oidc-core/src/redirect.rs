@@ -98,7 +98,8 @@ impl RedirectError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedirectConfigError {
-    /// The entry is not `host`, `.host`, `*.host`, optionally followed by `:port` or `:*`.
+    /// The entry is not `host`, `.host`, `*.host`, optionally followed by `:port` or `:*` (host
+    /// names and IPv4 addresses; IPv6 literals are not accepted).
     #[error("allowed redirect domain {entry:?} is invalid")]
     InvalidDomain {
         /// The entry as configured.
@@ -265,7 +266,7 @@ fn parse_entry(entry: &str) -> Result<AllowedDomain, RedirectConfigError> {
     };
     let (host_part, port) = match entry.rsplit_once(':') {
         Some((host, "*")) => (host, PortRule::Any),
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+        Some((host, port)) => {
             let port = port.parse::<u16>().map_err(|_| invalid())?;
             (host, PortRule::Exactly(port))
         }

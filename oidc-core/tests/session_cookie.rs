@@ -127,3 +127,75 @@ fn session_round_trips_through_cookies_and_refresh() {
     );
     assert_eq!(expired.unwrap_err().code(), "cookie_expired");
 }
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arbitrary_session() -> impl Strategy<Value = Session> {
+        (
+            (
+                any::<String>(),
+                any::<String>(),
+                proptest::option::of(any::<String>()),
+            ),
+            (
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(".{0,40}"),
+            ),
+            (
+                prop::collection::vec(".{0,20}", 0..5),
+                proptest::option::of(".{0,300}"),
+            ),
+            (
+                proptest::option::of(".{0,300}"),
+                proptest::option::of(any::<u64>()),
+            ),
+            (1u64..u64::MAX / 2, proptest::option::of(any::<String>())),
+        )
+            .prop_map(
+                |(
+                    (subject, issuer, email),
+                    (email_verified, name),
+                    (groups, access_token),
+                    (id_token, access_token_expires_at),
+                    (lifetime, sid),
+                )| {
+                    let mut session = Session::new(
+                        subject,
+                        issuer,
+                        NOW,
+                        NOW.saturating_add(Duration::from_secs(lifetime)),
+                    );
+                    session.email = email;
+                    session.email_verified = email_verified;
+                    session.name = name;
+                    session.groups = groups;
+                    session.access_token = access_token.map(Secret::new);
+                    session.id_token = id_token.map(Secret::new);
+                    session.access_token_expires_at =
+                        access_token_expires_at.map(UnixTime::from_secs);
+                    session.sid = sid;
+                    session
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_session_round_trips_through_the_codec(session in arbitrary_session(), seed in any::<u64>()) {
+            let keys = CookieKeys::from_secrets(&[Secret::new("y".repeat(40))]).unwrap();
+            let codec = CookieCodec::new(keys, CookieSettings::new("s")).unwrap();
+            let set = codec
+                .encode(&session, session.expires_at, NOW, &mut InsecureSeededRandom::new(seed), &RequestCookies::empty())
+                .unwrap();
+            let opened: Session = codec
+                .decode(&RequestCookies::parse(&browser_sends(&set)), NOW)
+                .unwrap()
+                .unwrap();
+            prop_assert_eq!(opened, session);
+        }
+    }
+}
