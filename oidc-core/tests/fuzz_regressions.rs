@@ -10,13 +10,10 @@ use oidc_core::introspection::{IntrospectionPolicy, parse_introspection};
 const NOW: u64 = 1_750_000_000;
 const ISSUER: &str = "https://op.example/realms/main";
 
-fn input(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/data/fuzz-regressions/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+const INTROSPECTION_HUGE_EXP: &[u8] =
+    include_bytes!("data/fuzz-regressions/introspection-huge-exp.json");
+const INTROSPECTION_NO_ISS: &[u8] =
+    include_bytes!("data/fuzz-regressions/introspection-no-iss.json");
 
 fn json_response(body: Vec<u8>) -> http::Response<Vec<u8>> {
     http::Response::builder()
@@ -37,7 +34,7 @@ fn strict_policy() -> IntrospectionPolicy {
 /// instead of overflowing, and the answer is cached no longer than the policy's maximum.
 #[test]
 fn introspection_exp_beyond_u64_saturates() {
-    let response = json_response(input("introspection-huge-exp.json"));
+    let response = json_response(INTROSPECTION_HUGE_EXP.to_vec());
     let token = parse_introspection(&response, &strict_policy(), UnixTime::from_secs(NOW)).unwrap();
     assert_eq!(token.claims.exp, Some(UnixTime::from_secs(u64::MAX)));
     assert_eq!(token.claims.iat, Some(UnixTime::EPOCH));
@@ -49,7 +46,7 @@ fn introspection_exp_beyond_u64_saturates() {
 /// without it passes a policy that names an issuer; the misspelled member stays in `extra`.
 #[test]
 fn introspection_without_iss_passes_an_issuer_policy() {
-    let response = json_response(input("introspection-no-iss.json"));
+    let response = json_response(INTROSPECTION_NO_ISS.to_vec());
     let token = parse_introspection(&response, &strict_policy(), UnixTime::from_secs(NOW)).unwrap();
     assert_eq!(token.claims.iss, None);
     assert_eq!(token.claims.aud, vec!["client-1".to_owned()]);
@@ -61,7 +58,7 @@ fn introspection_without_iss_passes_an_issuer_policy() {
 /// The same answer naming another issuer is refused.
 #[test]
 fn introspection_with_wrong_iss_is_refused() {
-    let body = String::from_utf8(input("introspection-no-iss.json"))
+    let body = String::from_utf8(INTROSPECTION_NO_ISS.to_vec())
         .unwrap()
         .replace("\"isw\"", "\"iss\"");
     let response = json_response(body.into_bytes());
