@@ -10,12 +10,12 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use oidc_core::login::{
-    CallbackParams, ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest,
-    PendingLogin, ProviderEndpoints, handle_callback, start_login,
+    CallbackParams, ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest, PendingLogin,
+    ProviderEndpoints, handle_callback, start_login,
 };
 use oidc_core::random::InsecureSeededRandom;
 use oidc_core::{Secret, UnixTime};
-use oidc_fuzz::{CLIENT_ID, NOW, ISSUER, now};
+use oidc_fuzz::{CLIENT_ID, ISSUER, NOW, now};
 use url::Url;
 
 /// The placeholder replaced by the pending login's state.

@@ -48,15 +48,25 @@ fuzz_target!(|data: &[u8]| {
 fn open_sealed(codec: &CookieCodec, json: &serde_json::Value) {
     let mut random = InsecureSeededRandom::new(1);
     let expires_at = UnixTime::from_secs(NOW + 3600);
-    let Ok(sealed) = codec.keys().seal(codec.name(), json, expires_at, &mut random) else {
+    let Ok(sealed) = codec
+        .keys()
+        .seal(codec.name(), json, expires_at, &mut random)
+    else {
         return;
     };
-    let _ = codec.keys().open::<PendingLogin>(codec.name(), &sealed, now());
+    let _ = codec
+        .keys()
+        .open::<PendingLogin>(codec.name(), &sealed, now());
     let Ok(session) = codec.keys().open::<Session>(codec.name(), &sealed, now()) else {
         return;
     };
-    let Ok(set_cookies) = codec.encode(&session, expires_at, now(), &mut random, &RequestCookies::empty())
-    else {
+    let Ok(set_cookies) = codec.encode(
+        &session,
+        expires_at,
+        now(),
+        &mut random,
+        &RequestCookies::empty(),
+    ) else {
         return;
     };
     let header = set_cookies

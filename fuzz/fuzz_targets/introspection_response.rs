@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     for policy in [&open, &strict] {
         if let Ok(token) = parse_introspection(&response, policy, now()) {
             if let Some(exp) = token.claims.exp {
-                assert!(exp.as_secs().saturating_add(30) > NOW, "expired answer accepted: {exp}");
+                assert!(
+                    exp.as_secs().saturating_add(30) > NOW,
+                    "expired answer accepted: {exp}"
+                );
             }
             assert!(token.cache_until.as_secs() <= NOW + 60, "cached too long");
         }

@@ -11,7 +11,10 @@ use oidc_core::jwks::{FreshnessPolicy, KeySet, MAX_KEYS};
 use oidc_fuzz::now;
 
 fuzz_target!(|data: &[u8]| {
-    for set in [KeySet::parse(data), KeySet::parse_local(data)].into_iter().flatten() {
+    for set in [KeySet::parse(data), KeySet::parse_local(data)]
+        .into_iter()
+        .flatten()
+    {
         assert!(!set.keys().is_empty() && set.keys().len() <= MAX_KEYS);
         for key in set.keys() {
             if let Some(kid) = &key.kid {
@@ -20,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(set) = KeySet::parse(data) {
-        assert!(set.keys().iter().all(|k| k.kty != "oct"), "a fetched set holds a shared secret");
+        assert!(
+            set.keys().iter().all(|k| k.kty != "oct"),
+            "a fetched set holds a shared secret"
+        );
     }
 
     let (cache_control, body) = match data.iter().position(|b| *b == b'\n') {
@@ -29,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut response = oidc_fuzz::response(200, "application/jwk-set+json", body);
     if let Ok(value) = http::HeaderValue::from_bytes(cache_control) {
-        response.headers_mut().insert(http::header::CACHE_CONTROL, value);
+        response
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, value);
     }
     let freshness = FreshnessPolicy::new(
         Duration::from_secs(300),
@@ -37,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
         Duration::from_secs(86_400),
     );
     let ttl = freshness.ttl_for(response.headers());
-    assert!(ttl >= Duration::from_secs(60) && ttl <= Duration::from_secs(86_400), "ttl {ttl:?}");
+    assert!(
+        ttl >= Duration::from_secs(60) && ttl <= Duration::from_secs(86_400),
+        "ttl {ttl:?}"
+    );
     if let Ok(set) = KeySet::from_response(&response, now(), &freshness) {
         assert!(!set.is_stale(now()));
     }

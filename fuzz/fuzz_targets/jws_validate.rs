@@ -46,13 +46,26 @@ fn assert_accepted(validated: &ValidatedToken, policy: &Policy) {
     let leeway = policy.leeway().as_secs();
     assert!(policy.algorithms().contains(&validated.header.alg));
     assert_eq!(claims.iss, ISSUER);
-    assert!(claims.aud.iter().any(|aud| aud == CLIENT_ID), "aud {:?}", claims.aud);
+    assert!(
+        claims.aud.iter().any(|aud| aud == CLIENT_ID),
+        "aud {:?}",
+        claims.aud
+    );
     let exp = claims.exp.expect("exp is required").as_secs();
-    assert!(exp.saturating_add(leeway) > oidc_fuzz::NOW, "expired token accepted: exp {exp}");
+    assert!(
+        exp.saturating_add(leeway) > oidc_fuzz::NOW,
+        "expired token accepted: exp {exp}"
+    );
     if let Some(nbf) = claims.nbf {
-        assert!(nbf.as_secs() <= oidc_fuzz::NOW + leeway, "token not yet valid accepted");
+        assert!(
+            nbf.as_secs() <= oidc_fuzz::NOW + leeway,
+            "token not yet valid accepted"
+        );
     }
     if let Some(iat) = claims.iat {
-        assert!(iat.as_secs() <= oidc_fuzz::NOW + leeway, "token from the future accepted");
+        assert!(
+            iat.as_secs() <= oidc_fuzz::NOW + leeway,
+            "token from the future accepted"
+        );
     }
 }

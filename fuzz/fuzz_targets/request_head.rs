@@ -56,7 +56,9 @@ fuzz_target!(|data: &[u8]| {
     if skip_rules().matches_request(&method, &uri) {
         let path = normalize_path(uri.path()).expect("a matched path normalizes");
         assert!(
-            SKIPPED_PREFIXES.iter().any(|p| path.as_str().starts_with(p)),
+            SKIPPED_PREFIXES
+                .iter()
+                .any(|p| path.as_str().starts_with(p)),
             "{method} {uri} skipped as {path}"
         );
     }
@@ -75,7 +77,11 @@ fn check_path(raw: &str) {
     }
     if !path.contains('%') {
         let again = normalize_path(path).expect("a normalized path normalizes again");
-        assert_eq!(again.as_str(), path, "normalization of {raw:?} is not stable");
+        assert_eq!(
+            again.as_str(),
+            path,
+            "normalization of {raw:?} is not stable"
+        );
     }
 }
 
@@ -85,7 +91,9 @@ fn check_headers(method: &Method, uri: &Uri, mut headers: HeaderMap) {
             let token = token.expose();
             assert!(!token.is_empty() && token.len() <= MAX_BEARER_TOKEN_BYTES);
             assert!(
-                token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)),
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)),
                 "{token:?} is not token68"
             );
         }
@@ -104,9 +112,15 @@ fn check_headers(method: &Method, uri: &Uri, mut headers: HeaderMap) {
         };
         assert_eq!(original.via_trusted_proxy(), trusted);
         let path = original.path_and_query();
-        assert!(path.starts_with('/') && !path.starts_with("//"), "path {path:?}");
+        assert!(
+            path.starts_with('/') && !path.starts_with("//"),
+            "path {path:?}"
+        );
         let host = original.host();
-        assert!(!host.is_empty() && !host.contains(['@', '/', '\\', '?', '#']), "host {host:?}");
+        assert!(
+            !host.is_empty() && !host.contains(['@', '/', '\\', '?', '#']),
+            "host {host:?}"
+        );
         if !trusted {
             assert_eq!(original.method(), method);
             assert_eq!(original.scheme(), Scheme::Https);
@@ -121,7 +135,10 @@ fn check_headers(method: &Method, uri: &Uri, mut headers: HeaderMap) {
     assert!(stripped <= IDENTITY_HEADER_NAMES.len() * 4096);
     for name in headers.keys() {
         let canonical = name.as_str().replace('_', "-").to_ascii_lowercase();
-        assert!(!IDENTITY_HEADER_NAMES.contains(&canonical.as_str()), "{name} survived");
+        assert!(
+            !IDENTITY_HEADER_NAMES.contains(&canonical.as_str()),
+            "{name} survived"
+        );
     }
 
     let own = CookiePrefixes::new(["__Host-session"]);

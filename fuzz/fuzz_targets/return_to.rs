@@ -17,15 +17,21 @@ const OWN_ORIGIN: &str = "https://self.example/base/";
 fn allowing_policy() -> &'static RedirectPolicy {
     static POLICY: OnceLock<RedirectPolicy> = OnceLock::new();
     POLICY.get_or_init(|| {
-        RedirectPolicy::new(["app.example", ".example.org", "api.example:8443", "*.any.example:*"])
-            .expect("valid allowed domains")
+        RedirectPolicy::new([
+            "app.example",
+            ".example.org",
+            "api.example:8443",
+            "*.any.example:*",
+        ])
+        .expect("valid allowed domains")
     })
 }
 
 /// The oracle's own reading of the allowed list above.
 fn allowed(host: &str, port: Option<u16>) -> bool {
     let host = host.to_ascii_lowercase();
-    let sub_of = |parent: &str| host.len() > parent.len() + 1 && host.ends_with(&format!(".{parent}"));
+    let sub_of =
+        |parent: &str| host.len() > parent.len() + 1 && host.ends_with(&format!(".{parent}"));
     (host == "app.example" && port.is_none())
         || ((host == "example.org" || sub_of("example.org")) && port.is_none())
         || (host == "api.example" && port == Some(8443))
@@ -54,12 +60,19 @@ fuzz_target!(|data: &[u8]| {
     }
     let url = Url::parse(&accepted).expect("an accepted absolute target parses");
     assert!(matches!(url.scheme(), "https" | "http"), "{target:?}");
-    assert!(url.username().is_empty() && url.password().is_none(), "{target:?}");
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{target:?}"
+    );
     let host = match url.host() {
         Some(Host::Domain(domain)) => domain.to_owned(),
         other => panic!("accepted host {other:?} for {target:?}"),
     };
-    assert!(allowed(&host, url.port()), "{target:?} leads to {host}:{:?}", url.port());
+    assert!(
+        allowed(&host, url.port()),
+        "{target:?} leads to {host}:{:?}",
+        url.port()
+    );
     let resolved = own.join(target).expect("an accepted target resolves");
     assert_eq!(resolved.host_str(), Some(host.as_str()), "{target:?}");
 });
@@ -70,7 +83,11 @@ fn assert_stays_home(own: &Url, accepted: &str, target: &str) {
     for _ in 0..3 {
         let resolved = own.join(&current);
         let resolved = resolved.unwrap_or_else(|e| panic!("{target:?} does not resolve: {e}"));
-        assert_eq!(resolved.origin(), own.origin(), "{target:?} leaves the origin as {current:?}");
+        assert_eq!(
+            resolved.origin(),
+            own.origin(),
+            "{target:?} leaves the origin as {current:?}"
+        );
         let decoded = percent_decode(&current);
         if decoded == current {
             break;
@@ -89,8 +106,10 @@ fn percent_decode_bytes(bytes: &[u8]) -> Vec<u8> {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         if bytes[i] == b'%'
-            && let (Some(Some(h)), Some(Some(l))) =
-                (bytes.get(i + 1).map(|b| hex(*b)), bytes.get(i + 2).map(|b| hex(*b)))
+            && let (Some(Some(h)), Some(Some(l))) = (
+                bytes.get(i + 1).map(|b| hex(*b)),
+                bytes.get(i + 2).map(|b| hex(*b)),
+            )
         {
             out.push((h * 16 + l) as u8);
             i += 3;

@@ -9,7 +9,11 @@ use oidc_core::login::token::parse_token_response;
 use oidc_core::login::userinfo::parse_userinfo;
 
 const STATUSES: [u16; 6] = [200, 400, 401, 500, 302, 200];
-const CONTENT_TYPES: [&str; 3] = ["application/json", "application/json; charset=utf-8", "text/html"];
+const CONTENT_TYPES: [&str; 3] = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/html",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
