@@ -503,6 +503,14 @@ fn parse_host(text: &str) -> Option<String> {
     if authority.host().is_empty() {
         return None;
     }
+    // `Authority` accepts any text after the last `:` and then reports no port; only a number
+    // (or nothing) may follow the host, or the URL built from it does not parse.
+    let after_host = authority.as_str().get(authority.host().len()..)?;
+    if let Some(port) = after_host.strip_prefix(':') {
+        port.parse::<u16>().ok()?;
+    } else if !after_host.is_empty() {
+        return None;
+    }
     Some(authority.as_str().to_ascii_lowercase())
 }
 

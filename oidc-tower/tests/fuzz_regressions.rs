@@ -52,3 +52,41 @@ fn ordinary_target_is_unchanged() {
         "/api/2.0/mlflow/runs/search?x=1&y=%2F"
     );
 }
+
+fn original_with_host(target: &str, host: &'static str) -> Result<OriginalRequest, String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, HeaderValue::from_static(host));
+    OriginalRequest::from_parts(
+        &Method::GET,
+        &Uri::try_from(target).unwrap(),
+        &headers,
+        UNTRUSTED_PEER,
+        &TrustedProxies::loopback(),
+        Scheme::Https,
+    )
+    .map_err(|e| e.code().to_owned())
+}
+
+/// fuzz target `request_head`, input `GET http:0xd83ad6ce HTTP/1.1` (from the open-redirect
+/// seed list): the authority-form target gave the host `http:0xd83ad6ce`, whose "port" is not a
+/// number, so `OriginalRequest::url()` did not parse as a URL.
+#[test]
+fn authority_with_a_non_numeric_port_is_refused() {
+    assert!(original_with_host("http:0xd83ad6ce", "app.example").is_err());
+    assert!(original_with_host("/", "app.example:http").is_err());
+    assert!(original_with_host("/", "app.example:99999").is_err());
+    assert!(original_with_host("/", "app.example:").is_err());
+}
+
+/// Hosts with a numeric port, and IPv6 literals with and without one, are kept.
+#[test]
+fn authority_with_a_numeric_port_is_kept() {
+    let original = original_with_host("/x", "App.Example:8443").unwrap();
+    assert_eq!(original.host(), "app.example:8443");
+    assert_eq!(original.url(), "https://app.example:8443/x");
+    assert_eq!(
+        original_with_host("/", "[::1]:8080").unwrap().host(),
+        "[::1]:8080"
+    );
+    assert_eq!(original_with_host("/", "[::1]").unwrap().host(), "[::1]");
+}
