@@ -511,6 +511,9 @@ fn parse_host(text: &str) -> Option<String> {
     } else if !after_host.is_empty() {
         return None;
     }
+    // The host must also be one a URL can carry (`472.314.470.462` is not: all-numeric hosts
+    // are IPv4 addresses to a URL parser).
+    url::Host::parse(authority.host()).ok()?;
     Some(authority.as_str().to_ascii_lowercase())
 }
 

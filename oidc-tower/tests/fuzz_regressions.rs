@@ -78,6 +78,20 @@ fn authority_with_a_non_numeric_port_is_refused() {
     assert!(original_with_host("/", "app.example:").is_err());
 }
 
+/// fuzz target `request_head`, input `GET http://472.314.470.462 HTTP/1.1`: a dotted all-numeric
+/// host that is no IPv4 address gave an original URL that does not parse.
+#[test]
+fn host_that_no_url_can_carry_is_refused() {
+    assert!(original_with_host("http://472.314.470.462", "app.example").is_err());
+    assert!(original_with_host("/", "1.2.3.256").is_err());
+    assert!(
+        original_with_host("/", "0x7f.1")
+            .unwrap()
+            .url()
+            .starts_with("https://0x7f.1/")
+    );
+}
+
 /// Hosts with a numeric port, and IPv6 literals with and without one, are kept.
 #[test]
 fn authority_with_a_numeric_port_is_kept() {
