@@ -259,9 +259,11 @@ impl OriginalRequest {
     ) -> Result<Self, ForwardedError> {
         let via_trusted_proxy = trusted.contains(peer);
         let client_ip = client_ip(headers, peer, trusted);
+        // The request line's own target may start with `//` (or be `*`): keep exactly one
+        // leading `/`, so that the path can never be read as a scheme-relative `//host`.
         let own_path = || {
-            uri.path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+            let raw = uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("/{}", raw.trim_start_matches('/'))
         };
         if !via_trusted_proxy {
             return Ok(Self {
@@ -501,6 +503,17 @@ fn parse_host(text: &str) -> Option<String> {
     if authority.host().is_empty() {
         return None;
     }
+    // `Authority` accepts any text after the last `:` and then reports no port; only a number
+    // (or nothing) may follow the host, or the URL built from it does not parse.
+    let after_host = authority.as_str().get(authority.host().len()..)?;
+    if let Some(port) = after_host.strip_prefix(':') {
+        port.parse::<u16>().ok()?;
+    } else if !after_host.is_empty() {
+        return None;
+    }
+    // The host must also be one a URL can carry (`472.314.470.462` is not: all-numeric hosts
+    // are IPv4 addresses to a URL parser).
+    url::Host::parse(authority.host()).ok()?;
     Some(authority.as_str().to_ascii_lowercase())
 }
 
