@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (idempotently), checks formatting,
-# lints and docs (clippy --all-targets also type-checks benches and examples), runs every test
-# and the end-to-end suite, and prints a summary.
+# lints and docs (clippy --all-targets also type-checks benches and examples), runs every test,
+# the end-to-end suite and each fuzz target briefly, and prints a summary.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh --quick    skip the installs and the end-to-end suite
+#   scripts/test.sh --quick    skip the installs, the end-to-end suite and the fuzz targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +51,11 @@ if ! $quick; then
   E2E_REQUIRE_PROXY=1 E2E_REQUIRE_ALL="${CI:+1}" timed e2e bash scripts/e2e.sh 2>&1 | tee target/e2e-output.txt
   e2e_status=${PIPESTATUS[0]}
   set -e
+fi
+
+if ! $quick; then
+  step "Fuzz targets, briefly (scripts/fuzz.sh SECONDS runs a longer campaign)"
+  timed fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 fi
 
 step "Summary"
