@@ -53,9 +53,13 @@ if ! $quick; then
   set -e
 fi
 
+fuzz_status=0
 if ! $quick; then
   step "Fuzz targets, briefly (scripts/fuzz.sh SECONDS runs a longer campaign)"
+  set +e
   timed fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+  fuzz_status=$?
+  set -e
 fi
 
 step "Summary"
@@ -69,4 +73,5 @@ echo "cargo test: $cp passed, $cf failed, $cs skipped"
 echo "e2e: $ep passed, $ef failed, $es skipped"
 echo "all: $((cp + ep)) passed, $((cf + ef)) failed, $((cs + es)) skipped"
 [ "$status" -eq 0 ] || exit "$status"
-exit "$e2e_status"
+[ "$e2e_status" -eq 0 ] || exit "$e2e_status"
+exit "$fuzz_status"
