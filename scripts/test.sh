@@ -16,9 +16,10 @@ export RUST_BACKTRACE=0
 step() { printf '\n== %s\n' "$*"; }
 timed() {
   local name=$1; shift
-  local start=$SECONDS
-  "$@"
+  local start=$SECONDS rc=0
+  "$@" || rc=$?
   printf -- '-- %s took %ds\n' "$name" $((SECONDS - start)) | tee -a target/step-times.txt
+  return "$rc"
 }
 mkdir -p target && : > target/step-times.txt
 
