@@ -8,7 +8,7 @@
 //! forward-auth only differ in how they answer it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
@@ -244,6 +244,9 @@ pub(crate) struct Inner {
     pub(crate) vault: Option<SessionVault<Arc<dyn SessionStore>>>,
     refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
     introspections: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    /// Validated JWTs by the SHA-256 of the token, each until its `exp` or the provider's
+    /// cache age (whichever comes first): a hit skips validation and the claims conversion.
+    jwt_principals: moka::sync::Cache<[u8; 32], CachedPrincipal>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
 }
@@ -295,11 +298,27 @@ impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
     }
 }
 
-/// What a validated bearer token says.
+/// What a validated bearer token says, shared by every request carrying the same token while
+/// it is cached.
 struct BearerPrincipal {
-    claims: Map<String, Value>,
+    claims: Arc<Map<String, Value>>,
     scopes: Vec<String>,
     source: AuthSource,
+    /// The identity (without the access token) once the scopes and rules let the token in:
+    /// the configuration is fixed, so the first positive answer holds for the cached lifetime.
+    admitted: OnceLock<Identity>,
+}
+
+impl BearerPrincipal {
+    fn new(claims: Map<String, Value>, source: AuthSource) -> BearerPrincipal {
+        let scopes = scopes_of(&claims);
+        BearerPrincipal {
+            claims: Arc::new(claims),
+            scopes,
+            source,
+            admitted: OnceLock::new(),
+        }
+    }
 }
 
 /// The sealed content of a session cookie when sessions live in cookies: a random id (for
@@ -340,6 +359,10 @@ impl Authenticator {
             .max_capacity(INTROSPECTION_CACHE_CAPACITY)
             .expire_after(PrincipalExpiry)
             .build();
+        let jwt_principals = moka::sync::Cache::builder()
+            .max_capacity(config.provider.token_cache_capacity())
+            .expire_after(PrincipalExpiry)
+            .build();
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
@@ -347,6 +370,7 @@ impl Authenticator {
                 vault,
                 refreshes: Mutex::new(HashMap::new()),
                 introspections,
+                jwt_principals,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
             }),
@@ -418,6 +442,24 @@ impl Authenticator {
         } else {
             self.introspect(token).await?
         };
+        let identity = match principal.admitted.get() {
+            Some(identity) => identity.clone(),
+            None => {
+                let identity = self.admit(&principal)?;
+                principal.admitted.get_or_init(|| identity).clone()
+            }
+        };
+        Ok(Authenticated {
+            identity: identity.with_access_token(Secret::new(token.expose())),
+            source: principal.source,
+            claims: Arc::clone(&principal.claims),
+            scopes: principal.scopes.clone(),
+        })
+    }
+
+    /// The required scopes and the authorization rules, then the identity the claims name
+    /// (without the access token).
+    fn admit(&self, principal: &BearerPrincipal) -> Result<Identity, AuthFailure> {
         let required = &self.inner.config.required_scopes;
         let missing: Vec<String> = required
             .iter()
@@ -430,33 +472,31 @@ impl Authenticator {
                 required: required.clone(),
             });
         }
+        let claims = &principal.claims;
         let groups_claim = &self.inner.config.groups_claim;
-        let view = oidc_core::Identity::from_claims(&principal.claims, groups_claim);
+        let view = oidc_core::Identity::from_claims(claims, groups_claim);
         self.inner
             .config
             .rules
             .evaluate(&view)
             .map_err(AuthFailure::Forbidden)?;
-        let groups = groups_from_claims(&principal.claims, groups_claim);
-        let text = |name: &str| principal.claims.get(name).and_then(Value::as_str);
-        let mut identity = Identity::new(text("sub").unwrap_or_default())
-            .with_groups(groups)
-            .with_access_token(Secret::new(token.expose()));
+        let groups = groups_from_claims(claims, groups_claim);
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        let mut identity = Identity::new(text("sub").unwrap_or_default()).with_groups(groups);
         if let Some(email) = text("email") {
             identity = identity.with_email(email);
         }
         if let Some(name) = text("preferred_username").or_else(|| text("username")) {
             identity = identity.with_preferred_username(name);
         }
-        Ok(Authenticated {
-            identity,
-            source: principal.source,
-            claims: Arc::new(principal.claims.clone()),
-            scopes: principal.scopes.clone(),
-        })
+        Ok(identity)
     }
 
     async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
+        let digest = sha256(token.as_bytes());
+        if let Some(hit) = self.inner.jwt_principals.get(&digest) {
+            return Ok(hit.principal);
+        }
         let validated = self.provider().validate(token).await.map_err(|error| {
             if error.is_rejection() {
                 AuthFailure::TokenRejected(error)
@@ -468,13 +508,20 @@ impl Authenticator {
                 AuthFailure::ProviderUnavailable { code: error.code() }
             }
         })?;
-        let claims = claims_map(&validated.claims);
-        let scopes = scopes_of(&claims);
-        Ok(Arc::new(BearerPrincipal {
-            claims,
-            scopes,
-            source: AuthSource::BearerJwt,
-        }))
+        let principal = Arc::new(BearerPrincipal::new(
+            claims_map(&validated.claims),
+            AuthSource::BearerJwt,
+        ));
+        if let Some(ttl) = self.provider().token_cache_ttl(&validated) {
+            self.inner.jwt_principals.insert(
+                digest,
+                CachedPrincipal {
+                    principal: Arc::clone(&principal),
+                    ttl,
+                },
+            );
+        }
+        Ok(principal)
     }
 
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
@@ -551,12 +598,7 @@ impl Authenticator {
         if !claims.aud.is_empty() {
             put("aud", Some(Value::from(claims.aud.clone())));
         }
-        let scopes = scopes_of(&map);
-        let principal = Arc::new(BearerPrincipal {
-            claims: map,
-            scopes,
-            source: AuthSource::BearerIntrospected,
-        });
+        let principal = Arc::new(BearerPrincipal::new(map, AuthSource::BearerIntrospected));
         let ttl = introspected.cache_until.duration_since(now);
         if !ttl.is_zero() {
             self.inner.introspections.insert(
