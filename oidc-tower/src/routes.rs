@@ -186,9 +186,9 @@ fn is_already_normal(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     bytes.len() <= MAX_PATH_BYTES
         && bytes.first() == Some(&b'/')
-        && bytes.iter().all(|&b| {
-            b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b';' | b'?' | b'#')
-        })
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b';' | b'?' | b'#'))
         && bytes
             .windows(2)
             .all(|pair| !matches!(pair, [b'/', b'/' | b'.']))

@@ -437,7 +437,7 @@ impl Authenticator {
         &self,
         token: &BearerToken,
     ) -> Result<Authenticated, AuthFailure> {
-        let principal = if token.expose().split('.').count() == 3 {
+        let principal = if token.expose().bytes().filter(|&b| b == b'.').count() == 2 {
             self.validate_jwt(token.expose()).await?
         } else {
             self.introspect(token).await?
@@ -633,16 +633,19 @@ impl Authenticator {
             .load_session(&cookies, now)
             .await?
             .ok_or(AuthFailure::NoCredentials)?;
-        let mut session = loaded.session.clone();
+        let mut refreshed_session: Option<Arc<Session>> = None;
         let mut set_cookies = Vec::new();
-        if session.refresh_due(now, self.inner.config.refresh_margin) {
+        if loaded
+            .session
+            .refresh_due(now, self.inner.config.refresh_margin)
+        {
             match self.refresh_once(&loaded).await {
                 Ok(refreshed) => {
-                    session = (*refreshed).clone();
                     let refreshed_loaded = LoadedSession {
-                        session: session.clone(),
+                        session: (*refreshed).clone(),
                         origin: loaded.origin,
                     };
+                    refreshed_session = Some(refreshed);
                     set_cookies = self
                         .session_cookies(&refreshed_loaded, &cookies, now)
                         .unwrap_or_else(|error| {
@@ -662,13 +665,14 @@ impl Authenticator {
                 }
             }
         }
+        let session: &Session = refreshed_session.as_deref().unwrap_or(&loaded.session);
         self.inner
             .config
             .rules
             .evaluate(&session.identity())
             .map_err(AuthFailure::Forbidden)?;
         Ok(Authentication {
-            authenticated: session_authenticated(&session),
+            authenticated: session_authenticated(session),
             set_cookies,
         })
     }
