@@ -50,6 +50,9 @@ const REFRESH_MEMORY: Duration = Duration::from_secs(120);
 const MAX_LOCAL_REVOCATIONS: usize = 100_000;
 /// How many introspection answers are cached.
 const INTROSPECTION_CACHE_CAPACITY: u64 = 10_000;
+/// How many opened cookie sessions are kept, and for how long at most.
+const SESSION_CACHE_CAPACITY: u64 = 10_000;
+const SESSION_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Who a request comes from, once authenticated.
 #[derive(Clone, Debug)]
@@ -247,6 +250,10 @@ pub(crate) struct Inner {
     /// Validated JWTs by the SHA-256 of the token, each until its `exp` or the provider's
     /// cache age (whichever comes first): a hit skips validation and the claims conversion.
     jwt_principals: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    /// Opened cookie sessions by the SHA-256 of the request's `Cookie` headers, so that a
+    /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
+    /// checked on every request.
+    cookie_sessions: moka::sync::Cache<[u8; 32], CachedSession>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
 }
@@ -296,6 +303,47 @@ impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
+}
+
+/// A cookie session that opened and passed the rules, with what the request is told.
+#[derive(Clone)]
+struct CachedSession {
+    opened: Arc<OpenedSession>,
+    ttl: Duration,
+}
+
+struct OpenedSession {
+    id: String,
+    session: Session,
+    authenticated: Authenticated,
+}
+
+struct SessionExpiry;
+
+impl moka::Expiry<[u8; 32], CachedSession> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedSession,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The SHA-256 of every `Cookie` header of a request (`None` without one).
+fn cookie_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let mut values = headers.get_all(http::header::COOKIE).iter().peekable();
+    values.peek()?;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for value in values {
+        context.update(value.as_bytes());
+        // A NUL byte cannot be part of a header value: the separator keeps values apart.
+        context.update(&[0]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Some(out)
 }
 
 /// What a validated bearer token says, shared by every request carrying the same token while
@@ -359,6 +407,10 @@ impl Authenticator {
             .max_capacity(INTROSPECTION_CACHE_CAPACITY)
             .expire_after(PrincipalExpiry)
             .build();
+        let cookie_sessions = moka::sync::Cache::builder()
+            .max_capacity(SESSION_CACHE_CAPACITY)
+            .expire_after(SessionExpiry)
+            .build();
         let jwt_principals = moka::sync::Cache::builder()
             .max_capacity(config.provider.token_cache_capacity())
             .expire_after(PrincipalExpiry)
@@ -371,6 +423,7 @@ impl Authenticator {
                 refreshes: Mutex::new(HashMap::new()),
                 introspections,
                 jwt_principals,
+                cookie_sessions,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
             }),
@@ -628,11 +681,33 @@ impl Authenticator {
         headers: &HeaderMap,
     ) -> Result<Authentication, AuthFailure> {
         let now = now();
+        let margin = self.inner.config.refresh_margin;
+        let digest = if self.inner.vault.is_none() {
+            cookie_digest(headers)
+        } else {
+            None
+        };
+        if let Some(hit) = digest.and_then(|digest| self.inner.cookie_sessions.get(&digest)) {
+            let opened = &hit.opened;
+            if !opened.session.is_expired(now) && !opened.session.refresh_due(now, margin) {
+                if self.locally_revoked(&opened.id, &opened.session) {
+                    return Err(AuthFailure::SessionRevoked);
+                }
+                return Ok(Authentication {
+                    authenticated: opened.authenticated.clone(),
+                    set_cookies: Vec::new(),
+                });
+            }
+        }
         let cookies = RequestCookies::from_headers(headers);
         let loaded = self
             .load_session(&cookies, now)
             .await?
             .ok_or(AuthFailure::NoCredentials)?;
+        let cookie_id = match (&digest, &loaded.origin) {
+            (Some(_), SessionOrigin::Cookie { id }) => Some(id.clone()),
+            _ => None,
+        };
         let mut refreshed_session: Option<Arc<Session>> = None;
         let mut set_cookies = Vec::new();
         if loaded
@@ -671,8 +746,30 @@ impl Authenticator {
             .rules
             .evaluate(&session.identity())
             .map_err(AuthFailure::Forbidden)?;
+        let authenticated = session_authenticated(session);
+        if let (None, Some(digest), Some(id)) = (&refreshed_session, digest, cookie_id) {
+            let ttl = loaded
+                .session
+                .expires_at
+                .duration_since(now)
+                .min(SESSION_CACHE_MAX_AGE);
+            if !ttl.is_zero() {
+                let opened = OpenedSession {
+                    id,
+                    session: loaded.session,
+                    authenticated: authenticated.clone(),
+                };
+                self.inner.cookie_sessions.insert(
+                    digest,
+                    CachedSession {
+                        opened: Arc::new(opened),
+                        ttl,
+                    },
+                );
+            }
+        }
         Ok(Authentication {
-            authenticated: session_authenticated(session),
+            authenticated,
             set_cookies,
         })
     }
