@@ -327,7 +327,7 @@ impl Provider {
             other => other?,
         };
         let validated = Arc::new(validated);
-        if let Some(ttl) = self.cache_ttl(&validated) {
+        if let Some(ttl) = self.token_cache_ttl(&validated) {
             self.inner.cache.insert(
                 cache_key,
                 CachedToken {
@@ -372,11 +372,16 @@ impl Provider {
 
     /// How long a validated token may be served from the cache: until its `exp`, at most the
     /// configured maximum age; not at all without `exp`.
-    fn cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
+    pub(crate) fn token_cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
         let exp = token.claims.exp?;
         let left = exp.duration_since(now());
         let ttl = left.min(self.inner.config.cache_max_age);
         (!ttl.is_zero() && self.inner.config.cache_capacity > 0).then_some(ttl)
+    }
+
+    /// How many validated tokens the cache holds at most (0: no cache).
+    pub(crate) fn token_cache_capacity(&self) -> u64 {
+        self.inner.config.cache_capacity
     }
 
     fn not_ready(&self) -> ProviderError {

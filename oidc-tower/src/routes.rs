@@ -179,6 +179,21 @@ pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
     remove_dot_segments(&decoded).map(NormalizedPath)
 }
 
+/// Whether [`normalize_path`] would return `raw` unchanged, decided without allocating: rooted,
+/// short enough, printable ASCII without `%`, backslash, `;`, `?` or `#`, and no empty or
+/// dot segment (`//`, `/.`).
+fn is_already_normal(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.len() <= MAX_PATH_BYTES
+        && bytes.first() == Some(&b'/')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !matches!(b, b'%' | b'\\' | b';' | b'?' | b'#'))
+        && bytes
+            .windows(2)
+            .all(|pair| !matches!(pair, [b'/', b'/' | b'.']))
+}
+
 /// Why a list of route rules cannot be compiled.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -275,10 +290,17 @@ impl RouteRules {
 
     /// Whether some rule covers this method and normalized path.
     pub fn matches(&self, method: &Method, path: &NormalizedPath) -> bool {
+        self.matches_normalized(method, path.as_str())
+    }
+
+    fn matches_normalized(&self, method: &Method, path: &str) -> bool {
         if self.methods.is_empty() {
             return false;
         }
-        self.set.matches(path.as_str()).iter().any(|index| {
+        if self.methods.iter().all(Option::is_none) {
+            return self.set.is_match(path);
+        }
+        self.set.matches(path).iter().any(|index| {
             self.methods
                 .get(index)
                 .is_some_and(|rule_method| rule_method.as_ref().is_none_or(|m| m == method))
@@ -289,7 +311,14 @@ impl RouteRules {
     ///
     /// Only the path is looked at: the query and fragment never take part in matching.
     pub fn matches_request(&self, method: &Method, uri: &Uri) -> bool {
-        match normalize_path(uri.path()) {
+        if self.methods.is_empty() {
+            return false;
+        }
+        let raw = uri.path();
+        if is_already_normal(raw) {
+            return self.matches_normalized(method, raw);
+        }
+        match normalize_path(raw) {
             Ok(path) => self.matches(method, &path),
             Err(_) => false,
         }
@@ -674,5 +703,22 @@ mod tests {
         let rules = RouteRules::default();
         assert!(rules.is_empty());
         assert!(!hits(&rules, Method::GET, "/"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn already_normal_paths_normalize_to_themselves(raw in "[/a-z.%;?#2eE]{0,30}") {
+            if is_already_normal(&raw) {
+                proptest::prop_assert_eq!(norm(&raw), Ok(raw.clone()));
+            }
+        }
+
+        #[test]
+        fn fast_and_full_matching_agree(raw in "/[/a-z.%2e]{0,30}") {
+            let rules = RouteRules::skip_auth(["^/public", "GET=^/a/[b-z]+$"]).unwrap();
+            let uri: Uri = raw.parse().unwrap();
+            let full = normalize_path(&raw).is_ok_and(|path| rules.matches(&Method::GET, &path));
+            proptest::prop_assert_eq!(rules.matches_request(&Method::GET, &uri), full);
+        }
     }
 }

@@ -212,6 +212,8 @@ async fn pending_logins_beyond_the_cap_drop_the_oldest() {
 async fn sign_out_clears_cookies_revokes_and_logs_out_at_the_provider() {
     let h = Harness::start(Options::default()).await;
     let jar = h.sign_in("alice", "/").await;
+    // Served once, so that the opened session is cached before the sign-out.
+    assert_eq!(h.api("/", &jar).await.status(), 200);
     let stolen = jar.clone();
     let response = h
         .client

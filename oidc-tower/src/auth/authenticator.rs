@@ -8,7 +8,7 @@
 //! forward-auth only differ in how they answer it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
@@ -50,6 +50,9 @@ const REFRESH_MEMORY: Duration = Duration::from_secs(120);
 const MAX_LOCAL_REVOCATIONS: usize = 100_000;
 /// How many introspection answers are cached.
 const INTROSPECTION_CACHE_CAPACITY: u64 = 10_000;
+/// How many opened cookie sessions are kept, and for how long at most.
+const SESSION_CACHE_CAPACITY: u64 = 10_000;
+const SESSION_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Who a request comes from, once authenticated.
 #[derive(Clone, Debug)]
@@ -244,6 +247,13 @@ pub(crate) struct Inner {
     pub(crate) vault: Option<SessionVault<Arc<dyn SessionStore>>>,
     refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
     introspections: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    /// Validated JWTs by the SHA-256 of the token, each until its `exp` or the provider's
+    /// cache age (whichever comes first): a hit skips validation and the claims conversion.
+    jwt_principals: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    /// Opened cookie sessions by the SHA-256 of the request's `Cookie` headers, so that a
+    /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
+    /// checked on every request.
+    cookie_sessions: moka::sync::Cache<[u8; 32], CachedSession>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
 }
@@ -295,11 +305,68 @@ impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
     }
 }
 
-/// What a validated bearer token says.
+/// A cookie session that opened and passed the rules, with what the request is told.
+#[derive(Clone)]
+struct CachedSession {
+    opened: Arc<OpenedSession>,
+    ttl: Duration,
+}
+
+struct OpenedSession {
+    id: String,
+    session: Session,
+    authenticated: Authenticated,
+}
+
+struct SessionExpiry;
+
+impl moka::Expiry<[u8; 32], CachedSession> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedSession,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The SHA-256 of every `Cookie` header of a request (`None` without one).
+fn cookie_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let mut values = headers.get_all(http::header::COOKIE).iter().peekable();
+    values.peek()?;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for value in values {
+        context.update(value.as_bytes());
+        // A NUL byte cannot be part of a header value: the separator keeps values apart.
+        context.update(&[0]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Some(out)
+}
+
+/// What a validated bearer token says, shared by every request carrying the same token while
+/// it is cached.
 struct BearerPrincipal {
-    claims: Map<String, Value>,
+    claims: Arc<Map<String, Value>>,
     scopes: Vec<String>,
     source: AuthSource,
+    /// The identity (without the access token) once the scopes and rules let the token in:
+    /// the configuration is fixed, so the first positive answer holds for the cached lifetime.
+    admitted: OnceLock<Identity>,
+}
+
+impl BearerPrincipal {
+    fn new(claims: Map<String, Value>, source: AuthSource) -> BearerPrincipal {
+        let scopes = scopes_of(&claims);
+        BearerPrincipal {
+            claims: Arc::new(claims),
+            scopes,
+            source,
+            admitted: OnceLock::new(),
+        }
+    }
 }
 
 /// The sealed content of a session cookie when sessions live in cookies: a random id (for
@@ -340,6 +407,14 @@ impl Authenticator {
             .max_capacity(INTROSPECTION_CACHE_CAPACITY)
             .expire_after(PrincipalExpiry)
             .build();
+        let cookie_sessions = moka::sync::Cache::builder()
+            .max_capacity(SESSION_CACHE_CAPACITY)
+            .expire_after(SessionExpiry)
+            .build();
+        let jwt_principals = moka::sync::Cache::builder()
+            .max_capacity(config.provider.token_cache_capacity())
+            .expire_after(PrincipalExpiry)
+            .build();
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
@@ -347,6 +422,8 @@ impl Authenticator {
                 vault,
                 refreshes: Mutex::new(HashMap::new()),
                 introspections,
+                jwt_principals,
+                cookie_sessions,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
             }),
@@ -413,11 +490,29 @@ impl Authenticator {
         &self,
         token: &BearerToken,
     ) -> Result<Authenticated, AuthFailure> {
-        let principal = if token.expose().split('.').count() == 3 {
+        let principal = if token.expose().bytes().filter(|&b| b == b'.').count() == 2 {
             self.validate_jwt(token.expose()).await?
         } else {
             self.introspect(token).await?
         };
+        let identity = match principal.admitted.get() {
+            Some(identity) => identity.clone(),
+            None => {
+                let identity = self.admit(&principal)?;
+                principal.admitted.get_or_init(|| identity).clone()
+            }
+        };
+        Ok(Authenticated {
+            identity: identity.with_access_token(Secret::new(token.expose())),
+            source: principal.source,
+            claims: Arc::clone(&principal.claims),
+            scopes: principal.scopes.clone(),
+        })
+    }
+
+    /// The required scopes and the authorization rules, then the identity the claims name
+    /// (without the access token).
+    fn admit(&self, principal: &BearerPrincipal) -> Result<Identity, AuthFailure> {
         let required = &self.inner.config.required_scopes;
         let missing: Vec<String> = required
             .iter()
@@ -430,33 +525,31 @@ impl Authenticator {
                 required: required.clone(),
             });
         }
+        let claims = &principal.claims;
         let groups_claim = &self.inner.config.groups_claim;
-        let view = oidc_core::Identity::from_claims(&principal.claims, groups_claim);
+        let view = oidc_core::Identity::from_claims(claims, groups_claim);
         self.inner
             .config
             .rules
             .evaluate(&view)
             .map_err(AuthFailure::Forbidden)?;
-        let groups = groups_from_claims(&principal.claims, groups_claim);
-        let text = |name: &str| principal.claims.get(name).and_then(Value::as_str);
-        let mut identity = Identity::new(text("sub").unwrap_or_default())
-            .with_groups(groups)
-            .with_access_token(Secret::new(token.expose()));
+        let groups = groups_from_claims(claims, groups_claim);
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        let mut identity = Identity::new(text("sub").unwrap_or_default()).with_groups(groups);
         if let Some(email) = text("email") {
             identity = identity.with_email(email);
         }
         if let Some(name) = text("preferred_username").or_else(|| text("username")) {
             identity = identity.with_preferred_username(name);
         }
-        Ok(Authenticated {
-            identity,
-            source: principal.source,
-            claims: Arc::new(principal.claims.clone()),
-            scopes: principal.scopes.clone(),
-        })
+        Ok(identity)
     }
 
     async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
+        let digest = sha256(token.as_bytes());
+        if let Some(hit) = self.inner.jwt_principals.get(&digest) {
+            return Ok(hit.principal);
+        }
         let validated = self.provider().validate(token).await.map_err(|error| {
             if error.is_rejection() {
                 AuthFailure::TokenRejected(error)
@@ -468,13 +561,20 @@ impl Authenticator {
                 AuthFailure::ProviderUnavailable { code: error.code() }
             }
         })?;
-        let claims = claims_map(&validated.claims);
-        let scopes = scopes_of(&claims);
-        Ok(Arc::new(BearerPrincipal {
-            claims,
-            scopes,
-            source: AuthSource::BearerJwt,
-        }))
+        let principal = Arc::new(BearerPrincipal::new(
+            claims_map(&validated.claims),
+            AuthSource::BearerJwt,
+        ));
+        if let Some(ttl) = self.provider().token_cache_ttl(&validated) {
+            self.inner.jwt_principals.insert(
+                digest,
+                CachedPrincipal {
+                    principal: Arc::clone(&principal),
+                    ttl,
+                },
+            );
+        }
+        Ok(principal)
     }
 
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
@@ -551,12 +651,7 @@ impl Authenticator {
         if !claims.aud.is_empty() {
             put("aud", Some(Value::from(claims.aud.clone())));
         }
-        let scopes = scopes_of(&map);
-        let principal = Arc::new(BearerPrincipal {
-            claims: map,
-            scopes,
-            source: AuthSource::BearerIntrospected,
-        });
+        let principal = Arc::new(BearerPrincipal::new(map, AuthSource::BearerIntrospected));
         let ttl = introspected.cache_until.duration_since(now);
         if !ttl.is_zero() {
             self.inner.introspections.insert(
@@ -586,21 +681,46 @@ impl Authenticator {
         headers: &HeaderMap,
     ) -> Result<Authentication, AuthFailure> {
         let now = now();
+        let margin = self.inner.config.refresh_margin;
+        let digest = if self.inner.vault.is_none() {
+            cookie_digest(headers)
+        } else {
+            None
+        };
+        if let Some(hit) = digest.and_then(|digest| self.inner.cookie_sessions.get(&digest)) {
+            let opened = &hit.opened;
+            if !opened.session.is_expired(now) && !opened.session.refresh_due(now, margin) {
+                if self.locally_revoked(&opened.id, &opened.session) {
+                    return Err(AuthFailure::SessionRevoked);
+                }
+                return Ok(Authentication {
+                    authenticated: opened.authenticated.clone(),
+                    set_cookies: Vec::new(),
+                });
+            }
+        }
         let cookies = RequestCookies::from_headers(headers);
         let loaded = self
             .load_session(&cookies, now)
             .await?
             .ok_or(AuthFailure::NoCredentials)?;
-        let mut session = loaded.session.clone();
+        let cookie_id = match (&digest, &loaded.origin) {
+            (Some(_), SessionOrigin::Cookie { id }) => Some(id.clone()),
+            _ => None,
+        };
+        let mut refreshed_session: Option<Arc<Session>> = None;
         let mut set_cookies = Vec::new();
-        if session.refresh_due(now, self.inner.config.refresh_margin) {
+        if loaded
+            .session
+            .refresh_due(now, self.inner.config.refresh_margin)
+        {
             match self.refresh_once(&loaded).await {
                 Ok(refreshed) => {
-                    session = (*refreshed).clone();
                     let refreshed_loaded = LoadedSession {
-                        session: session.clone(),
+                        session: (*refreshed).clone(),
                         origin: loaded.origin,
                     };
+                    refreshed_session = Some(refreshed);
                     set_cookies = self
                         .session_cookies(&refreshed_loaded, &cookies, now)
                         .unwrap_or_else(|error| {
@@ -620,13 +740,36 @@ impl Authenticator {
                 }
             }
         }
+        let session: &Session = refreshed_session.as_deref().unwrap_or(&loaded.session);
         self.inner
             .config
             .rules
             .evaluate(&session.identity())
             .map_err(AuthFailure::Forbidden)?;
+        let authenticated = session_authenticated(session);
+        if let (None, Some(digest), Some(id)) = (&refreshed_session, digest, cookie_id) {
+            let ttl = loaded
+                .session
+                .expires_at
+                .duration_since(now)
+                .min(SESSION_CACHE_MAX_AGE);
+            if !ttl.is_zero() {
+                let opened = OpenedSession {
+                    id,
+                    session: loaded.session,
+                    authenticated: authenticated.clone(),
+                };
+                self.inner.cookie_sessions.insert(
+                    digest,
+                    CachedSession {
+                        opened: Arc::new(opened),
+                        ttl,
+                    },
+                );
+            }
+        }
         Ok(Authentication {
-            authenticated: session_authenticated(&session),
+            authenticated,
             set_cookies,
         })
     }

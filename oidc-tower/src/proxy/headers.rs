@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::forwarded::TrustedProxies;
@@ -27,7 +28,22 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// `Connection`. With `upgrade` set (a protocol switch in progress), `Connection: upgrade` and the
 /// original `Upgrade` value are put back.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    // One pass over the names present; most messages carry none of these, and then nothing is
+    // allocated or removed.
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-") {
+            doomed.push(name.clone());
+        }
+    }
+    if doomed.is_empty() {
+        return;
+    }
+    let upgrade_value = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -35,18 +51,10 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .flat_map(|value| value.split(','))
         .filter_map(|token| HeaderName::from_str(token.trim()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in doomed.iter().chain(named.iter()) {
         headers.remove(name);
     }
-    let proxy_headers: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy_headers {
-        headers.remove(name);
-    }
-    if let (true, Some(value)) = (upgrade, upgrade_value) {
+    if let Some(value) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, value);
     }
@@ -83,24 +91,36 @@ const UNTRUSTED_ONLY_REMOVED: [HeaderName; 4] = [
 
 /// Sets `X-Forwarded-For/Proto/Host`, appending to the incoming chain only from a trusted peer.
 pub(crate) fn set_forwarded(headers: &mut HeaderMap, context: &ForwardedContext<'_>) {
-    let incoming_chain: Vec<String> = if context.trusted {
-        headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    headers.remove(&X_FORWARDED_FOR);
-    let mut chain = incoming_chain;
-    if let Some(peer) = context.peer {
-        chain.push(peer.to_canonical().to_string());
+    let mut chain = String::new();
+    if context.trusted {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            let Ok(value) = value.to_str() else { continue };
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(value);
+        }
     }
-    if let (false, Ok(value)) = (chain.is_empty(), HeaderValue::from_str(&chain.join(", "))) {
-        headers.insert(X_FORWARDED_FOR, value);
+    if let Some(peer) = context.peer {
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        push_ip(&mut chain, peer.to_canonical());
+    }
+    let chain_value = (!chain.is_empty())
+        .then(|| HeaderValue::from_maybe_shared(Bytes::from(chain)).ok())
+        .flatten();
+    match chain_value {
+        Some(value) => {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_FOR);
+        }
     }
 
     let keep_incoming = |headers: &HeaderMap, name: &HeaderName| {
@@ -120,8 +140,38 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, context: &ForwardedContext<
         }
     }
     if !context.trusted {
-        for name in &UNTRUSTED_ONLY_REMOVED {
+        let present: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| UNTRUSTED_ONLY_REMOVED.contains(name))
+            .cloned()
+            .collect();
+        for name in &present {
             headers.remove(name);
+        }
+    }
+}
+
+/// Appends `ip` in its usual text form; IPv4 without the formatting machinery, which costs
+/// more than the rest of the header work on every request.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -228,7 +278,32 @@ mod tests {
         assert_eq!(headers["x-forwarded-host"], "sso.example");
     }
 
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.200",
+            "::1",
+            "2001:db8::5",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
+    }
+
     proptest! {
+        #[test]
+        fn ipv4_text_matches_display(octets in any::<[u8; 4]>()) {
+            let ip = IpAddr::from(octets);
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            prop_assert_eq!(out, ip.to_string());
+        }
+
 
         #[test]
         fn hop_by_hop_removal_never_panics(connection in "[ -~]{0,60}") {

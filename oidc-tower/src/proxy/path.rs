@@ -3,10 +3,35 @@
 //! Routing and forwarding both use the normalized path, so `/mlflow/../admin` is routed and
 //! forwarded as `/admin`, never as something the prefix match did not see.
 
+use std::borrow::Cow;
+
 /// Normalizes a request path: resolves `.` and `..` segments (also percent-encoded as `%2e`),
 /// collapses repeated slashes and keeps a trailing slash. The result always starts with `/`
 /// and never climbs above the root.
 pub fn normalize_path(path: &str) -> String {
+    normalize_path_cow(path).into_owned()
+}
+
+/// [`normalize_path`] without a copy when the path is already normal: rooted, no empty segment
+/// and no segment starting with `.` or `%` (only those can be dot segments), which is what
+/// nearly every real request path looks like.
+pub(crate) fn normalize_path_cow(path: &str) -> Cow<'_, str> {
+    if is_already_normal(path) {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalize_slow(path))
+    }
+}
+
+fn is_already_normal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.first() == Some(&b'/')
+        && bytes
+            .windows(2)
+            .all(|pair| !matches!(pair, [b'/', b'/' | b'.' | b'%']))
+}
+
+fn normalize_slow(path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = path.ends_with('/');
     for segment in path.split('/') {
@@ -63,12 +88,13 @@ pub(crate) fn strip_segment_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'
 /// Joins an upstream base path (normalized, no trailing slash) and a remainder that is empty or
 /// starts with `/`.
 pub(crate) fn join_upstream_path(base: &str, rest: &str) -> String {
-    let joined = format!("{base}{rest}");
-    if joined.is_empty() {
-        "/".to_owned()
-    } else {
-        joined
+    if base.is_empty() && rest.is_empty() {
+        return "/".to_owned();
     }
+    let mut joined = String::with_capacity(base.len() + rest.len());
+    joined.push_str(base);
+    joined.push_str(rest);
+    joined
 }
 
 enum DotSegment {
@@ -144,6 +170,12 @@ mod tests {
             prop_assert!(!once.contains("//"));
             prop_assert!(once.split('/').all(|s| dot_segment(s).is_none()));
             prop_assert_eq!(normalize_path(&once), once.clone());
+        }
+
+        #[test]
+        fn fast_path_agrees_with_full_normalization(path in "[/a-z.%2eE]{0,40}") {
+            let fast = normalize_path_cow(&path).into_owned();
+            prop_assert_eq!(fast, normalize_slow(&path));
         }
 
         #[test]

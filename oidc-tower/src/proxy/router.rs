@@ -10,7 +10,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tower_service::Service;
 
-use super::path::{normalize_path, strip_segment_prefix};
+use super::path::{normalize_path_cow, strip_segment_prefix};
 use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError, ResponseFuture, ReverseProxy};
 
 /// Routes each request to the [`ReverseProxy`] whose prefix is the longest whole-segment match
@@ -56,7 +56,7 @@ impl ProxyRouter {
 
     /// The proxy that serves `path` (normalized first), if any.
     pub fn route_for(&self, path: &str) -> Option<&ReverseProxy> {
-        let normalized = normalize_path(path);
+        let normalized = normalize_path_cow(path);
         self.routes
             .iter()
             .find(|route| strip_segment_prefix(&normalized, route.prefix()).is_some())
@@ -77,17 +77,14 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let route = self.route_for(request.uri().path()).cloned();
-        let path = request.uri().path().to_owned();
+        let Some(proxy) = self.route_for(request.uri().path()).cloned() else {
+            let answer = ProxyError::NoRoute {
+                path: normalize_path_cow(request.uri().path()).into_owned(),
+            }
+            .into_response();
+            return ResponseFuture::new(std::future::ready(Ok(answer)));
+        };
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-        ResponseFuture::new(async move {
-            Ok(match route {
-                Some(proxy) => proxy.forward(request).await,
-                None => ProxyError::NoRoute {
-                    path: normalize_path(&path),
-                }
-                .into_response(),
-            })
-        })
+        ResponseFuture::new(async move { Ok(proxy.forward(request).await) })
     }
 }

@@ -1,5 +1,6 @@
 //! The proxy service: builds the upstream request, sends it, streams the answer back.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ use tower_service::Service;
 use super::headers::{
     ForwardedContext, PeerAddr, TrustedProxies, remove_hop_by_hop, set_forwarded, wants_upgrade,
 };
-use super::path::{join_upstream_path, normalize_path, normalize_prefix, strip_segment_prefix};
+use super::path::{join_upstream_path, normalize_path_cow, normalize_prefix, strip_segment_prefix};
 use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError};
 
 /// What happens to the mount prefix when a request is forwarded.
@@ -284,7 +285,9 @@ impl Inner {
         &self,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let client_host = request.headers().get(header::HOST).cloned().or_else(|| {
+        let host_header = request.headers().get(header::HOST).cloned();
+        let host_in_headers = host_header.is_some();
+        let client_host = host_header.or_else(|| {
             request
                 .uri()
                 .authority()
@@ -309,6 +312,8 @@ impl Inner {
             },
         );
         match (&client_host, self.preserve_host) {
+            // The client's own `Host` header is already in place.
+            (Some(_), true) if host_in_headers => {}
             (Some(host), true) => {
                 headers.insert(header::HOST, host.clone());
             }
@@ -358,31 +363,44 @@ impl Inner {
     }
 
     fn upstream_uri(&self, original: &Uri) -> Result<Uri, ProxyError> {
-        let normalized = normalize_path(original.path());
+        let normalized = normalize_path_cow(original.path());
         let rest =
             strip_segment_prefix(&normalized, &self.prefix).ok_or_else(|| ProxyError::NoRoute {
-                path: normalized.clone(),
+                path: normalized.clone().into_owned(),
             })?;
-        let path = match self.prefix_mode {
-            PrefixMode::Strip => join_upstream_path(&self.upstream_base_path, rest),
-            PrefixMode::Keep => join_upstream_path(&self.upstream_base_path, &normalized),
+        let unchanged = matches!(normalized, Cow::Borrowed(_))
+            && self.upstream_base_path.is_empty()
+            && (self.prefix_mode == PrefixMode::Keep || self.prefix.is_empty());
+        let path_and_query = match original.path_and_query() {
+            // The common case: the path goes upstream as it came, query and all.
+            Some(original) if unchanged => original.clone(),
+            _ => {
+                let path = match self.prefix_mode {
+                    PrefixMode::Strip => join_upstream_path(&self.upstream_base_path, rest),
+                    PrefixMode::Keep => join_upstream_path(&self.upstream_base_path, &normalized),
+                };
+                let path_and_query = match original.query() {
+                    Some(query) => {
+                        let mut joined = path;
+                        joined.reserve(query.len() + 1);
+                        joined.push('?');
+                        joined.push_str(query);
+                        joined
+                    }
+                    None => path,
+                };
+                PathAndQuery::try_from(path_and_query).map_err(|err| ProxyError::BadRequest {
+                    detail: err.to_string(),
+                })?
+            }
         };
-        let path_and_query = match original.query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        let path_and_query =
-            PathAndQuery::try_from(path_and_query).map_err(|err| ProxyError::BadRequest {
-                detail: err.to_string(),
-            })?;
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.upstream_authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|err| ProxyError::BadRequest {
-                detail: err.to_string(),
-            })
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.upstream_authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|err| ProxyError::BadRequest {
+            detail: err.to_string(),
+        })
     }
 }
 
