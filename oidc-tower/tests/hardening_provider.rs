@@ -285,7 +285,9 @@ async fn random_kid_flood_is_bounded_by_the_refetch_interval() {
     }
     let fetched = op.with(|op| op.request_count(Endpoint::Jwks)) - jwks_before;
     let elapsed = started.elapsed();
-    let allowed = elapsed.as_millis() / interval.as_millis() + 1;
+    // One fetch for the first unknown kid (a scheduled fetch does not use up the budget), then at
+    // most one per interval; the limiter counts whole seconds, so one more may fall on a boundary.
+    let allowed = elapsed.as_millis() / interval.as_millis() + 2;
     assert!(refused.load(Ordering::Relaxed) > 1000);
     assert!(
         u128::from(fetched) <= allowed,
