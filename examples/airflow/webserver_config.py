@@ -22,6 +22,14 @@ the UI and API server are one process (`airflow api-server`) and API clients use
 by Airflow itself, not the provider's tokens.
 
 Needs `authlib` (FAB's OAuth client). PKCE (S256) is on, as the provider requires it.
+
+What has been verified: `test_webserver_config.py` (run by the end-to-end suite) loads this file
+with stand-ins for the Airflow and FAB modules it imports and checks the provider registration
+(discovery URL, PKCE, scopes), the claim-to-user mapping and the role mapping from groups. It has
+not been loaded in a running Airflow, which pulls in far more than the test machines install;
+the FAB settings used (`AUTH_OAUTH`, `OAUTH_PROVIDERS`, `AUTH_ROLES_MAPPING`,
+`SECURITY_MANAGER_CLASS`) are those documented for FAB 4.x, which Airflow 2.9+ and the
+Airflow 3 FAB provider both use.
 """
 
 from __future__ import annotations
