@@ -392,6 +392,22 @@ static FORWARD_AUTH_NAMES: FamilyNames = FamilyNames {
     access_token: HeaderName::from_static("x-auth-request-access-token"),
 };
 
+/// The forward-auth identity header names (`X-Auth-Request-*`), the access token's last when
+/// asked for: the set a forward-auth answer always carries in full.
+pub(crate) fn forward_auth_header_names(
+    with_access_token: bool,
+) -> impl Iterator<Item = &'static HeaderName> {
+    let names = &FORWARD_AUTH_NAMES;
+    [
+        &names.user,
+        &names.email,
+        &names.preferred_username,
+        &names.groups,
+    ]
+    .into_iter()
+    .chain(with_access_token.then_some(&names.access_token))
+}
+
 fn header_value(header: &'static str, text: &str) -> Result<HeaderValue, IdentityHeaderError> {
     HeaderValue::from_bytes(text.as_bytes())
         .map_err(|_| IdentityHeaderError::InvalidValue { header })

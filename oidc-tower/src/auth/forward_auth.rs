@@ -70,7 +70,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, request};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, request};
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
@@ -81,18 +81,9 @@ use super::authenticator::Authenticator;
 use super::config::AuthConfigError;
 use super::endpoints::Endpoint;
 use crate::forwarded::{OriginalRequest, Scheme};
-use crate::identity_headers::{IdentityHeaders, strip_identity_headers};
+use crate::identity_headers::{IdentityHeaders, forward_auth_header_names, strip_identity_headers};
 use crate::metrics::RequestOutcome;
 use crate::proxy::{BoxError, PeerAddr};
-
-/// The identity headers of a forward-auth answer, always all present.
-const FORWARD_AUTH_HEADERS: [&str; 4] = [
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-auth-request-preferred-username",
-    "x-auth-request-groups",
-];
-const ACCESS_TOKEN_HEADER: &str = "x-auth-request-access-token";
 
 /// The forward-auth service (see the [module docs](self) for a runnable example). Cheap to
 /// clone; serve it with [`crate::proxy::serve`] or mount it in axum.
@@ -294,13 +285,9 @@ fn accepted() -> Response<Bytes> {
 
 /// Adds every documented identity header that is missing, empty.
 fn complete_identity_headers(headers: &mut HeaderMap, with_access_token: bool) {
-    let names = FORWARD_AUTH_HEADERS
-        .iter()
-        .chain(with_access_token.then_some(&ACCESS_TOKEN_HEADER));
-    for name in names {
-        let name = HeaderName::from_static(name);
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(""));
+    for name in forward_auth_header_names(with_access_token) {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), HeaderValue::from_static(""));
         }
     }
 }
@@ -330,10 +317,15 @@ mod tests {
         headers.insert("x-auth-request-user", HeaderValue::from_static("alice"));
         complete_identity_headers(&mut headers, true);
         assert_eq!(headers["x-auth-request-user"], "alice");
-        for name in FORWARD_AUTH_HEADERS {
+        for name in [
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-auth-request-preferred-username",
+            "x-auth-request-groups",
+        ] {
             assert!(headers.contains_key(name), "{name}");
         }
-        assert_eq!(headers[ACCESS_TOKEN_HEADER], "");
+        assert_eq!(headers["x-auth-request-access-token"], "");
     }
 
     #[test]
