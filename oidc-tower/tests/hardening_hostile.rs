@@ -372,6 +372,99 @@ async fn tampered_truncated_and_swapped_cookies_are_refused() {
     assert!(answer.reached_upstream());
 }
 
+/// A session cookie past the session's lifetime is refused like a forged one (sign in again,
+/// 401 for API calls, the cookie cleared), even though the layer had it opened and cached.
+#[tokio::test]
+async fn expired_session_cookies_are_refused() {
+    let h = Harness::start(Options {
+        session_lifetime: Some(Duration::from_secs(2)),
+        ..Options::default()
+    })
+    .await;
+    let alice = h.sign_in("alice", "/").await;
+    let cookie = alice.header();
+    let answer = get(&h.app, "/private", &format!("\r\ncookie: {cookie}")).await;
+    assert!(answer.reached_upstream(), "fresh session: {}", answer.head);
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let answer = get(&h.app, "/private", &format!("\r\ncookie: {cookie}")).await;
+    assert_sent_to_sign_in(&h, &answer, "expired session");
+    assert!(
+        answer
+            .head
+            .lines()
+            .any(|line| line.starts_with("set-cookie: oidc_session=;")),
+        "the expired cookie is cleared: {}",
+        answer.head
+    );
+    let api = raw(
+        &h.app,
+        format!("GET /api/runs HTTP/1.1\r\nhost: app.test\r\naccept: application/json\r\ncookie: {cookie}")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(api.status, 401, "{}", api.head);
+    let forward_auth = h.forward_auth_check("/private", &alice, &[]).await;
+    assert_eq!(forward_auth.status(), 401);
+}
+
+/// Compressed request bodies are never inflated: the endpoints that read a body refuse any
+/// `Content-Encoding` (415) and cap plain bodies (413); the proxy streams a compressed upload
+/// to the upstream as it came.
+#[tokio::test]
+async fn request_body_bombs_are_never_inflated() {
+    let h = Harness::start(Options::default()).await;
+    // 16 MiB of zeros in ~100 KiB of gzip.
+    let bomb = support::gzip::gzip_of_zeros(16 << 20);
+    for endpoint in ["/oauth2/callback", "/oauth2/backchannel_logout"] {
+        let response = h
+            .client
+            .post(format!("{}{endpoint}", h.app))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-encoding", "gzip")
+            .body(bomb.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{endpoint}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("content_encoding_unsupported"), "{body}");
+
+        let response = h
+            .client
+            .post(format!("{}{endpoint}", h.app))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(vec![b'a'; 1 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{endpoint}: a 1 MiB plain body");
+    }
+
+    let alice = h.sign_in("alice", "/").await;
+    let response = h
+        .client
+        .post(format!("{}/upload", h.app))
+        .header("cookie", alice.header())
+        .header("content-encoding", "gzip")
+        .body(bomb.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed = support::layers::echoed_headers(response).await;
+    assert_eq!(
+        support::layers::header(&echoed, "content-encoding"),
+        Some("gzip")
+    );
+    let length = bomb.len().to_string();
+    assert_eq!(
+        support::layers::header(&echoed, "content-length"),
+        Some(length.as_str()),
+        "the upstream got the compressed bytes"
+    );
+}
+
 /// Crafted `Cookie` headers (thousands of pairs, no `=`, only separators, bytes that are not
 /// UTF-8, huge values) never crash the parser or the process.
 #[tokio::test]
@@ -498,13 +591,45 @@ async fn callback_state_mismatch_and_replayed_codes_are_refused() {
     let response = h.callback(&callback, &mut jar).await;
     assert_eq!(response.status(), 302);
     assert!(jar.has("oidc_session"));
-    // ...and replaying it (same pending cookie, same code) creates nothing: the pending-login
-    // cookie is stateless, so the code reaches the provider again, which refuses it, and the
-    // layer reports the refusal as the provider's (502).
+    // ...and replaying it (same pending cookie, same code) creates nothing: the layer remembers
+    // the completed login and refuses without sending the code to the provider again.
     let token_requests = h.op.request_count(Endpoint::Token);
     let mut replay = victim.clone();
     let response = h.callback(&callback, &mut replay).await;
-    assert_eq!(response.status(), 502, "replayed code");
+    assert_eq!(response.status(), 400, "replayed code");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("login_already_completed"), "{body}");
     assert!(!replay.has("oidc_session"));
+    assert_eq!(h.op.request_count(Endpoint::Token), token_requests);
+
+    // The used code injected into another pending login (its own valid state, so only the
+    // provider can tell; the case of a second replica) is refused by the provider with
+    // invalid_grant, which the layer answers 400, not as a provider failure.
+    let mut other = Jar::default();
+    let second = h.start_login("/", &mut other).await;
+    let second_state = url::Url::parse(&second)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    let mut injected = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = injected
+        .query_pairs()
+        .map(|(name, value)| {
+            let value = if name == "state" {
+                second_state.clone()
+            } else {
+                value.into_owned()
+            };
+            (name.into_owned(), value)
+        })
+        .collect();
+    injected.query_pairs_mut().clear().extend_pairs(pairs);
+    let response = h.callback(injected.as_str(), &mut other).await;
+    assert_eq!(response.status(), 400, "used code in another login");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("invalid_grant"), "{body}");
+    assert!(!other.has("oidc_session"));
     assert_eq!(h.op.request_count(Endpoint::Token), token_requests + 1);
 }

@@ -52,6 +52,8 @@ const MAX_LOCAL_REVOCATIONS: usize = 100_000;
 const INTROSPECTION_CACHE_CAPACITY: u64 = 10_000;
 /// How many opened cookie sessions are kept, and for how long at most.
 const SESSION_CACHE_CAPACITY: u64 = 10_000;
+/// How many completed logins are remembered to refuse replayed callbacks locally.
+const COMPLETED_LOGIN_CAPACITY: u64 = 100_000;
 const SESSION_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Who a request comes from, once authenticated.
@@ -254,6 +256,10 @@ pub(crate) struct Inner {
     /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
     /// checked on every request.
     cookie_sessions: moka::sync::Cache<[u8; 32], CachedSession>,
+    /// The SHA-256 of each callback `state` already handled, until its pending login would have
+    /// expired: a replayed callback is refused without sending its code to the provider again.
+    /// Per process; across replicas the provider's refusal of a used code is the guard.
+    completed_logins: moka::sync::Cache<[u8; 32], Duration>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
 }
@@ -302,6 +308,19 @@ impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(value.ttl)
+    }
+}
+
+struct CompletedLoginExpiry;
+
+impl moka::Expiry<[u8; 32], Duration> for CompletedLoginExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        remaining: &Duration,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(*remaining)
     }
 }
 
@@ -415,6 +434,10 @@ impl Authenticator {
             .max_capacity(config.provider.token_cache_capacity())
             .expire_after(PrincipalExpiry)
             .build();
+        let completed_logins = moka::sync::Cache::builder()
+            .max_capacity(COMPLETED_LOGIN_CAPACITY)
+            .expire_after(CompletedLoginExpiry)
+            .build();
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
@@ -424,6 +447,7 @@ impl Authenticator {
                 introspections,
                 jwt_principals,
                 cookie_sessions,
+                completed_logins,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
             }),
@@ -438,6 +462,17 @@ impl Authenticator {
     /// The metrics decisions are recorded into.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.config.metrics
+    }
+
+    /// Marks the login with `state` as handled until `remaining` has passed; `false` when its
+    /// callback was already handled (a replay).
+    pub(crate) fn complete_login_once(&self, state: &str, remaining: Duration) -> bool {
+        let entry = self
+            .inner
+            .completed_logins
+            .entry(sha256(state.as_bytes()))
+            .or_insert(remaining);
+        entry.is_fresh()
     }
 
     /// The endpoint prefix (e.g. `/oauth2`).

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use oidc_core::cookie::{CookieCodec, RequestCookies};
-use oidc_core::login::token::parse_token_response;
+use oidc_core::login::token::{TokenError, TokenErrorCode, parse_token_response};
 use oidc_core::login::{
     CallbackError, CallbackParams, LoginOutcome, LoginRequest, PendingLogin,
     cookie_suffix_for_state, finish_login, handle_callback, start_login,
@@ -69,6 +69,15 @@ impl Authenticator {
         tracing::debug!(endpoint = endpoint.name(), "serving endpoint");
         let needs_body = parts.method == Method::POST
             && matches!(endpoint, Endpoint::Callback | Endpoint::BackchannelLogout);
+        if needs_body && has_content_coding(&parts.headers) {
+            // Never inflated: a few kilobytes of gzip could stand for gigabytes.
+            return error_answer(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content_encoding_unsupported",
+                "Compressed request bodies are not accepted here.",
+                &parts.headers,
+            );
+        }
         let body = if needs_body {
             match Limited::new(body, MAX_ENDPOINT_BODY_BYTES).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -273,6 +282,7 @@ impl Authenticator {
         let Some(endpoints) = self.endpoints() else {
             return provider_not_ready(headers);
         };
+        let login_remaining = pending.expires_at().duration_since(now);
         let exchange = match handle_callback(
             &endpoints,
             &login.login_config,
@@ -284,6 +294,20 @@ impl Authenticator {
             Ok(exchange) => exchange,
             Err(error) => return callback_failed(&error, headers, clear_pending),
         };
+        if !self.complete_login_once(&state, login_remaining) {
+            tracing::info!(
+                code = "login_already_completed",
+                "callback replayed; its code is not sent again"
+            );
+            let mut response = error_answer(
+                StatusCode::BAD_REQUEST,
+                "login_already_completed",
+                "This sign-in was already completed. Please start again.",
+                headers,
+            );
+            append_cookies(&mut response, clear_pending);
+            return response;
+        }
         let response = match self.config().http.execute(exchange.request).await {
             Ok(response) => response,
             Err(error) => {
@@ -300,6 +324,25 @@ impl Authenticator {
         };
         let tokens = match parse_token_response(&response) {
             Ok(tokens) => tokens,
+            Err(TokenError::Provider {
+                error: TokenErrorCode::InvalidGrant,
+                ..
+            }) => {
+                // The code was used, expired or revoked: the browser's answer is stale, which
+                // starting again cures (another replica may have redeemed it).
+                tracing::info!(
+                    code = "invalid_grant",
+                    "code exchange refused: invalid_grant"
+                );
+                let mut answer = error_answer(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "This sign-in has expired or was already completed. Please start again.",
+                    headers,
+                );
+                append_cookies(&mut answer, clear_pending);
+                return answer;
+            }
             Err(error) => {
                 tracing::warn!(code = error.code(), "code exchange refused");
                 let mut answer = error_answer(
@@ -598,6 +641,18 @@ pub(crate) fn endpoint_under(prefix: &str, path: &str) -> Option<Endpoint> {
     }
 }
 
+/// Whether the body is declared as compressed (any `Content-Encoding` but `identity`).
+fn has_content_coding(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .any(|coding| {
+            let coding = coding.trim_ascii();
+            !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+        })
+}
+
 fn callback_failed(
     error: &CallbackError,
     headers: &HeaderMap,
@@ -667,6 +722,27 @@ mod tests {
         assert_eq!(endpoint_under("/oauth2", "/oauth2start"), None);
         assert_eq!(endpoint_under("/oauth2", "/x/oauth2/start"), None);
         assert_eq!(endpoint_under("/oauth2", "/oauth2/START"), None);
+    }
+
+    #[test]
+    fn only_identity_counts_as_uncompressed() {
+        let coded = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            has_content_coding(&headers)
+        };
+        assert!(!coded(&[]));
+        assert!(!coded(&["identity"]));
+        assert!(!coded(&[" IDENTITY , "]));
+        assert!(coded(&["gzip"]));
+        assert!(coded(&["identity, br"]));
+        assert!(coded(&["identity", "deflate"]));
+        assert!(coded(&["x-anything"]));
     }
 
     proptest! {

@@ -43,6 +43,7 @@ pub struct Options {
     pub pass_access_token: bool,
     /// The shortest time between unknown-`kid` key refetches (default 200 ms).
     pub refetch_interval: Option<Duration>,
+    pub session_lifetime: Option<Duration>,
 }
 
 pub struct Harness {
@@ -197,6 +198,9 @@ impl Harness {
         }
         if !options.skip_auth.is_empty() {
             config = config.skip_auth(RouteRules::skip_auth(options.skip_auth.clone()).unwrap());
+        }
+        if let Some(lifetime) = options.session_lifetime {
+            config = config.session_lifetime(lifetime);
         }
         if let Some(max) = options.max_pending_logins {
             config = config.max_pending_logins(max);

@@ -2,5 +2,6 @@
 //! provider, echo upstream, the login layer in front of the reverse proxy, forward-auth).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod gzip;
 pub mod layers;
 pub mod redis;
