@@ -195,6 +195,15 @@ impl IdentityHeaders {
         identity: &Identity,
     ) -> Result<(), IdentityHeaderError> {
         strip_identity_headers(headers);
+        self.apply_to_stripped(headers, identity)
+    }
+
+    /// [`Self::apply`] on headers already passed through [`strip_identity_headers`].
+    pub(crate) fn apply_to_stripped(
+        &self,
+        headers: &mut HeaderMap,
+        identity: &Identity,
+    ) -> Result<(), IdentityHeaderError> {
         if self.pass_authorization_bearer {
             headers.remove(header::AUTHORIZATION);
         }

@@ -350,6 +350,12 @@ impl moka::Expiry<[u8; 32], CachedSession> for SessionExpiry {
     }
 }
 
+/// Whether a token has the shape of a compact JWS (three parts, so exactly two dots); anything
+/// else is an opaque token for introspection.
+fn is_compact_jws(token: &str) -> bool {
+    memchr::memchr_iter(b'.', token.as_bytes()).take(3).count() == 2
+}
+
 /// The SHA-256 of every `Cookie` header of a request (`None` without one).
 fn cookie_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
     let mut values = headers.get_all(http::header::COOKIE).iter().peekable();
@@ -506,7 +512,7 @@ impl Authenticator {
         if accept_bearer {
             let query = if bearer_only { query } else { None };
             if let Some(token) = extract_bearer(headers, query, QueryTokens::Refuse)? {
-                let authenticated = self.authenticate_bearer(&token).await?;
+                let authenticated = self.authenticate_owned_bearer(token).await?;
                 return Ok(Authentication {
                     authenticated,
                     set_cookies: Vec::new(),
@@ -525,10 +531,18 @@ impl Authenticator {
         &self,
         token: &BearerToken,
     ) -> Result<Authenticated, AuthFailure> {
-        let principal = if token.expose().bytes().filter(|&b| b == b'.').count() == 2 {
+        self.authenticate_owned_bearer(token.clone()).await
+    }
+
+    /// [`Self::authenticate_bearer`] keeping the token itself in the identity, uncopied.
+    async fn authenticate_owned_bearer(
+        &self,
+        token: BearerToken,
+    ) -> Result<Authenticated, AuthFailure> {
+        let principal = if is_compact_jws(token.expose()) {
             self.validate_jwt(token.expose()).await?
         } else {
-            self.introspect(token).await?
+            self.introspect(&token).await?
         };
         let identity = match principal.admitted.get() {
             Some(identity) => identity.clone(),
@@ -538,7 +552,7 @@ impl Authenticator {
             }
         };
         Ok(Authenticated {
-            identity: identity.with_access_token(Secret::new(token.expose())),
+            identity: identity.with_access_token(token.into_secret()),
             source: principal.source,
             claims: Arc::clone(&principal.claims),
             scopes: principal.scopes.clone(),
@@ -1402,6 +1416,15 @@ impl Revocations {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compact_jws_shape_is_exactly_two_dots() {
+        assert!(super::is_compact_jws("a.b.c"));
+        assert!(super::is_compact_jws(".."));
+        assert!(!super::is_compact_jws("a.b"));
+        assert!(!super::is_compact_jws("a.b.c.d"));
+        assert!(!super::is_compact_jws("opaque-token"));
+    }
+
     use super::*;
 
     #[test]

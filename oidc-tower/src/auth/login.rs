@@ -187,7 +187,9 @@ where
                     let headers = IdentityHeaders::upstream()
                         .pass_access_token(config.pass_access_token)
                         .pass_authorization_bearer(config.pass_authorization_bearer);
-                    if let Err(error) = headers.apply(&mut parts.headers, &authenticated.identity) {
+                    if let Err(error) =
+                        headers.apply_to_stripped(&mut parts.headers, &authenticated.identity)
+                    {
                         tracing::warn!(code = error.code(), "identity cannot be sent upstream");
                         metrics.record_request(
                             RequestOutcome::Rejected,
