@@ -55,10 +55,11 @@ wait_for_file() {
     return 1
 }
 
-# wait_for_http URL [expected status]: waits until URL answers (default: any status).
+# wait_for_http URL [expected status] [tenths]: waits until URL answers (default: any status,
+# 10 s).
 wait_for_http() {
     local i code
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < ${3:-100}; i++)); do
         code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)
         if [[ "$code" != 000 && ( -z "${2:-}" || "$code" == "$2" ) ]]; then
             return 0

@@ -41,7 +41,8 @@ start "$OIDC" proxy --http-address "127.0.0.1:$PROXY_PORT" --upstream "http://$U
     ${PROXY_ARGS_EXTRA:-} >"$WORK/proxy.log" 2>&1
 PROXY_PID=$LAST_PID
 PROXY="http://127.0.0.1:$PROXY_PORT"
-wait_for_http "$PROXY/api/" 401
+# The provider may still be busy minting when the proxy asks it for its keys.
+wait_for_http "$PROXY/api/" 401 600
 AUTH="Authorization: Bearer $TOKEN"
 curl -sf -o /dev/null -H "$AUTH" "$PROXY/api/"
 

@@ -7,6 +7,7 @@
 #   (b)  oidc proxy, authentication off for the route (--skip-auth-route)
 #   (c)  oidc proxy, valid bearer token (cached after the first request)
 #   (d)  oidc proxy, valid session cookie (sealed by benchop with the proxy's cookie secret)
+#   (b1) (c1) (d1) the same with one connection: the latency authentication adds, unqueued
 # (b)-(d) run when an `oidc` binary with the proxy subcommand is found (OIDC_BIN, else
 # target/release/oidc, else target/debug/oidc). Apache rows run when apache2 and
 # mod_auth_openidc are installed (apt-get install apache2 libapache2-mod-auth-openidc).
@@ -162,6 +163,13 @@ if [[ -n "$OIDC" ]]; then
         if expect_status 200 "http://127.0.0.1:$PROXY_PORT/app/" -H "Cookie: $COOKIE"; then
             measure d "http://127.0.0.1:$PROXY_PORT/app/" --header "Cookie: $COOKIE"
         fi
+        # Latency added by authentication, read without queueing: one connection, one request
+        # at a time, so that p99 is the request's own time rather than its wait for a core.
+        CONNECTIONS=1 measure b1 "http://127.0.0.1:$PROXY_PORT/public/"
+        CONNECTIONS=1 measure c1 "http://127.0.0.1:$PROXY_PORT/api/" --header "Authorization: Bearer $TOKEN"
+        if [[ -n "${COOKIE:-}" ]]; then
+            CONNECTIONS=1 measure d1 "http://127.0.0.1:$PROXY_PORT/app/" --header "Cookie: $COOKIE"
+        fi
     fi
 else
     echo "load: no oidc binary with the proxy subcommand; rows (b)-(d) skipped" >&2
@@ -169,7 +177,7 @@ fi
 
 # The table.
 printf '\n%-44s %9s %8s %8s %7s\n' "row" "rps" "p50 us" "p99 us" "errors"
-for key in a "a'" e b c d; do
+for key in a "a'" e b c d b1 c1 d1; do
     case $key in
     a) name="(a)  upstream direct" ;;
     "a'") name="(a') Apache, no auth" ;;
@@ -177,6 +185,9 @@ for key in a "a'" e b c d; do
     b) name="(b)  oidc proxy, auth off for the route" ;;
     c) name="(c)  oidc proxy, bearer RS256 (cached)" ;;
     d) name="(d)  oidc proxy, session cookie" ;;
+    b1) name="(b1) as (b), one connection" ;;
+    c1) name="(c1) as (c), one connection" ;;
+    d1) name="(d1) as (d), one connection" ;;
     esac
     printf '%-44s %9s %8s %8s %7s\n' "$name" "$(field "$key" rps)" "$(field "$key" p50_us)" \
         "$(field "$key" p99_us)" "$(field "$key" errors)"
@@ -189,4 +200,12 @@ echo "  (b)/(a)  oidc proxying            $(ratio b a)"
 echo "  (c)/(b)  oidc bearer, target>=0.90 $(ratio c b)"
 echo "  (d)/(b)  oidc cookie, target>=0.85 $(ratio d b)"
 echo "  (c)/(e)  oidc vs Apache, bearer, target>=3 $(ratio c e)"
+added() { # added KEY_A KEY_B NAME: NAME(A) - NAME(B) in microseconds
+    local a b
+    a=$(field "$1" "$3") b=$(field "$2" "$3")
+    if [[ "$a" == - || "$b" == - ]]; then echo "-"; else echo "$((a - b))"; fi
+}
+echo "latency added by authentication, one connection (microseconds):"
+echo "  bearer (c1)-(b1): p50 $(added c1 b1 p50_us), p99 $(added c1 b1 p99_us) (target p99 < 200)"
+echo "  cookie (d1)-(b1): p50 $(added d1 b1 p50_us), p99 $(added d1 b1 p99_us) (target p99 < 200)"
 echo "date: $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -18,11 +18,6 @@
     rustdoc::invalid_html_tags
 )]
 
-/// The proxy allocates and frees small buffers on every request; mimalloc does that with less
-/// work per call than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod app;
 mod args;
 mod commands;
