@@ -503,10 +503,14 @@ fn parse_host(text: &str) -> Option<String> {
     if authority.host().is_empty() {
         return None;
     }
-    // `Authority` accepts any text after the last `:` and then reports no port; only a number
-    // (or nothing) may follow the host, or the URL built from it does not parse.
+    // `Authority` accepts any text after the last `:` and then reports no port; only digits
+    // (or nothing) may follow the host, or the URL built from it does not parse. (`u16`'s
+    // parser alone would also take a sign: `+0`.)
     let after_host = authority.as_str().get(authority.host().len()..)?;
     if let Some(port) = after_host.strip_prefix(':') {
+        if !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         port.parse::<u16>().ok()?;
     } else if !after_host.is_empty() {
         return None;

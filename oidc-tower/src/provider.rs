@@ -313,6 +313,25 @@ impl Provider {
         if let Some(hit) = self.inner.cache.get(&cache_key) {
             return Ok(hit.token);
         }
+        let validated = Arc::new(self.validate_uncached(token).await?);
+        if let Some(ttl) = self.token_cache_ttl(&validated) {
+            self.inner.cache.insert(
+                cache_key,
+                CachedToken {
+                    token: validated.clone(),
+                    ttl,
+                },
+            );
+        }
+        Ok(validated)
+    }
+
+    /// [`Provider::validate`] without its cache, for callers that cache what they make of the
+    /// token themselves (one cache entry per token, not two).
+    pub(crate) async fn validate_uncached(
+        &self,
+        token: &str,
+    ) -> Result<ValidatedToken, ProviderError> {
         let keys = self.keys().ok_or_else(|| self.not_ready())?;
         let policy = &self.inner.config.policy;
         let validated = match validate(token, &keys, policy, now()) {
@@ -326,16 +345,6 @@ impl Provider {
             }
             other => other?,
         };
-        let validated = Arc::new(validated);
-        if let Some(ttl) = self.token_cache_ttl(&validated) {
-            self.inner.cache.insert(
-                cache_key,
-                CachedToken {
-                    token: validated.clone(),
-                    ttl,
-                },
-            );
-        }
         Ok(validated)
     }
 

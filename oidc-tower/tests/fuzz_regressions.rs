@@ -78,6 +78,21 @@ fn authority_with_a_non_numeric_port_is_refused() {
     assert!(original_with_host("/", "app.example:").is_err());
 }
 
+/// fuzz target `request_head`, input `E tsthp:+0` (found in the 10-minute run): the port `+0`
+/// passed `u16`'s parser, which takes a sign, so the original URL `https://tsthp:+0/` did not
+/// parse.
+#[test]
+fn port_with_a_sign_is_refused() {
+    assert!(original_with_host("tsthp:+0", "app.example").is_err());
+    assert!(original_with_host("/", "app.example:+443").is_err());
+    assert!(original_with_host("/", "app.example:-1").is_err());
+    assert!(original_with_host("/", "app.example: 443").is_err());
+    assert_eq!(
+        original_with_host("/", "app.example:8443").unwrap().url(),
+        "https://app.example:8443/"
+    );
+}
+
 /// fuzz target `request_head`, input `GET http://472.314.470.462 HTTP/1.1`: a dotted all-numeric
 /// host that is no IPv4 address gave an original URL that does not parse.
 #[test]

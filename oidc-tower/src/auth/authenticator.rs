@@ -599,7 +599,7 @@ impl Authenticator {
         if let Some(hit) = self.inner.jwt_principals.get(&digest) {
             return Ok(hit.principal);
         }
-        let validated = self.provider().validate(token).await.map_err(|error| {
+        let validated = self.provider().validate_uncached(token).await.map_err(|error| {
             if error.is_rejection() {
                 AuthFailure::TokenRejected(error)
             } else {
