@@ -599,17 +599,21 @@ impl Authenticator {
         if let Some(hit) = self.inner.jwt_principals.get(&digest) {
             return Ok(hit.principal);
         }
-        let validated = self.provider().validate_uncached(token).await.map_err(|error| {
-            if error.is_rejection() {
-                AuthFailure::TokenRejected(error)
-            } else {
-                self.inner
-                    .config
-                    .metrics
-                    .record_provider_error(error.code());
-                AuthFailure::ProviderUnavailable { code: error.code() }
-            }
-        })?;
+        let validated = self
+            .provider()
+            .validate_uncached(token)
+            .await
+            .map_err(|error| {
+                if error.is_rejection() {
+                    AuthFailure::TokenRejected(error)
+                } else {
+                    self.inner
+                        .config
+                        .metrics
+                        .record_provider_error(error.code());
+                    AuthFailure::ProviderUnavailable { code: error.code() }
+                }
+            })?;
         let principal = Arc::new(BearerPrincipal::new(
             claims_map(&validated.claims),
             AuthSource::BearerJwt,
