@@ -7,6 +7,8 @@
 #   (b)  oidc proxy, authentication off for the route (--skip-auth-route)
 #   (c)  oidc proxy, valid bearer token (cached after the first request)
 #   (d)  oidc proxy, valid session cookie (sealed by benchop with the proxy's cookie secret)
+#   paired rounds: (b) carrying the same Authorization or Cookie header as (c) or (d), in turn
+#        with them, LOAD_ROUNDS (7) rounds of 2 s; the median ratio is the cost of authentication
 #   (b1) (c1) (d1) the same with one connection: the latency authentication adds, unqueued
 # (b)-(d) run when an `oidc` binary with the proxy subcommand is found (OIDC_BIN, else
 # target/release/oidc, else target/debug/oidc). Apache rows run when apache2 and
@@ -22,6 +24,7 @@ SECONDS_PER_RUN="${LOAD_SECONDS:-5}"
 if (( SECONDS_PER_RUN > 10 )); then SECONDS_PER_RUN=10; fi
 CONNECTIONS="${LOAD_CONNECTIONS:-16}"
 THREADS="${LOAD_THREADS:-1}"
+PAIRED_ROUNDS="${LOAD_ROUNDS:-7}"
 CLIENT_ID="load-client"
 
 build_tools
@@ -44,7 +47,7 @@ measure() {
     local key=$1 url=$2
     shift 2
     RESULT[$key]=$("$BENCH_BIN/loadgen" --url "$url" --connections "$CONNECTIONS" \
-        --threads "$THREADS" --seconds "$SECONDS_PER_RUN" --warmup 1 "$@")
+        --threads "$THREADS" --seconds "${RUN_SECONDS:-$SECONDS_PER_RUN}" --warmup 1 "$@")
     echo "  $key: ${RESULT[$key]}" >&2
 }
 field() { # field KEY NAME
@@ -163,6 +166,21 @@ if [[ -n "$OIDC" ]]; then
         if expect_status 200 "http://127.0.0.1:$PROXY_PORT/app/" -H "Cookie: $COOKIE"; then
             measure d "http://127.0.0.1:$PROXY_PORT/app/" --header "Cookie: $COOKIE"
         fi
+        # Paired rounds: the same request with authentication off (skip-auth route) and on, in
+        # turn, so that both sides carry the same bytes through the load generator, the proxy
+        # and the upstream, and a neighbour's burst hits one round rather than one side.
+        for ((round = 1; round <= PAIRED_ROUNDS; round++)); do
+            RUN_SECONDS=2 measure "bh$round" "http://127.0.0.1:$PROXY_PORT/public/" \
+                --header "Authorization: Bearer $TOKEN"
+            RUN_SECONDS=2 measure "c$round" "http://127.0.0.1:$PROXY_PORT/api/" \
+                --header "Authorization: Bearer $TOKEN"
+            if [[ -n "${COOKIE:-}" ]]; then
+                RUN_SECONDS=2 measure "bk$round" "http://127.0.0.1:$PROXY_PORT/public/" \
+                    --header "Cookie: $COOKIE"
+                RUN_SECONDS=2 measure "d$round" "http://127.0.0.1:$PROXY_PORT/app/" \
+                    --header "Cookie: $COOKIE"
+            fi
+        done
         # Latency added by authentication, read without queueing: one connection, one request
         # at a time, so that p99 is the request's own time rather than its wait for a core.
         CONNECTIONS=1 measure b1 "http://127.0.0.1:$PROXY_PORT/public/"
@@ -205,6 +223,23 @@ added() { # added KEY_A KEY_B NAME: NAME(A) - NAME(B) in microseconds
     a=$(field "$1" "$3") b=$(field "$2" "$3")
     if [[ "$a" == - || "$b" == - ]]; then echo "-"; else echo "$((a - b))"; fi
 }
+paired() { # paired AUTH_KEY PLAIN_KEY: the median over the rounds of rps(AUTH)/rps(PLAIN)
+    local round a b ratios=()
+    for ((round = 1; round <= PAIRED_ROUNDS; round++)); do
+        a=$(field "$1$round" rps) b=$(field "$2$round" rps)
+        [[ "$a" == - || "$b" == - || "$b" == 0 ]] && continue
+        ratios+=("$a/$b")
+    done
+    if ((${#ratios[@]} == 0)); then echo "-"; return; fi
+    python3 - "${ratios[@]}" <<'PY'
+import statistics, sys
+r = sorted(float(a) / float(b) for a, b in (x.split("/") for x in sys.argv[1:]))
+print(f"{statistics.median(r):.2f} (rounds: {' '.join(f'{x:.2f}' for x in r)})")
+PY
+}
+echo "paired ratios, same request with authentication off and on, median of $PAIRED_ROUNDS rounds of 2 s:"
+echo "  (c)/(b with the same Authorization header), target>=0.90 $(paired c bh)"
+echo "  (d)/(b with the same Cookie header), target>=0.85      $(paired d bk)"
 echo "latency added by authentication, one connection (microseconds):"
 echo "  bearer (c1)-(b1): p50 $(added c1 b1 p50_us), p99 $(added c1 b1 p99_us) (target p99 < 200)"
 echo "  cookie (d1)-(b1): p50 $(added d1 b1 p50_us), p99 $(added d1 b1 p99_us) (target p99 < 200)"
