@@ -607,18 +607,30 @@ async fn callback_state_mismatch_and_replayed_codes_are_refused() {
     // invalid_grant, which the layer answers 400, not as a provider failure.
     let mut other = Jar::default();
     let second = h.start_login("/", &mut other).await;
-    let second_state = url::Url::parse(&second)
+    let injected = with_state_of(&callback, &second);
+    let response = h.callback(&injected, &mut other).await;
+    assert_eq!(response.status(), 400, "used code in another login");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("invalid_grant"), "{body}");
+    assert!(!other.has("oidc_session"));
+    assert_eq!(h.op.request_count(Endpoint::Token), token_requests + 1);
+}
+
+/// `callback` with its `state` replaced by the one `authorization` (another login's redirect to
+/// the provider) carries: the attacker's own pending login, the victim's code.
+fn with_state_of(callback: &str, authorization: &str) -> String {
+    let state = url::Url::parse(authorization)
         .unwrap()
         .query_pairs()
         .find(|(name, _)| name == "state")
         .map(|(_, value)| value.into_owned())
         .unwrap();
-    let mut injected = url::Url::parse(&callback).unwrap();
+    let mut injected = url::Url::parse(callback).unwrap();
     let pairs: Vec<(String, String)> = injected
         .query_pairs()
         .map(|(name, value)| {
             let value = if name == "state" {
-                second_state.clone()
+                state.clone()
             } else {
                 value.into_owned()
             };
@@ -626,10 +638,29 @@ async fn callback_state_mismatch_and_replayed_codes_are_refused() {
         })
         .collect();
     injected.query_pairs_mut().clear().extend_pairs(pairs);
-    let response = h.callback(injected.as_str(), &mut other).await;
-    assert_eq!(response.status(), 400, "used code in another login");
+    injected.into()
+}
+
+/// Code injection with a fresh code: the victim's unredeemed code, sent through the attacker's
+/// own pending login (its state is valid, so only PKCE can tell), is refused by the provider
+/// because the attacker's verifier does not match the victim's challenge; the layer answers
+/// 400 and creates no session.
+#[tokio::test]
+async fn injected_code_fails_pkce_and_creates_no_session() {
+    let h = Harness::start(Options::default()).await;
+    let mut victim = Jar::default();
+    let authorization = h.start_login("/", &mut victim).await;
+    let callback = h.authorize(&authorization, "alice").await;
+
+    let mut attacker = Jar::default();
+    let own = h.start_login("/", &mut attacker).await;
+    let token_requests = h.op.request_count(Endpoint::Token);
+    let response = h
+        .callback(&with_state_of(&callback, &own), &mut attacker)
+        .await;
+    assert_eq!(response.status(), 400);
     let body = response.text().await.unwrap();
     assert!(body.contains("invalid_grant"), "{body}");
-    assert!(!other.has("oidc_session"));
+    assert!(!attacker.has("oidc_session"));
     assert_eq!(h.op.request_count(Endpoint::Token), token_requests + 1);
 }
