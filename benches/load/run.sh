@@ -29,13 +29,22 @@ CLIENT_ID="load-client"
 
 build_tools
 
+# One core per figure: the proxy under test (ours, or Apache) runs on core 1 and everything else
+# (load generator, upstream, provider) on core 0, so that a row measures the proxy's own core
+# rather than how the scheduler shares two cores among four busy processes. LOAD_PIN=0 turns
+# this off; it is off by itself without taskset or with one core.
+ON_LOAD=() ON_PROXY=()
+if [[ "${LOAD_PIN:-1}" == 1 ]] && command -v taskset >/dev/null 2>&1 && (($(nproc) >= 2)); then
+    ON_LOAD=(taskset -c 0) ON_PROXY=(taskset -c 1)
+fi
+
 # The upstream and the provider.
-start "$BENCH_BIN/upstream" --port-file "$WORK/upstream.port" --max-seconds 300
+start "${ON_LOAD[@]}" "$BENCH_BIN/upstream" --port-file "$WORK/upstream.port" --max-seconds 300
 wait_for_file "$WORK/upstream.port"
 UPSTREAM="127.0.0.1:$(cat "$WORK/upstream.port")"
 mkdir -p "$WORK/op"
 COOKIE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-start "$BENCH_BIN/benchop" --dir "$WORK/op" --audience "$CLIENT_ID" \
+start "${ON_LOAD[@]}" "$BENCH_BIN/benchop" --dir "$WORK/op" --audience "$CLIENT_ID" \
     --cookie-secret "$COOKIE_SECRET" --max-seconds 300
 wait_for_file "$WORK/op/port.txt"
 ISSUER="$(cat "$WORK/op/issuer.txt")"
@@ -46,7 +55,7 @@ declare -A RESULT
 measure() {
     local key=$1 url=$2
     shift 2
-    RESULT[$key]=$("$BENCH_BIN/loadgen" --url "$url" --connections "$CONNECTIONS" \
+    RESULT[$key]=$("${ON_LOAD[@]}" "$BENCH_BIN/loadgen" --url "$url" --connections "$CONNECTIONS" \
         --threads "$THREADS" --seconds "${RUN_SECONDS:-$SECONDS_PER_RUN}" --warmup 1 "$@")
     echo "  $key: ${RESULT[$key]}" >&2
 }
@@ -71,7 +80,8 @@ expect_status() { # expect_status CODE URL [curl args]: a check that auth is rea
     fi
 }
 
-echo "measuring: $SECONDS_PER_RUN s per row, $CONNECTIONS connections, $THREADS load thread(s)" >&2
+echo "measuring: $SECONDS_PER_RUN s per row, $CONNECTIONS connections, $THREADS load thread(s)," \
+    "${ON_PROXY[*]:-no pinning}" >&2
 measure a "http://$UPSTREAM/"
 
 # Apache, plain and with mod_auth_openidc.
@@ -128,7 +138,7 @@ OIDCCacheType shm
     </Location>
 </VirtualHost>
 EOF
-        /usr/sbin/apache2 -f "$WORK/apache/httpd.conf" -k start
+        "${ON_PROXY[@]}" /usr/sbin/apache2 -f "$WORK/apache/httpd.conf" -k start
         wait_for_file "$WORK/apache/httpd.pid"
         wait_for_http "http://127.0.0.1:$PLAIN_PORT/" 200
         expect_status 401 "http://127.0.0.1:$AUTH_PORT/"
@@ -149,7 +159,7 @@ OIDC="$(find_oidc_bin)"
 if [[ -n "$OIDC" ]]; then
     PROXY_PORT=$(free_port)
     # shellcheck disable=SC2086
-    start "$OIDC" proxy --http-address "127.0.0.1:$PROXY_PORT" --upstream "http://$UPSTREAM" \
+    start "${ON_PROXY[@]}" "$OIDC" proxy --http-address "127.0.0.1:$PROXY_PORT" --upstream "http://$UPSTREAM" \
         --oidc-issuer-url "$ISSUER" --client-id "$CLIENT_ID" --client-secret load-secret \
         --cookie-secret "$COOKIE_SECRET" --cookie-secure=false --skip-jwt-bearer-tokens \
         --redirect-url "http://127.0.0.1:$PROXY_PORT/oauth2/callback" --email-domain '*' \
@@ -170,14 +180,14 @@ if [[ -n "$OIDC" ]]; then
         # turn, so that both sides carry the same bytes through the load generator, the proxy
         # and the upstream, and a neighbour's burst hits one round rather than one side.
         for ((round = 1; round <= PAIRED_ROUNDS; round++)); do
-            RUN_SECONDS=2 measure "bh$round" "http://127.0.0.1:$PROXY_PORT/public/" \
+            RUN_SECONDS=2 measure "pair_bh$round" "http://127.0.0.1:$PROXY_PORT/public/" \
                 --header "Authorization: Bearer $TOKEN"
-            RUN_SECONDS=2 measure "c$round" "http://127.0.0.1:$PROXY_PORT/api/" \
+            RUN_SECONDS=2 measure "pair_c$round" "http://127.0.0.1:$PROXY_PORT/api/" \
                 --header "Authorization: Bearer $TOKEN"
             if [[ -n "${COOKIE:-}" ]]; then
-                RUN_SECONDS=2 measure "bk$round" "http://127.0.0.1:$PROXY_PORT/public/" \
+                RUN_SECONDS=2 measure "pair_bk$round" "http://127.0.0.1:$PROXY_PORT/public/" \
                     --header "Cookie: $COOKIE"
-                RUN_SECONDS=2 measure "d$round" "http://127.0.0.1:$PROXY_PORT/app/" \
+                RUN_SECONDS=2 measure "pair_d$round" "http://127.0.0.1:$PROXY_PORT/app/" \
                     --header "Cookie: $COOKIE"
             fi
         done
@@ -238,8 +248,8 @@ print(f"{statistics.median(r):.2f} (rounds: {' '.join(f'{x:.2f}' for x in r)})")
 PY
 }
 echo "paired ratios, same request with authentication off and on, median of $PAIRED_ROUNDS rounds of 2 s:"
-echo "  (c)/(b with the same Authorization header), target>=0.90 $(paired c bh)"
-echo "  (d)/(b with the same Cookie header), target>=0.85      $(paired d bk)"
+echo "  (c)/(b with the same Authorization header), target>=0.90 $(paired pair_c pair_bh)"
+echo "  (d)/(b with the same Cookie header), target>=0.85      $(paired pair_d pair_bk)"
 echo "latency added by authentication, one connection (microseconds):"
 echo "  bearer (c1)-(b1): p50 $(added c1 b1 p50_us), p99 $(added c1 b1 p99_us) (target p99 < 200)"
 echo "  cookie (d1)-(b1): p50 $(added d1 b1 p50_us), p99 $(added d1 b1 p99_us) (target p99 < 200)"

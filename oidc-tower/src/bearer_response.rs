@@ -328,6 +328,27 @@ pub fn sanitize_description(text: &str) -> String {
         .collect()
 }
 
+/// The bearer token of a request's only `Authorization` header, with the checks that cost
+/// nothing per byte (one header, the scheme, the separator, the length) and UTF-8, but not the
+/// token's alphabet: the key for a cache lookup before [`extract_bearer`]'s full check. `None`
+/// when there is no such token or anything is off (extraction then says what).
+pub(crate) fn unchecked_bearer(headers: &HeaderMap) -> Option<&str> {
+    let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
+    let value = authorizations.next()?.as_bytes();
+    if authorizations.next().is_some() {
+        return None;
+    }
+    let scheme = value.get(..7)?;
+    if !scheme[..6].eq_ignore_ascii_case(b"bearer") || scheme[6] != b' ' {
+        return None;
+    }
+    let token = value.get(7..)?.trim_ascii_start();
+    if token.is_empty() || token.len() > MAX_BEARER_TOKEN_BYTES {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
+}
+
 fn bearer_from_header(value: &[u8]) -> Result<Option<BearerToken>, BearerExtractError> {
     let scheme_end = value
         .iter()
@@ -421,6 +442,27 @@ fn quoted_string_content(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchecked_bearer_reads_only_what_extraction_would_accept_the_shape_of() {
+        let one = |value: &'static str| auth(&[value]);
+        assert_eq!(unchecked_bearer(&one("Bearer abc.def")), Some("abc.def"));
+        assert_eq!(unchecked_bearer(&one("bearer   abc")), Some("abc"));
+        assert_eq!(unchecked_bearer(&one("Basic abc")), None);
+        assert_eq!(unchecked_bearer(&one("Bearer")), None);
+        assert_eq!(unchecked_bearer(&one("Bearer ")), None);
+        assert_eq!(unchecked_bearer(&one("Bearer\tabc")), None);
+        assert_eq!(unchecked_bearer(&one("Bearerabc")), None);
+        assert_eq!(unchecked_bearer(&auth(&["Bearer a", "Bearer b"])), None);
+        assert_eq!(unchecked_bearer(&HeaderMap::new()), None);
+        // Whatever it returns for one header, extraction agrees on (or refuses the alphabet).
+        for value in ["Bearer abc", "bearer  x.y.z", "BEARER t=="] {
+            let headers = one(value);
+            let token = unchecked_bearer(&headers).unwrap();
+            let extracted = extract_bearer(&headers, None, QueryTokens::Refuse).unwrap();
+            assert_eq!(extracted.unwrap().expose(), token);
+        }
+    }
 
     #[test]
     fn b64token_bytes_are_exactly_the_rfc_6750_class() {

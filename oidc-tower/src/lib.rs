@@ -53,6 +53,7 @@
 
 pub mod auth;
 pub mod bearer_response;
+mod fingerprint;
 pub mod forwarded;
 pub mod health;
 pub mod http_client;

@@ -17,6 +17,7 @@
 //! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
 //! `exp` or the cache's maximum age, whichever comes first.
 
+use crate::fingerprint::{Fingerprint, Fingerprints};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -193,7 +194,8 @@ struct Inner {
     ready: watch::Sender<bool>,
     /// Held while an unknown-`kid` refetch runs: the single flight.
     refetch: Mutex<RefetchLimiter>,
-    cache: moka::sync::Cache<[u8; 32], CachedToken>,
+    cache: moka::sync::Cache<Fingerprint, CachedToken>,
+    fingerprints: Fingerprints,
     key_fetches: AtomicU64,
     discoveries: AtomicU64,
     last_error: ArcSwap<Option<ProviderError>>,
@@ -209,10 +211,10 @@ struct CachedToken {
 
 struct CacheExpiry;
 
-impl moka::Expiry<[u8; 32], CachedToken> for CacheExpiry {
+impl moka::Expiry<Fingerprint, CachedToken> for CacheExpiry {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &Fingerprint,
         value: &CachedToken,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -250,6 +252,7 @@ impl Provider {
             keys: ArcSwapOption::empty(),
             ready,
             cache,
+            fingerprints: Fingerprints::new(),
             key_fetches: AtomicU64::new(0),
             discoveries: AtomicU64::new(0),
             last_error: ArcSwap::from_pointee(None),
@@ -309,12 +312,12 @@ impl Provider {
     /// Validates `token` with the current keys and the policy, refetching the keys once
     /// (rate-limited, single-flight) when the token names a key the set does not hold.
     pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
-        let cache_key = token_digest(token);
-        if let Some(hit) = self.inner.cache.get(&cache_key) {
+        let cache_key = self.inner.fingerprints.of(token.as_bytes());
+        if let Some(hit) = cache_key.and_then(|key| self.inner.cache.get(&key)) {
             return Ok(hit.token);
         }
         let validated = Arc::new(self.validate_uncached(token).await?);
-        if let Some(ttl) = self.token_cache_ttl(&validated) {
+        if let (Some(ttl), Some(cache_key)) = (self.token_cache_ttl(&validated), cache_key) {
             self.inner.cache.insert(
                 cache_key,
                 CachedToken {
@@ -464,10 +467,6 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
-}
-
-fn token_digest(token: &str) -> [u8; 32] {
-    sha256(token.as_bytes())
 }
 
 fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
@@ -649,12 +648,6 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_differ_per_token_and_are_stable() {
-        assert_eq!(token_digest("a.b.c"), token_digest("a.b.c"));
-        assert_ne!(token_digest("a.b.c"), token_digest("a.b.d"));
-    }
 
     #[test]
     fn handles_are_send_sync_and_clone() {

@@ -32,7 +32,10 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use super::config::{AuthConfig, AuthConfigError, LoginSettings};
-use crate::bearer_response::{BearerExtractError, BearerToken, QueryTokens, extract_bearer};
+use crate::bearer_response::{
+    BearerExtractError, BearerToken, QueryTokens, extract_bearer, unchecked_bearer,
+};
+use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::HttpError;
 use crate::identity_headers::{CookiePrefixes, Identity};
 use crate::metrics::Metrics;
@@ -248,14 +251,16 @@ pub(crate) struct Inner {
     pub(crate) login: Option<LoginParts>,
     pub(crate) vault: Option<SessionVault<Arc<dyn SessionStore>>>,
     refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
-    introspections: moka::sync::Cache<[u8; 32], CachedPrincipal>,
-    /// Validated JWTs by the SHA-256 of the token, each until its `exp` or the provider's
+    introspections: moka::sync::Cache<Fingerprint, CachedPrincipal>,
+    /// Validated JWTs by the token's fingerprint, each until its `exp` or the provider's
     /// cache age (whichever comes first): a hit skips validation and the claims conversion.
-    jwt_principals: moka::sync::Cache<[u8; 32], CachedPrincipal>,
+    jwt_principals: moka::sync::Cache<Fingerprint, CachedPrincipal>,
     /// Opened cookie sessions by the SHA-256 of the request's `Cookie` headers, so that a
     /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
     /// checked on every request.
-    cookie_sessions: moka::sync::Cache<[u8; 32], CachedSession>,
+    cookie_sessions: moka::sync::Cache<Fingerprint, CachedSession>,
+    /// The key of the caches above.
+    fingerprints: Fingerprints,
     /// The SHA-256 of each callback `state` already handled, until its pending login would have
     /// expired: a replayed callback is refused without sending its code to the provider again.
     /// Per process; across replicas the provider's refusal of a used code is the guard.
@@ -300,10 +305,10 @@ struct CachedPrincipal {
 
 struct PrincipalExpiry;
 
-impl moka::Expiry<[u8; 32], CachedPrincipal> for PrincipalExpiry {
+impl moka::Expiry<Fingerprint, CachedPrincipal> for PrincipalExpiry {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &Fingerprint,
         value: &CachedPrincipal,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -339,10 +344,10 @@ struct OpenedSession {
 
 struct SessionExpiry;
 
-impl moka::Expiry<[u8; 32], CachedSession> for SessionExpiry {
+impl moka::Expiry<Fingerprint, CachedSession> for SessionExpiry {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &Fingerprint,
         value: &CachedSession,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -350,25 +355,23 @@ impl moka::Expiry<[u8; 32], CachedSession> for SessionExpiry {
     }
 }
 
+fn authenticated_by(
+    principal: &BearerPrincipal,
+    identity: Identity,
+    token: Secret,
+) -> Authenticated {
+    Authenticated {
+        identity: identity.with_access_token(token),
+        source: principal.source,
+        claims: Arc::clone(&principal.claims),
+        scopes: principal.scopes.clone(),
+    }
+}
+
 /// Whether a token has the shape of a compact JWS (three parts, so exactly two dots); anything
 /// else is an opaque token for introspection.
 fn is_compact_jws(token: &str) -> bool {
     memchr::memchr_iter(b'.', token.as_bytes()).take(3).count() == 2
-}
-
-/// The SHA-256 of every `Cookie` header of a request (`None` without one).
-fn cookie_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let mut values = headers.get_all(http::header::COOKIE).iter().peekable();
-    values.peek()?;
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for value in values {
-        context.update(value.as_bytes());
-        // A NUL byte cannot be part of a header value: the separator keeps values apart.
-        context.update(&[0]);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    Some(out)
 }
 
 /// What a validated bearer token says, shared by every request carrying the same token while
@@ -453,6 +456,7 @@ impl Authenticator {
                 introspections,
                 jwt_principals,
                 cookie_sessions,
+                fingerprints: Fingerprints::new(),
                 completed_logins,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
@@ -511,6 +515,17 @@ impl Authenticator {
         let accept_bearer = bearer_only || self.inner.config.accept_bearer;
         if accept_bearer {
             let query = if bearer_only { query } else { None };
+            // A token validated and admitted before skips extraction's alphabet check and copy:
+            // its fingerprint names the very bytes that passed them.
+            if query.is_none()
+                && let Some(token) = unchecked_bearer(headers)
+                && let Some(authenticated) = self.cached_bearer(token)
+            {
+                return Ok(Authentication {
+                    authenticated,
+                    set_cookies: Vec::new(),
+                });
+            }
             if let Some(token) = extract_bearer(headers, query, QueryTokens::Refuse)? {
                 let authenticated = self.authenticate_owned_bearer(token).await?;
                 return Ok(Authentication {
@@ -551,12 +566,15 @@ impl Authenticator {
                 principal.admitted.get_or_init(|| identity).clone()
             }
         };
-        Ok(Authenticated {
-            identity: identity.with_access_token(token.into_secret()),
-            source: principal.source,
-            claims: Arc::clone(&principal.claims),
-            scopes: principal.scopes.clone(),
-        })
+        Ok(authenticated_by(&principal, identity, token.into_secret()))
+    }
+
+    /// The request's identity when `token` is a JWT in the cache that was admitted before.
+    fn cached_bearer(&self, token: &str) -> Option<Authenticated> {
+        let fingerprint = self.inner.fingerprints.of(token.as_bytes())?;
+        let principal = self.inner.jwt_principals.get(&fingerprint)?.principal;
+        let identity = principal.admitted.get()?.clone();
+        Some(authenticated_by(&principal, identity, Secret::new(token)))
     }
 
     /// The required scopes and the authorization rules, then the identity the claims name
@@ -595,8 +613,8 @@ impl Authenticator {
     }
 
     async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
-        let digest = sha256(token.as_bytes());
-        if let Some(hit) = self.inner.jwt_principals.get(&digest) {
+        let fingerprint = self.inner.fingerprints.of(token.as_bytes());
+        if let Some(hit) = fingerprint.and_then(|key| self.inner.jwt_principals.get(&key)) {
             return Ok(hit.principal);
         }
         let validated = self
@@ -618,9 +636,11 @@ impl Authenticator {
             claims_map(&validated.claims),
             AuthSource::BearerJwt,
         ));
-        if let Some(ttl) = self.provider().token_cache_ttl(&validated) {
+        if let (Some(ttl), Some(fingerprint)) =
+            (self.provider().token_cache_ttl(&validated), fingerprint)
+        {
             self.inner.jwt_principals.insert(
-                digest,
+                fingerprint,
                 CachedPrincipal {
                     principal: Arc::clone(&principal),
                     ttl,
@@ -631,9 +651,9 @@ impl Authenticator {
     }
 
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
-        let digest = sha256(token.expose().as_bytes());
+        let fingerprint = self.inner.fingerprints.of(token.expose().as_bytes());
         let metrics = &self.inner.config.metrics;
-        if let Some(hit) = self.inner.introspections.get(&digest) {
+        if let Some(hit) = fingerprint.and_then(|key| self.inner.introspections.get(&key)) {
             metrics.record_token_cache_hit();
             return Ok(hit.principal);
         }
@@ -706,9 +726,9 @@ impl Authenticator {
         }
         let principal = Arc::new(BearerPrincipal::new(map, AuthSource::BearerIntrospected));
         let ttl = introspected.cache_until.duration_since(now);
-        if !ttl.is_zero() {
+        if let (false, Some(fingerprint)) = (ttl.is_zero(), fingerprint) {
             self.inner.introspections.insert(
-                digest,
+                fingerprint,
                 CachedPrincipal {
                     principal: principal.clone(),
                     ttl,
@@ -736,7 +756,9 @@ impl Authenticator {
         let now = now();
         let margin = self.inner.config.refresh_margin;
         let digest = if self.inner.vault.is_none() {
-            cookie_digest(headers)
+            self.inner
+                .fingerprints
+                .of_header_values(headers.get_all(http::header::COOKIE))
         } else {
             None
         };
