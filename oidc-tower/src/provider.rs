@@ -14,7 +14,7 @@
 //! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
 //! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
 //! result. Tokens validated elsewhere (ID tokens at login, logout tokens) take the same path
-//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by the SHA-256 of the whole token, until their
+//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by a per-process fingerprint of the whole token, until their
 //! `exp` or the cache's maximum age, whichever comes first.
 
 use crate::fingerprint::{Fingerprint, Fingerprints};
@@ -461,7 +461,8 @@ pub(crate) fn now() -> UnixTime {
     UnixTime::from(SystemTime::now())
 }
 
-/// The SHA-256 of `bytes`: the key of the token caches, so that no cache holds a token itself.
+/// The SHA-256 of `bytes`: the key of the login and refresh bookkeeping, so that it holds no
+/// state or refresh token itself.
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];

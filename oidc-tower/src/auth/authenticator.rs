@@ -255,7 +255,7 @@ pub(crate) struct Inner {
     /// Validated JWTs by the token's fingerprint, each until its `exp` or the provider's
     /// cache age (whichever comes first): a hit skips validation and the claims conversion.
     jwt_principals: moka::sync::Cache<Fingerprint, CachedPrincipal>,
-    /// Opened cookie sessions by the SHA-256 of the request's `Cookie` headers, so that a
+    /// Opened cookie sessions by the fingerprint of the request's `Cookie` headers, so that a
     /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
     /// checked on every request.
     cookie_sessions: moka::sync::Cache<Fingerprint, CachedSession>,
