@@ -1,5 +1,5 @@
-//! Keyed fingerprints of secrets (bearer tokens, session cookies, refresh tokens, login states):
-//! the in-memory caches are keyed by a fingerprint and never hold the secret itself.
+//! Keyed fingerprints of secrets (bearer tokens, `Cookie` headers): the token and session caches
+//! are keyed by a fingerprint and never hold the secret itself.
 //!
 //! A fingerprint is AES-256-GMAC of the bytes under a key drawn when the process starts and a
 //! fixed nonce: GHASH, a polynomial in a secret point, encrypted. Two different inputs of n

@@ -14,10 +14,10 @@
 //! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
 //! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
 //! result. Tokens validated elsewhere (ID tokens at login, logout tokens) take the same path
-//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by a per-process fingerprint of the whole token, until their
-//! `exp` or the cache's maximum age, whichever comes first.
+//! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by a
+//! per-process fingerprint of the whole token, until their `exp` or the cache's maximum age,
+//! whichever comes first.
 
-use crate::fingerprint::{Fingerprint, Fingerprints};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +30,7 @@ use oidc_core::validation::{Policy, ValidatedToken, ValidationError, validate};
 use oidc_core::{Issuer, UnixTime};
 use tokio::sync::{Mutex, watch};
 
+use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::{HttpClient, HttpError};
 
 /// Why a provider could not be used or a token was not accepted.

@@ -355,6 +355,7 @@ impl moka::Expiry<Fingerprint, CachedSession> for SessionExpiry {
     }
 }
 
+/// What a request carrying `token` is told, from the token's admitted principal.
 fn authenticated_by(
     principal: &BearerPrincipal,
     identity: Identity,
@@ -1442,16 +1443,16 @@ impl Revocations {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn compact_jws_shape_is_exactly_two_dots() {
-        assert!(super::is_compact_jws("a.b.c"));
-        assert!(super::is_compact_jws(".."));
-        assert!(!super::is_compact_jws("a.b"));
-        assert!(!super::is_compact_jws("a.b.c.d"));
-        assert!(!super::is_compact_jws("opaque-token"));
+        assert!(is_compact_jws("a.b.c"));
+        assert!(is_compact_jws(".."));
+        assert!(!is_compact_jws("a.b"));
+        assert!(!is_compact_jws("a.b.c.d"));
+        assert!(!is_compact_jws("opaque-token"));
     }
-
-    use super::*;
 
     #[test]
     fn scopes_come_from_scope_and_scp() {

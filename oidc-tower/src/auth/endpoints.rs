@@ -269,14 +269,13 @@ impl Authenticator {
                     code = "login_not_found",
                     "callback without its pending login"
                 );
-                let mut response = error_answer(
+                return error_clearing(
                     StatusCode::BAD_REQUEST,
                     "login_not_found",
                     "This sign-in has expired or was already completed. Please start again.",
                     headers,
+                    clear_pending,
                 );
-                append_cookies(&mut response, clear_pending);
-                return response;
             }
         };
         let Some(endpoints) = self.endpoints() else {
@@ -299,27 +298,25 @@ impl Authenticator {
                 code = "login_already_completed",
                 "callback replayed; its code is not sent again"
             );
-            let mut response = error_answer(
+            return error_clearing(
                 StatusCode::BAD_REQUEST,
                 "login_already_completed",
                 "This sign-in was already completed. Please start again.",
                 headers,
+                clear_pending,
             );
-            append_cookies(&mut response, clear_pending);
-            return response;
         }
         let response = match self.config().http.execute(exchange.request).await {
             Ok(response) => response,
             Err(error) => {
                 self.metrics().record_provider_error(error.code());
-                let mut answer = error_answer(
+                return error_clearing(
                     StatusCode::BAD_GATEWAY,
                     error.code(),
                     "The identity provider could not be reached to complete sign-in.",
                     headers,
+                    clear_pending,
                 );
-                append_cookies(&mut answer, clear_pending);
-                return answer;
             }
         };
         let tokens = match parse_token_response(&response) {
@@ -334,25 +331,23 @@ impl Authenticator {
                     code = "invalid_grant",
                     "code exchange refused: invalid_grant"
                 );
-                let mut answer = error_answer(
+                return error_clearing(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
                     "This sign-in has expired or was already completed. Please start again.",
                     headers,
+                    clear_pending,
                 );
-                append_cookies(&mut answer, clear_pending);
-                return answer;
             }
             Err(error) => {
                 tracing::warn!(code = error.code(), "code exchange refused");
-                let mut answer = error_answer(
+                return error_clearing(
                     StatusCode::BAD_GATEWAY,
                     error.code(),
                     "The identity provider refused to complete sign-in.",
                     headers,
+                    clear_pending,
                 );
-                append_cookies(&mut answer, clear_pending);
-                return answer;
             }
         };
         let expectation = exchange.expectation;
@@ -404,14 +399,13 @@ impl Authenticator {
                     }
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
-                let mut answer = error_answer(
+                return error_clearing(
                     status,
                     error.code(),
                     "Your session could not be stored. Please try again shortly.",
                     headers,
+                    clear_pending,
                 );
-                append_cookies(&mut answer, clear_pending);
-                return answer;
             }
         };
         tracing::info!("signed in");
@@ -673,7 +667,18 @@ fn callback_failed(
             "This sign-in answer is not valid. Please start again.",
         ),
     };
-    let mut response = error_answer(status, error.code(), message, headers);
+    error_clearing(status, error.code(), message, headers, clear)
+}
+
+/// An error page that also clears the pending-login cookies the request carried.
+fn error_clearing(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    headers: &HeaderMap,
+    clear: Vec<HeaderValue>,
+) -> Response<Bytes> {
+    let mut response = error_answer(status, code, message, headers);
     append_cookies(&mut response, clear);
     response
 }
