@@ -574,11 +574,11 @@ fn ec_key(
     fits: &dyn Fn(KeyFamily) -> Result<(), String>,
 ) -> Result<ParsedJwk, String> {
     let curve = required_str(members, "crv")?;
-    let (key_alg, verification, size): (_, &'static sig::EcdsaVerificationAlgorithm, _) =
+    let (key_alg, verification, size, bits): (_, &'static sig::EcdsaVerificationAlgorithm, _, _) =
         match curve {
-            "P-256" => (Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED, 32),
-            "P-384" => (Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED, 48),
-            "P-521" => return Err("curve P-521 (ES512) is not supported".into()),
+            "P-256" => (Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED, 32, 256),
+            "P-384" => (Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED, 48, 384),
+            "P-521" => (Algorithm::ES512, &sig::ECDSA_P521_SHA512_FIXED, 66, 521),
             other => return Err(format!("EC curve {:?} is not supported", shorten(other))),
         };
     fits(key_alg.key_family())?;
@@ -600,7 +600,6 @@ fn ec_key(
     let key = ParsedPublicKey::new(verification, &point)
         .map_err(|_| format!("the point is not on {curve}"))?;
     let thumbprint = thumbprint(&[("crv", curve), ("kty", "EC"), ("x", x_text), ("y", y_text)]);
-    let bits = u32::try_from(size * 8).unwrap_or(u32::MAX);
     Ok((
         partial_info(bits, Some(curve), thumbprint),
         vec![(key_alg, Verifier::Public(key))],

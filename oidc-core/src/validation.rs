@@ -60,7 +60,7 @@ pub const MAX_CANDIDATE_KEYS: usize = 4;
 
 /// The algorithms a policy allows unless told otherwise: every asymmetric one. Each key still
 /// verifies only the algorithms of its own type.
-pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+pub const DEFAULT_ALGORITHMS: [Algorithm; 10] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -69,6 +69,7 @@ pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::PS512,
     Algorithm::ES256,
     Algorithm::ES384,
+    Algorithm::ES512,
     Algorithm::EdDSA,
 ];
 

@@ -506,7 +506,7 @@ fn wrong_issuer_by_a_trailing_slash_and_audience_mismatch() {
 fn unsupported_algorithms_are_refused_by_name() {
     let key = TestKey::ed25519("k");
     let keys = key_set(&[&key]);
-    for alg in ["ES512", "RS1", "HS1", "ES256K", "Ed25519X", ""] {
+    for alg in ["ES521", "RS1", "HS1", "ES256K", "Ed25519X", ""] {
         let header = json!({"alg": alg, "kid":"k"}).to_string();
         let token = format!("{}.{}.AAAA", b64(&header), b64(payload()));
         assert_eq!(

@@ -22,11 +22,13 @@ fn usable_keys_are_described() {
     let rsa = TestKey::rsa("rsa");
     let p256 = TestKey::ec("p256", false);
     let p384 = TestKey::ec("p384", true);
+    let p521 = TestKey::p521("p521");
     let ed = TestKey::ed25519("ed");
     let set = KeySet::parse(&jwks(&[
         &rsa.jwk_with(json!({"alg":"RS256","use":"sig","key_ops":["verify"]})),
         &p256.jwk,
         &p384.jwk_with(json!({"alg":"ES384"})),
+        &p521.jwk_with(json!({"alg":"ES512"})),
         &ed.jwk_with(json!({"alg":"Ed25519"})),
     ]))
     .unwrap();
@@ -50,6 +52,7 @@ fn usable_keys_are_described() {
             (Some("rsa"), "RSA", Some("RS256"), Some(2048), None),
             (Some("p256"), "EC", None, Some(256), Some("P-256")),
             (Some("p384"), "EC", Some("ES384"), Some(384), Some("P-384")),
+            (Some("p521"), "EC", Some("ES512"), Some(521), Some("P-521")),
             (
                 Some("ed"),
                 "OKP",
@@ -86,7 +89,7 @@ fn unusable_keys_are_skipped_with_a_reason() {
         rsa.jwk_with(json!({"kid":"small","n":small_n})),
         rsa.jwk_with(json!({"kid":"e1","e":"AQ"})),
         rsa.jwk_with(json!({"kid":"padded","n": format!("{}=", rsa.jwk["n"].as_str().unwrap())})),
-        ec.jwk_with(json!({"kid":"p521","crv":"P-521"})),
+        ec.jwk_with(json!({"kid":"p521-short","crv":"P-521"})),
         ec.jwk_with(json!({"kid":"k1","crv":"secp256k1"})),
         ec.jwk_with(json!({"kid":"es384-on-p256","alg":"ES384"})),
         ec.jwk_with(json!({"kid":"short-x","x":"AAAA"})),
@@ -132,7 +135,10 @@ fn unusable_keys_are_skipped_with_a_reason() {
                 "RSA exponent is not an odd number from 3 to 2^32-1"
             ),
             s(Some("padded"), "\"n\" is not canonical unpadded base64url"),
-            s(Some("p521"), "curve P-521 (ES512) is not supported"),
+            s(
+                Some("p521-short"),
+                "P-521 coordinates must be 66 bytes each (x: 32, y: 32)"
+            ),
             s(Some("k1"), "EC curve \"secp256k1\" is not supported"),
             s(
                 Some("es384-on-p256"),

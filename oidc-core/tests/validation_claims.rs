@@ -21,9 +21,10 @@ fn every_algorithm_validates_with_its_key() {
     let rsa = TestKey::rsa("rsa");
     let p256 = TestKey::ec("p256", false);
     let p384 = TestKey::ec("p384", true);
+    let p521 = TestKey::p521("p521");
     let ed = TestKey::ed25519("ed");
-    let keys = key_set(&[&rsa, &p256, &p384, &ed]);
-    assert_eq!(keys.keys().len(), 4);
+    let keys = key_set(&[&rsa, &p256, &p384, &p521, &ed]);
+    assert_eq!(keys.keys().len(), 5);
     let cases = [
         (&rsa, Algorithm::RS256),
         (&rsa, Algorithm::RS384),
@@ -33,6 +34,7 @@ fn every_algorithm_validates_with_its_key() {
         (&rsa, Algorithm::PS512),
         (&p256, Algorithm::ES256),
         (&p384, Algorithm::ES384),
+        (&p521, Algorithm::ES512),
         (&ed, Algorithm::EdDSA),
     ];
     for (key, alg) in cases {

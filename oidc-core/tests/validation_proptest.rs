@@ -80,9 +80,9 @@ proptest! {
         crv in prop_oneof![Just("P-256"), Just("P-384"), Just("Ed25519"), Just("P-521")],
         n in proptest::collection::vec(any::<u8>(), 0..300),
         e in proptest::collection::vec(any::<u8>(), 0..6),
-        x in proptest::collection::vec(any::<u8>(), 0..50),
-        y in proptest::collection::vec(any::<u8>(), 0..50),
-        alg in prop_oneof![Just(json!(null)), Just(json!("RS256")), Just(json!("ES256")), Just(json!("EdDSA")), Just(json!(5))],
+        x in proptest::collection::vec(any::<u8>(), 0..70),
+        y in proptest::collection::vec(any::<u8>(), 0..70),
+        alg in prop_oneof![Just(json!(null)), Just(json!("RS256")), Just(json!("ES256")), Just(json!("ES512")), Just(json!("EdDSA")), Just(json!(5))],
     ) {
         let jwk = json!({"kty":kty,"crv":crv,"n":b64(&n),"e":b64(&e),"x":b64(&x),"y":b64(&y),"k":b64(&x),"alg":alg});
         let doc = json!({"keys":[jwk]}).to_string();

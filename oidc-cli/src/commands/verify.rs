@@ -92,7 +92,7 @@ fn policy(args: &VerifyArgs, issuer: &Issuer) -> Result<Policy, CliError> {
                 name.parse::<Algorithm>().map_err(|e| {
                     CliError::usage(
                         format!("--alg {name}: {e}"),
-                        "algorithms: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
+                        "algorithms: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA",
                     )
                 })
             })

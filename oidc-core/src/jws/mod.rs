@@ -28,8 +28,7 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// A JWS signature algorithm the core can verify (RFC 7518 §3, RFC 8037 for `EdDSA`).
 ///
-/// `none` is not an algorithm here, and `ES512` (P-521) is not supported: no mainstream
-/// OpenID Provider signs with it. Whether an algorithm is accepted for a token is decided by the
+/// `none` is not an algorithm here. Whether an algorithm is accepted for a token is decided by the
 /// validation policy together with the key, never by the token's header alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -56,6 +55,8 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
+    /// ECDSA on P-521 with SHA-512.
+    ES512,
     /// Ed25519 (RFC 8037).
     EdDSA,
 }
@@ -68,7 +69,7 @@ pub enum KeyFamily {
     Hmac,
     /// An RSA public key.
     Rsa,
-    /// An elliptic-curve public key on the named curve (`P-256` or `P-384`).
+    /// An elliptic-curve public key on the named curve (`P-256`, `P-384` or `P-521`).
     Ec(&'static str),
     /// An Ed25519 public key (`kty` `OKP`).
     Ed25519,
@@ -76,7 +77,7 @@ pub enum KeyFamily {
 
 impl Algorithm {
     /// Every supported algorithm, in declaration order.
-    pub const ALL: [Algorithm; 12] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
@@ -88,6 +89,7 @@ impl Algorithm {
         Algorithm::PS512,
         Algorithm::ES256,
         Algorithm::ES384,
+        Algorithm::ES512,
         Algorithm::EdDSA,
     ];
 
@@ -105,6 +107,7 @@ impl Algorithm {
             Algorithm::PS512 => "PS512",
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
             Algorithm::EdDSA => "EdDSA",
         }
     }
@@ -121,6 +124,7 @@ impl Algorithm {
             | Algorithm::PS512 => KeyFamily::Rsa,
             Algorithm::ES256 => KeyFamily::Ec("P-256"),
             Algorithm::ES384 => KeyFamily::Ec("P-384"),
+            Algorithm::ES512 => KeyFamily::Ec("P-521"),
             Algorithm::EdDSA => KeyFamily::Ed25519,
         }
     }
@@ -609,6 +613,7 @@ mod tests {
             assert_eq!(alg.to_string(), alg.as_str());
         }
         assert_eq!(Algorithm::ES384.key_family(), KeyFamily::Ec("P-384"));
+        assert_eq!(Algorithm::ES512.key_family(), KeyFamily::Ec("P-521"));
         assert!(Algorithm::HS512.is_hmac());
         assert!(!Algorithm::EdDSA.is_hmac());
     }
@@ -626,7 +631,7 @@ mod tests {
         let err = "rs256".parse::<Algorithm>().unwrap_err();
         assert_eq!(err.code(), "unsupported_alg");
         assert_eq!(
-            "ES512".parse::<Algorithm>().unwrap_err().code(),
+            "ES256K".parse::<Algorithm>().unwrap_err().code(),
             "unsupported_alg"
         );
     }

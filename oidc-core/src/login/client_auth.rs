@@ -89,6 +89,8 @@ pub enum AssertionAlgorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
+    /// ECDSA on P-521 with SHA-512.
+    ES512,
     /// Ed25519.
     EdDSA,
 }
@@ -101,6 +103,7 @@ impl AssertionAlgorithm {
             AssertionAlgorithm::PS256 => "PS256",
             AssertionAlgorithm::ES256 => "ES256",
             AssertionAlgorithm::ES384 => "ES384",
+            AssertionAlgorithm::ES512 => "ES512",
             AssertionAlgorithm::EdDSA => "EdDSA",
         }
     }
@@ -147,6 +150,13 @@ impl ClientSigningKey {
             AssertionAlgorithm::ES384 => KeyPair::Ecdsa(
                 signature::EcdsaKeyPair::from_pkcs8(
                     &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    pkcs8_der,
+                )
+                .map_err(rejected)?,
+            ),
+            AssertionAlgorithm::ES512 => KeyPair::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
                     pkcs8_der,
                 )
                 .map_err(rejected)?,

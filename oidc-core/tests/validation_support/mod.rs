@@ -84,6 +84,21 @@ impl TestKey {
         }
     }
 
+    /// A fresh P-521 key (ES512).
+    pub fn p521(kid: &str) -> TestKey {
+        let signing = &sig::ECDSA_P521_SHA512_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &SystemRandom::new()).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let (x, y) = point[1..].split_at(66);
+        TestKey {
+            kid: kid.into(),
+            jwk: json!({"kty":"EC","kid":kid,"crv":"P-521","x":b64(x),"y":b64(y)}),
+            jsonwebtoken_der: pkcs8.as_ref().to_vec(),
+            signer: Signer::Ec(pair),
+        }
+    }
+
     /// A fresh Ed25519 key.
     pub fn ed25519(kid: &str) -> TestKey {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
