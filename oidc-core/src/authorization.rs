@@ -1,4 +1,5 @@
-//! Who may pass once authenticated: allow-lists of emails, email domains, groups and claim values.
+//! Who may pass once authenticated: allow-lists of emails, email domains, groups, roles and claim
+//! values, and which claims name the user ([`IdentityClaims`]).
 //!
 //! Rules evaluate against an [`Identity`], a small view that both a browser
 //! [`crate::session::Session`] ([`crate::session::Session::identity`]) and the claims of a
@@ -13,14 +14,22 @@
 //!   either listed itself or in a listed domain. Domains match exactly; a leading dot
 //!   (`.company.com`) also admits subdomains. A mere suffix never matches: `evilcompany.com` is not
 //!   `company.com`.
-//! - When groups are listed, the identity must be in at least one.
+//! - When groups are listed, the identity must be in at least one. When roles are listed, the
+//!   identity must hold at least one; when both are listed, one allowed group or one allowed role
+//!   admits (as oauth2-proxy's `--allowed-group` and `--allowed-role` combine).
 //! - Every claim requirement must hold.
+//!
+//! Roles are read where Keycloak and Entra ID put them: the top-level `roles` claim (Entra ID app
+//! roles), `realm_access.roles` (Keycloak realm roles) and `resource_access.<client>.roles`
+//! (Keycloak client roles) for the one client [`IdentityClaims::with_role_client`] names.
 //!
 //! An empty rule set admits every authenticated identity (still refusing unverified emails).
 
 use std::borrow::Cow;
 
 use serde_json::{Map, Value};
+
+use crate::session::Session;
 
 /// What authorization rules look at: the parts of a session or of bearer-token claims that decide
 /// access.
@@ -35,6 +44,8 @@ pub struct Identity<'a> {
     pub email_verified: Option<bool>,
     /// Group names.
     pub groups: Cow<'a, [String]>,
+    /// Role names (see [`IdentityClaims::roles`]); empty unless the caller read them.
+    pub roles: Cow<'a, [String]>,
     /// Claims available to [`ClaimRequirement`]s.
     pub claims: &'a Map<String, Value>,
 }
@@ -53,27 +64,177 @@ impl<'a> Identity<'a> {
             email,
             email_verified,
             groups,
+            roles: Cow::Borrowed(&[]),
             claims,
         }
+    }
+
+    /// The same identity holding these roles.
+    #[must_use]
+    pub fn with_roles(mut self, roles: Cow<'a, [String]>) -> Self {
+        self.roles = roles;
+        self
     }
 
     /// The identity of a validated token's claims. Groups come from `groups_claim` (see
     /// [`groups_from_claims`]). `email_verified` is read as a boolean, or as the strings
     /// `"true"`/`"false"` that some providers send.
+    ///
+    /// Roles are read with the default [`IdentityClaims`] (no client's roles); use
+    /// [`Identity::from_claims_named`] to honour a configured e-mail claim and role client.
     pub fn from_claims(claims: &'a Map<String, Value>, groups_claim: &str) -> Self {
-        let email_verified = match claims.get("email_verified") {
+        Identity::from_claims_named(claims, groups_claim, &IdentityClaims::default())
+    }
+
+    /// The identity of a validated token's claims, with the e-mail read from
+    /// [`IdentityClaims::email_claim`] and the roles from [`IdentityClaims::roles`].
+    /// `email_verified` only speaks for the `email` claim: with another e-mail claim it is
+    /// taken as absent, so e-mail rules then need
+    /// [`AuthorizationRules::insecure_allow_unverified_email`].
+    pub fn from_claims_named(
+        claims: &'a Map<String, Value>,
+        groups_claim: &str,
+        names: &IdentityClaims,
+    ) -> Self {
+        Identity {
+            subject: claims.get("sub").and_then(Value::as_str).unwrap_or(""),
+            email: names.email(claims),
+            email_verified: names.email_verified(claims),
+            groups: Cow::Owned(groups_from_claims(claims, groups_claim)),
+            roles: Cow::Owned(names.roles(claims)),
+            claims,
+        }
+    }
+}
+
+/// Which claims name the user: the e-mail address, the user id shown to upstreams, and whose
+/// client roles count (oauth2-proxy's `--oidc-email-claim`, `--user-id-claim` and the client of
+/// `--allowed-role`).
+///
+/// Names may be dotted paths into nested objects, as in [`groups_from_claims`]. The defaults are
+/// the standard claims: `email` and `sub`, and no client's roles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityClaims {
+    /// The claim holding the e-mail address (default `email`).
+    pub email_claim: String,
+    /// The claim holding the user id shown to upstreams (default `sub`).
+    pub user_id_claim: String,
+    /// The client whose `resource_access.<client>.roles` count as roles (default none).
+    pub role_client: Option<String>,
+}
+
+impl Default for IdentityClaims {
+    fn default() -> Self {
+        IdentityClaims {
+            email_claim: "email".to_owned(),
+            user_id_claim: "sub".to_owned(),
+            role_client: None,
+        }
+    }
+}
+
+impl IdentityClaims {
+    /// The standard claims: `email`, `sub`, no client roles.
+    pub fn new() -> Self {
+        IdentityClaims::default()
+    }
+
+    /// Reads the e-mail address from `claim` instead of `email`.
+    #[must_use]
+    pub fn with_email_claim(mut self, claim: impl Into<String>) -> Self {
+        self.email_claim = claim.into();
+        self
+    }
+
+    /// Reads the user id from `claim` instead of `sub`.
+    #[must_use]
+    pub fn with_user_id_claim(mut self, claim: impl Into<String>) -> Self {
+        self.user_id_claim = claim.into();
+        self
+    }
+
+    /// Counts the roles of this client (`resource_access.<client>.roles`, Keycloak's client
+    /// roles). The client id is matched exactly, dots included.
+    #[must_use]
+    pub fn with_role_client(mut self, client: impl Into<String>) -> Self {
+        self.role_client = Some(client.into());
+        self
+    }
+
+    /// The e-mail address: the configured claim, when it is a string.
+    pub fn email<'c>(&self, claims: &'c Map<String, Value>) -> Option<&'c str> {
+        claim_at_path(claims, &self.email_claim).and_then(Value::as_str)
+    }
+
+    /// The `email_verified` claim (a boolean, or the strings `"true"`/`"false"`), when the e-mail
+    /// claim is `email`; `None` otherwise, since it does not speak for other claims.
+    pub fn email_verified(&self, claims: &Map<String, Value>) -> Option<bool> {
+        if self.email_claim != "email" {
+            return None;
+        }
+        match claims.get("email_verified") {
             Some(Value::Bool(verified)) => Some(*verified),
             Some(Value::String(text)) if text == "true" => Some(true),
             Some(Value::String(text)) if text == "false" => Some(false),
             _ => None,
-        };
-        Identity {
-            subject: claims.get("sub").and_then(Value::as_str).unwrap_or(""),
-            email: claims.get("email").and_then(Value::as_str),
-            email_verified,
-            groups: Cow::Owned(groups_from_claims(claims, groups_claim)),
-            claims,
         }
+    }
+
+    /// The user id: the configured claim when it is a non-empty string or a number (some
+    /// providers number their users), otherwise `None`.
+    pub fn user_id(&self, claims: &Map<String, Value>) -> Option<String> {
+        match claim_at_path(claims, &self.user_id_claim)? {
+            Value::String(text) if !text.is_empty() => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The roles: the top-level `roles` claim, `realm_access.roles`, and, when a role client is
+    /// configured, `resource_access.<client>.roles`; each a string (split on spaces and commas)
+    /// or an array of strings. Duplicates are dropped, first occurrence kept.
+    pub fn roles(&self, claims: &Map<String, Value>) -> Vec<String> {
+        let nested = |outer: &str, inner: &str| {
+            claims
+                .get(outer)
+                .and_then(Value::as_object)
+                .and_then(|object| object.get(inner))
+        };
+        let client_roles = self.role_client.as_deref().and_then(|client| {
+            nested("resource_access", client)
+                .and_then(Value::as_object)
+                .and_then(|access| access.get("roles"))
+        });
+        let mut roles: Vec<String> = Vec::new();
+        for source in [
+            claims.get("roles"),
+            nested("realm_access", "roles"),
+            client_roles,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for role in names_in(source) {
+                if !roles.iter().any(|known| known == role) {
+                    roles.push(role.to_owned());
+                }
+            }
+        }
+        roles
+    }
+
+    /// Puts the configured e-mail claim, the user id and the roles of `claims` (the ID token's,
+    /// merged with userinfo's where used) into a freshly built session.
+    pub fn apply_to_session(&self, session: &mut Session, claims: &Map<String, Value>) {
+        if self.email_claim != "email" {
+            session.email = self.email(claims).map(str::to_owned);
+            session.email_verified = None;
+        }
+        if self.user_id_claim != "sub" {
+            session.user_id = self.user_id(claims);
+        }
+        session.roles = self.roles(claims);
     }
 }
 
@@ -82,19 +243,9 @@ impl<'a> Identity<'a> {
 /// (`realm_access.roles`) walks into nested objects, unless a top-level claim has that exact name.
 /// Anything else yields no groups.
 pub fn groups_from_claims(claims: &Map<String, Value>, claim: &str) -> Vec<String> {
-    match claim_at_path(claims, claim) {
-        Some(Value::String(text)) => text
-            .split([' ', ','])
-            .filter(|group| !group.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
+    claim_at_path(claims, claim)
+        .map(|value| names_in(value).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// A claim that must carry one of the accepted values.
@@ -141,6 +292,11 @@ pub struct AuthorizationRules {
     pub allowed_email_domains: Vec<String>,
     /// Groups, any one of which admits.
     pub allowed_groups: Vec<String>,
+    /// Roles, any one of which admits (as does an allowed group, when groups are listed too).
+    pub allowed_roles: Vec<String>,
+    /// Which claims name the user; not a rule itself, but carried with the rules so that every
+    /// front-end reads identities alike.
+    pub identity_claims: IdentityClaims,
     /// Claim requirements, all of which must hold.
     pub required_claims: Vec<ClaimRequirement>,
     /// Admit emails whose `email_verified` claim is false or absent.
@@ -182,6 +338,13 @@ pub enum Denied {
         /// The groups the identity does have.
         groups: Vec<String>,
     },
+    /// Roles are listed and the identity holds none of them (nor an allowed group, when groups
+    /// are listed too).
+    #[error("holds none of the allowed roles (holds {roles:?})")]
+    NotInAllowedRole {
+        /// The roles the identity does hold.
+        roles: Vec<String>,
+    },
     /// A claim requirement did not hold.
     #[error("claim {claim:?} does not have an accepted value")]
     ClaimMismatch {
@@ -199,6 +362,7 @@ impl Denied {
             Denied::MalformedEmail { .. } => "malformed_email",
             Denied::EmailNotAllowed { .. } => "email_not_allowed",
             Denied::NotInAllowedGroup { .. } => "not_in_allowed_group",
+            Denied::NotInAllowedRole { .. } => "not_in_allowed_role",
             Denied::ClaimMismatch { .. } => "claim_mismatch",
         }
     }
@@ -243,6 +407,23 @@ impl AuthorizationRules {
         self
     }
 
+    /// Requires one of these roles (see the module docs for how roles and groups combine).
+    #[must_use]
+    pub fn with_allowed_roles(
+        mut self,
+        roles: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_roles.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
+    /// Reads identities with these claim names.
+    #[must_use]
+    pub fn with_identity_claims(mut self, names: IdentityClaims) -> Self {
+        self.identity_claims = names;
+        self
+    }
+
     /// Requires a claim to hold one of the given values.
     #[must_use]
     pub fn with_required_claim(mut self, requirement: ClaimRequirement) -> Self {
@@ -270,12 +451,20 @@ impl AuthorizationRules {
         if !self.allowed_emails.is_empty() || !self.allowed_email_domains.is_empty() {
             self.check_email(identity)?;
         }
-        if !self.allowed_groups.is_empty()
-            && !identity
-                .groups
-                .iter()
-                .any(|group| self.allowed_groups.contains(group))
-        {
+        let in_group = identity
+            .groups
+            .iter()
+            .any(|group| self.allowed_groups.contains(group));
+        let has_role = identity
+            .roles
+            .iter()
+            .any(|role| self.allowed_roles.contains(role));
+        if !self.allowed_roles.is_empty() && !has_role && !in_group {
+            return Err(Denied::NotInAllowedRole {
+                roles: identity.roles.to_vec(),
+            });
+        }
+        if !self.allowed_groups.is_empty() && self.allowed_roles.is_empty() && !in_group {
             return Err(Denied::NotInAllowedGroup {
                 groups: identity.groups.to_vec(),
             });
@@ -387,6 +576,15 @@ pub fn email_domain(email: &str) -> Option<&str> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     (!local.is_empty() && domain_is_plausible).then_some(domain)
+}
+
+/// The names a claim value holds: a string split on spaces and commas, or an array's strings.
+fn names_in(value: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match value {
+        Value::String(text) => Box::new(text.split([' ', ',']).filter(|name| !name.is_empty())),
+        Value::Array(items) => Box::new(items.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// The claim named `path`, or, when no claim has that exact name, the value reached by walking
@@ -680,6 +878,154 @@ mod tests {
     }
 
     #[test]
+    fn roles_come_from_entra_keycloak_realm_and_the_configured_client() {
+        let c = claims(json!({
+            "roles": ["Task.Write", "admin"],
+            "realm_access": {"roles": ["admin", "offline_access"]},
+            "resource_access": {
+                "mlflow.internal": {"roles": ["editor"]},
+                "other": {"roles": ["superuser"]}
+            }
+        }));
+        assert_eq!(
+            IdentityClaims::new().roles(&c),
+            ["Task.Write", "admin", "offline_access"]
+        );
+        assert_eq!(
+            IdentityClaims::new()
+                .with_role_client("mlflow.internal")
+                .roles(&c),
+            ["Task.Write", "admin", "offline_access", "editor"]
+        );
+        assert!(
+            !IdentityClaims::new()
+                .with_role_client("mlflow")
+                .roles(&c)
+                .contains(&"editor".to_owned()),
+            "a client id is matched exactly, not as a dotted path"
+        );
+        let odd = claims(json!({
+            "roles": "a b,c",
+            "realm_access": ["not", "an", "object"],
+            "resource_access": {"x": {"roles": 5}}
+        }));
+        assert_eq!(
+            IdentityClaims::new().with_role_client("x").roles(&odd),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn allowed_roles_admit_holders_and_combine_with_groups_as_either() {
+        let c = claims(json!({"realm_access": {"roles": ["viewer"]}}));
+        let id = Identity::from_claims(&c, "groups");
+        assert_eq!(id.roles.as_ref(), ["viewer".to_owned()]);
+        let rules = AuthorizationRules::new().with_allowed_roles(["viewer", "admin"]);
+        assert_eq!(rules.evaluate(&id), Ok(()));
+        let strict = AuthorizationRules::new().with_allowed_roles(["admin"]);
+        assert_eq!(
+            strict.evaluate(&id),
+            Err(Denied::NotInAllowedRole {
+                roles: vec!["viewer".into()]
+            })
+        );
+        let either = strict.clone().with_allowed_groups(["ml"]);
+        let empty = Map::new();
+        let member = identity(None, None, &["ml"], &empty);
+        assert_eq!(either.evaluate(&member), Ok(()));
+        assert_eq!(
+            either.evaluate(&id).unwrap_err().code(),
+            "not_in_allowed_role"
+        );
+        let admin = identity(None, None, &[], &empty).with_roles(Cow::Owned(vec!["admin".into()]));
+        assert_eq!(either.evaluate(&admin), Ok(()));
+        assert_eq!(
+            AuthorizationRules::new()
+                .with_allowed_groups(["ml"])
+                .evaluate(&admin)
+                .unwrap_err()
+                .code(),
+            "not_in_allowed_group",
+            "roles do not stand in for groups when no role is listed"
+        );
+    }
+
+    #[test]
+    fn configured_email_and_user_id_claims() {
+        let c = claims(json!({
+            "sub": "0f3a",
+            "email": "personal@gmail.example",
+            "email_verified": true,
+            "upn": "ada@company.com",
+            "employee": {"id": 4711}
+        }));
+        let names = IdentityClaims::new()
+            .with_email_claim("upn")
+            .with_user_id_claim("employee.id");
+        let id = Identity::from_claims_named(&c, "groups", &names);
+        assert_eq!(id.email, Some("ada@company.com"));
+        assert_eq!(
+            id.email_verified, None,
+            "email_verified speaks for `email` only"
+        );
+        assert_eq!(id.subject, "0f3a");
+        assert_eq!(names.user_id(&c).as_deref(), Some("4711"));
+        assert_eq!(IdentityClaims::new().user_id(&c).as_deref(), Some("0f3a"));
+        assert_eq!(
+            IdentityClaims::new()
+                .with_user_id_claim("missing")
+                .user_id(&c),
+            None
+        );
+        let rules = AuthorizationRules::new()
+            .with_allowed_email_domains(["company.com"])
+            .with_identity_claims(names.clone());
+        assert_eq!(
+            rules.evaluate(&id).unwrap_err().code(),
+            "email_not_verified"
+        );
+        assert_eq!(
+            rules.insecure_allow_unverified_email().evaluate(&id),
+            Ok(())
+        );
+        let standard = Identity::from_claims(&c, "groups");
+        assert_eq!(standard.email, Some("personal@gmail.example"));
+        assert_eq!(standard.email_verified, Some(true));
+    }
+
+    #[test]
+    fn sessions_take_the_configured_identity_claims() {
+        let c = claims(json!({
+            "sub": "0f3a",
+            "upn": "ada@company.com",
+            "oid": "user-oid",
+            "roles": ["Reader"]
+        }));
+        let mut session = Session::new(
+            "0f3a",
+            "https://op.example",
+            crate::UnixTime::from_secs(1),
+            crate::UnixTime::from_secs(2),
+        );
+        session.email = Some("other@example.com".into());
+        session.email_verified = Some(true);
+        IdentityClaims::new().apply_to_session(&mut session, &c);
+        assert_eq!(session.email.as_deref(), Some("other@example.com"));
+        assert_eq!(session.user_id(), "0f3a");
+        assert_eq!(session.roles, ["Reader"]);
+        IdentityClaims::new()
+            .with_email_claim("upn")
+            .with_user_id_claim("oid")
+            .apply_to_session(&mut session, &c);
+        assert_eq!(session.email.as_deref(), Some("ada@company.com"));
+        assert_eq!(session.email_verified, None);
+        assert_eq!(session.user_id(), "user-oid");
+        assert_eq!(session.identity().roles.as_ref(), ["Reader".to_owned()]);
+        let allowed = AuthorizationRules::new().with_allowed_roles(["Reader"]);
+        assert_eq!(allowed.evaluate(&session.identity()), Ok(()));
+    }
+
+    #[test]
     fn every_denial_has_a_distinct_code() {
         let reasons = [
             Denied::EmailNotVerified { email: "e".into() },
@@ -687,6 +1033,7 @@ mod tests {
             Denied::MalformedEmail { email: "e".into() },
             Denied::EmailNotAllowed { email: "e".into() },
             Denied::NotInAllowedGroup { groups: vec![] },
+            Denied::NotInAllowedRole { roles: vec![] },
             Denied::ClaimMismatch { claim: "c".into() },
         ];
         let codes: std::collections::HashSet<_> = reasons.iter().map(Denied::code).collect();

@@ -42,7 +42,7 @@ pub mod session;
 pub mod time;
 pub mod validation;
 
-pub use authorization::{AuthorizationRules, Denied, Identity};
+pub use authorization::{AuthorizationRules, Denied, Identity, IdentityClaims};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use issuer::{Issuer, IssuerError};
 pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};

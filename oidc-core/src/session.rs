@@ -52,6 +52,13 @@ pub struct Session {
     /// (see [`crate::authorization::groups_from_claims`]).
     #[serde(rename = "gr", default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// Role names (see [`crate::authorization::IdentityClaims::roles`]).
+    #[serde(rename = "ro", default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// The user id from a configured user-id claim other than `sub`
+    /// ([`crate::authorization::IdentityClaims::user_id`]); see [`Session::user_id`].
+    #[serde(rename = "ui", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// Further claims that the configuration asks to keep (for claim rules and upstream headers).
     #[serde(rename = "xc", default, skip_serializing_if = "Map::is_empty")]
     pub extra_claims: Map<String, Value>,
@@ -156,6 +163,8 @@ impl Session {
             name: None,
             preferred_username: None,
             groups: Vec::new(),
+            roles: Vec::new(),
+            user_id: None,
             extra_claims: Map::new(),
             access_token: None,
             refresh_token: None,
@@ -215,8 +224,15 @@ impl Session {
             email: self.email.as_deref(),
             email_verified: self.email_verified,
             groups: Cow::Borrowed(&self.groups),
+            roles: Cow::Borrowed(&self.roles),
             claims: &self.extra_claims,
         }
+    }
+
+    /// The user id shown to upstreams: the configured user-id claim's value when there was one,
+    /// otherwise the subject.
+    pub fn user_id(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(&self.subject)
     }
 }
 

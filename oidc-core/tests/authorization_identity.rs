@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use oidc_core::UnixTime;
 use oidc_core::authorization::{
-    AuthorizationRules, ClaimRequirement, Denied, Identity, domain_matches, email_domain,
-    groups_from_claims,
+    AuthorizationRules, ClaimRequirement, Denied, Identity, IdentityClaims, domain_matches,
+    email_domain, groups_from_claims,
 };
 use oidc_core::session::Session;
 use proptest::prelude::*;
@@ -156,5 +156,87 @@ proptest! {
         }
         let identity = Identity::from_claims(&map, &groups_claim);
         let _ = rules().evaluate(&identity);
+    }
+
+    /// Whatever JSON arrives in the role claims, reading never panics, every role read is a
+    /// string found at one of the three places (never a split fragment of an array element),
+    /// and no role is listed twice.
+    #[test]
+    fn roles_are_read_only_from_their_three_places(
+        top in json_value(),
+        realm in json_value(),
+        client in json_value(),
+        other in json_value(),
+        client_id in "[a-z.]{1,8}",
+    ) {
+        let map = claims(json!({
+            "roles": top,
+            "realm_access": {"roles": realm},
+            "resource_access": {client_id.clone(): {"roles": client}, "zz-other": {"roles": other}},
+        }));
+        let names = IdentityClaims::new().with_role_client(client_id.clone());
+        let roles = names.roles(&map);
+        let mut seen = std::collections::BTreeSet::new();
+        for role in &roles {
+            prop_assert!(seen.insert(role.clone()), "duplicate {}", role);
+            let found = [&map["roles"], &map["realm_access"]["roles"], &map["resource_access"][client_id.as_str()]["roles"]]
+                .into_iter()
+                .any(|value| holds(value, role));
+            prop_assert!(found, "{} not at any role place", role);
+        }
+        let without_client = IdentityClaims::new().roles(&map);
+        prop_assert!(without_client.iter().all(|role| roles.contains(role)));
+        let identity = Identity::from_claims_named(&map, "groups", &names);
+        let admitted = AuthorizationRules::new().with_allowed_roles(["r1"]).evaluate(&identity).is_ok();
+        prop_assert_eq!(admitted, roles.iter().any(|role| role == "r1"));
+    }
+
+    /// A configured e-mail or user-id claim is read at its dotted path, or by its exact name
+    /// when a top-level claim has it, and anything but a string (or a number, for the user id)
+    /// reads as absent.
+    #[test]
+    fn configured_claims_read_their_path_and_nothing_else(
+        path in "[a-z]{1,4}(\\.[a-z]{1,4}){0,2}",
+        value in json_value(),
+    ) {
+        let mut nested = value.clone();
+        for part in path.split('.').rev() {
+            nested = json!({ part: nested });
+        }
+        let map = claims(nested);
+        let names = IdentityClaims::new().with_email_claim(path.clone()).with_user_id_claim(path.clone());
+        prop_assert_eq!(names.email(&map), value.as_str());
+        let expected_id = match &value {
+            Value::String(text) if !text.is_empty() => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
+        prop_assert_eq!(names.user_id(&map), expected_id);
+    }
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z0-9 ,]{0,12}".prop_map(Value::String),
+        prop::sample::select(vec!["r1", "r1 r2", "r2,r1", ""]).prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Whether `value` (a string split on spaces and commas, or an array of strings) holds `name`.
+fn holds(value: &Value, name: &str) -> bool {
+    match value {
+        Value::String(text) => text.split([' ', ',']).any(|part| part == name),
+        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(name)),
+        _ => false,
     }
 }
