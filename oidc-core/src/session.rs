@@ -216,6 +216,7 @@ impl Session {
             email_verified: self.email_verified,
             groups: Cow::Borrowed(&self.groups),
             claims: &self.extra_claims,
+            client_id: None,
         }
     }
 }
