@@ -179,6 +179,12 @@ impl Policy {
         &self.audiences
     }
 
+    /// Whether the audience check is switched off
+    /// ([`PolicyBuilder::insecure_skip_audience`]).
+    pub fn skips_audience(&self) -> bool {
+        self.skip_audience
+    }
+
     /// This policy, also accepting `audiences` (those it accepts already are not repeated): one
     /// issuer's tokens meant for several services behind the same door.
     #[must_use]
