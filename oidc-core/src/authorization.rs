@@ -18,6 +18,10 @@
 //!   identity must hold at least one; when both are listed, one allowed group or one allowed role
 //!   admits (as oauth2-proxy's `--allowed-group` and `--allowed-role` combine).
 //! - Every claim requirement must hold.
+//! - A token issued to a listed client ([`AuthorizationRules::with_allowed_clients`]: a CI job's
+//!   `client_credentials` token, which names no person) passes the email, domain, group and
+//!   role rules; claim requirements still hold. The client is read from `client_id`, else `azp`, else
+//!   `appid` (Entra ID v1). Sessions name no client.
 //!
 //! Roles are read where Keycloak and Entra ID put them: the top-level `roles` claim (Entra ID app
 //! roles), `realm_access.roles` (Keycloak realm roles) and `resource_access.<client>.roles`
@@ -48,6 +52,9 @@ pub struct Identity<'a> {
     pub roles: Cow<'a, [String]>,
     /// Claims available to [`ClaimRequirement`]s.
     pub claims: &'a Map<String, Value>,
+    /// The client a bearer token was issued to (`client_id`, `azp` or `appid`); `None` for
+    /// sessions.
+    pub client_id: Option<&'a str>,
 }
 
 impl<'a> Identity<'a> {
@@ -66,6 +73,7 @@ impl<'a> Identity<'a> {
             groups,
             roles: Cow::Borrowed(&[]),
             claims,
+            client_id: None,
         }
     }
 
@@ -73,6 +81,13 @@ impl<'a> Identity<'a> {
     #[must_use]
     pub fn with_roles(mut self, roles: Cow<'a, [String]>) -> Self {
         self.roles = roles;
+        self
+    }
+
+    /// This identity, naming the client its token was issued to.
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: Option<&'a str>) -> Self {
+        self.client_id = client_id;
         self
     }
 
@@ -103,6 +118,7 @@ impl<'a> Identity<'a> {
             groups: Cow::Owned(groups_from_claims(claims, groups_claim)),
             roles: Cow::Owned(names.roles(claims)),
             claims,
+            client_id: client_of_claims(claims),
         }
     }
 }
@@ -238,6 +254,14 @@ impl IdentityClaims {
     }
 }
 
+/// The client a token was issued to: `client_id` (RFC 9068, RFC 7662), else `azp` (OpenID
+/// Connect), else `appid` (Entra ID v1 tokens).
+pub fn client_of_claims(claims: &Map<String, Value>) -> Option<&str> {
+    ["client_id", "azp", "appid"]
+        .iter()
+        .find_map(|name| claims.get(*name).and_then(Value::as_str))
+}
+
 /// Reads group names from the claim named `claim`: a string (one group, or several separated by
 /// spaces or commas) or an array of strings (other elements are skipped). A dotted name
 /// (`realm_access.roles`) walks into nested objects, unless a top-level claim has that exact name.
@@ -299,6 +323,8 @@ pub struct AuthorizationRules {
     pub identity_claims: IdentityClaims,
     /// Claim requirements, all of which must hold.
     pub required_claims: Vec<ClaimRequirement>,
+    /// Clients whose tokens pass the email, domain and group rules (machine identities).
+    pub allowed_clients: Vec<String>,
     /// Admit emails whose `email_verified` claim is false or absent.
     ///
     /// # Security warning
@@ -424,6 +450,29 @@ impl AuthorizationRules {
         self
     }
 
+    /// Admits tokens issued to these clients past the email, domain and group rules: machine
+    /// identities such as a CI job's `client_credentials` token, which carry no email or groups.
+    /// Claim requirements still apply.
+    ///
+    /// Any token issued to a listed client passes, including a person's token obtained through
+    /// it: list clients that only machines use, never the login client of this service.
+    #[must_use]
+    pub fn with_allowed_clients(
+        mut self,
+        clients: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.allowed_clients
+            .extend(clients.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether `identity` is a listed client's ([`Self::with_allowed_clients`]).
+    pub fn admits_client(&self, identity: &Identity<'_>) -> bool {
+        identity
+            .client_id
+            .is_some_and(|client| self.allowed_clients.iter().any(|allowed| allowed == client))
+    }
+
     /// Requires a claim to hold one of the given values.
     #[must_use]
     pub fn with_required_claim(mut self, requirement: ClaimRequirement) -> Self {
@@ -448,7 +497,8 @@ impl AuthorizationRules {
                 email: email.to_owned(),
             });
         }
-        if !self.allowed_emails.is_empty() || !self.allowed_email_domains.is_empty() {
+        let machine = self.admits_client(identity);
+        if !machine && (!self.allowed_emails.is_empty() || !self.allowed_email_domains.is_empty()) {
             self.check_email(identity)?;
         }
         let in_group = identity
@@ -459,12 +509,13 @@ impl AuthorizationRules {
             .roles
             .iter()
             .any(|role| self.allowed_roles.contains(role));
-        if !self.allowed_roles.is_empty() && !has_role && !in_group {
+        if !machine && !self.allowed_roles.is_empty() && !has_role && !in_group {
             return Err(Denied::NotInAllowedRole {
                 roles: identity.roles.to_vec(),
             });
         }
-        if !self.allowed_groups.is_empty() && self.allowed_roles.is_empty() && !in_group {
+        if !machine && !self.allowed_groups.is_empty() && self.allowed_roles.is_empty() && !in_group
+        {
             return Err(Denied::NotInAllowedGroup {
                 groups: identity.groups.to_vec(),
             });
@@ -626,6 +677,46 @@ mod tests {
             Cow::Owned(groups.iter().map(|g| (*g).to_owned()).collect()),
             claims,
         )
+    }
+
+    #[test]
+    fn listed_clients_pass_email_domain_and_group_rules_but_not_claim_rules() {
+        let ci = claims(json!({"sub": "ci-bot", "client_id": "ci-bot", "scope": "api"}));
+        let rules = AuthorizationRules::new()
+            .with_allowed_email_domains(["company.com"])
+            .with_allowed_groups(["ml"])
+            .with_allowed_clients(["ci-bot"]);
+        let machine = Identity::from_claims(&ci, "groups");
+        assert_eq!(machine.client_id, Some("ci-bot"));
+        assert!(rules.admits_client(&machine));
+        assert_eq!(rules.evaluate(&machine), Ok(()));
+        let other = claims(json!({"sub": "x", "azp": "airflow"}));
+        let refused = rules.evaluate(&Identity::from_claims(&other, "groups"));
+        assert_eq!(refused.unwrap_err().code(), "missing_email");
+        let with_claim_rule =
+            rules.with_required_claim(ClaimRequirement::new("scope", [Value::from("admin")]));
+        assert_eq!(
+            with_claim_rule.evaluate(&machine).unwrap_err().code(),
+            "claim_mismatch"
+        );
+    }
+
+    #[test]
+    fn the_client_is_client_id_then_azp_then_appid() {
+        let both = claims(json!({"client_id": "a", "azp": "b", "appid": "c"}));
+        assert_eq!(client_of_claims(&both), Some("a"));
+        let azp = claims(json!({"azp": "b", "appid": "c"}));
+        assert_eq!(client_of_claims(&azp), Some("b"));
+        let appid = claims(json!({"appid": "c"}));
+        assert_eq!(client_of_claims(&appid), Some("c"));
+        let none = claims(json!({"client_id": 7}));
+        assert_eq!(client_of_claims(&none), None);
+        let session_like = Identity::new("s", None, None, Cow::Owned(Vec::new()), &none);
+        assert!(
+            !AuthorizationRules::new()
+                .with_allowed_clients(["7"])
+                .admits_client(&session_like)
+        );
     }
 
     #[test]

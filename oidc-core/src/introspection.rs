@@ -1,10 +1,14 @@
 //! Token introspection (RFC 7662), the core half: the request to send and the decision on the
 //! answer.
 //!
-//! An opaque access token is valid only when the provider says `active: true` and the optional
-//! `iss`, `aud`, `exp` and `nbf` members it returns agree with the [`IntrospectionPolicy`]. The
-//! answer may be cached until `min(exp, now + max_cache)` ([`IntrospectedToken::cache_until`]):
-//! a revoked token then stops working at the latest after `max_cache`.
+//! An opaque access token is valid only when the provider says `active: true`, the optional
+//! `iss`, `exp` and `nbf` members it returns agree with the [`IntrospectionPolicy`], and the token
+//! is bound to this service: an answer that names audiences must name one of ours; an answer
+//! without `aud` must name, as `client_id` (or `azp`), this service's client or one the operator
+//! accepts. Active is not enough: every client of a provider can have its tokens introspected,
+//! and a token issued to another application must not open this one. The answer may be cached
+//! until `min(exp, now + max_cache)` ([`IntrospectedToken::cache_until`]): a revoked token then
+//! stops working at the latest after `max_cache`.
 
 use std::time::Duration;
 
@@ -49,7 +53,9 @@ impl TokenTypeHint {
 #[derive(Clone, Debug)]
 pub struct IntrospectionPolicy {
     issuer: Option<String>,
-    audience: Option<String>,
+    audiences: Vec<String>,
+    clients: Vec<String>,
+    skip_binding: bool,
     max_cache: Duration,
     leeway: Duration,
 }
@@ -58,7 +64,9 @@ impl Default for IntrospectionPolicy {
     fn default() -> Self {
         IntrospectionPolicy {
             issuer: None,
-            audience: None,
+            audiences: Vec::new(),
+            clients: Vec::new(),
+            skip_binding: false,
             max_cache: DEFAULT_MAX_CACHE,
             leeway: DEFAULT_LEEWAY,
         }
@@ -66,7 +74,9 @@ impl Default for IntrospectionPolicy {
 }
 
 impl IntrospectionPolicy {
-    /// A policy with no `iss`/`aud` expectation, [`DEFAULT_MAX_CACHE`] and [`DEFAULT_LEEWAY`].
+    /// A policy with no `iss` expectation, [`DEFAULT_MAX_CACHE`] and [`DEFAULT_LEEWAY`], that
+    /// binds tokens to nothing yet: until [`Self::audience`] or [`Self::client`] name this
+    /// service, every active token is refused as not meant for it.
     pub fn new() -> Self {
         Self::default()
     }
@@ -78,10 +88,31 @@ impl IntrospectionPolicy {
         self
     }
 
-    /// When the answer names audiences, `audience` must be among them.
+    /// An audience of this service: an answer that names audiences must name one of these.
+    /// Repeatable.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// A client whose tokens are meant for this service: an answer without `aud` must name one
+    /// of these as `client_id` (or, without that, `azp`). This service's own client, and
+    /// clients that obtain tokens for it on purpose (a CLI, a CI service account). Repeatable.
+    #[must_use]
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.clients.push(client_id.into());
+        self
+    }
+
+    /// Accepts any active token, whoever it was issued to and for.
+    ///
+    /// # Security warning
+    /// With this set, a token that the provider issued to any other application is accepted.
+    /// Meant for tools that inspect tokens, never for a service deciding who may pass.
+    #[must_use]
+    pub fn insecure_skip_binding(mut self) -> Self {
+        self.skip_binding = true;
         self
     }
 
@@ -160,13 +191,22 @@ pub enum IntrospectionError {
         /// The `iss` received.
         received: String,
     },
-    /// The answer names audiences, and ours is not among them.
+    /// The answer names audiences, and none of ours is among them.
     #[error("the token is for {received:?}, not for {expected:?}")]
     AudienceMismatch {
-        /// The configured audience.
-        expected: String,
+        /// The configured audiences.
+        expected: Vec<String>,
         /// The `aud` received.
         received: Vec<String>,
+    },
+    /// The answer names no audience, and the client it names (if any) is not one whose tokens
+    /// are meant for this service.
+    #[error("the token was issued to client {received:?}, not to one of {expected:?}")]
+    WrongClient {
+        /// The accepted clients.
+        expected: Vec<String>,
+        /// The `client_id` (or `azp`) received.
+        received: Option<String>,
     },
     /// `exp` has passed (beyond the leeway) although the provider says active.
     #[error("the token expired at {exp} (now {now}, leeway {}s)", .leeway.as_secs())]
@@ -199,6 +239,7 @@ impl IntrospectionError {
             IntrospectionError::Inactive => "token_inactive",
             IntrospectionError::IssuerMismatch { .. } => "introspection_issuer_mismatch",
             IntrospectionError::AudienceMismatch { .. } => "introspection_audience_mismatch",
+            IntrospectionError::WrongClient { .. } => "wrong_client",
             IntrospectionError::Expired { .. } => "introspection_token_expired",
             IntrospectionError::NotYetValid { .. } => "introspection_token_not_yet_valid",
         }
@@ -319,14 +360,8 @@ pub fn parse_introspection<B: AsRef<[u8]>>(
             received: received.clone(),
         });
     }
-    if let Some(expected) = &policy.audience
-        && !claims.aud.is_empty()
-        && !claims.aud.contains(expected)
-    {
-        return Err(IntrospectionError::AudienceMismatch {
-            expected: expected.clone(),
-            received: claims.aud.clone(),
-        });
+    if !policy.skip_binding {
+        check_binding(&claims, policy)?;
     }
     if let Some(exp) = claims.exp
         && now >= exp.saturating_add(policy.leeway)
@@ -354,6 +389,34 @@ pub fn parse_introspection<B: AsRef<[u8]>>(
     })
 }
 
+/// Whether the token is meant for this service: by audience when the answer names any, else by
+/// the client it was issued to.
+fn check_binding(
+    claims: &IntrospectionClaims,
+    policy: &IntrospectionPolicy,
+) -> Result<(), IntrospectionError> {
+    if !claims.aud.is_empty() {
+        if claims.aud.iter().any(|aud| policy.audiences.contains(aud)) {
+            return Ok(());
+        }
+        return Err(IntrospectionError::AudienceMismatch {
+            expected: policy.audiences.clone(),
+            received: claims.aud.clone(),
+        });
+    }
+    let client = claims
+        .client_id
+        .as_deref()
+        .or_else(|| claims.extra.get("azp").and_then(Value::as_str));
+    match client {
+        Some(client) if policy.clients.iter().any(|accepted| accepted == client) => Ok(()),
+        _ => Err(IntrospectionError::WrongClient {
+            expected: policy.clients.clone(),
+            received: client.map(str::to_owned),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +435,7 @@ mod tests {
         IntrospectionPolicy::new()
             .issuer("https://op.example")
             .audience("api")
+            .client("c")
             .max_cache(Duration::from_secs(120))
     }
 
@@ -417,10 +481,19 @@ mod tests {
         assert_eq!(token.claims.iat, Some(UnixTime::from_secs(9000)));
         assert_eq!(token.claims.extra["custom"], 1);
         assert_eq!(token.cache_until, UnixTime::from_secs(10_060));
-        let long_lived =
-            parse_introspection(&answer(r#"{"active":true,"exp":99999}"#), &policy(), NOW).unwrap();
+        let long_lived = parse_introspection(
+            &answer(r#"{"active":true,"aud":"api","exp":99999}"#),
+            &policy(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(long_lived.cache_until, UnixTime::from_secs(10_120));
-        let no_exp = parse_introspection(&answer(r#"{"active":true}"#), &policy(), NOW).unwrap();
+        let no_exp = parse_introspection(
+            &answer(r#"{"active":true,"client_id":"c"}"#),
+            &policy(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(no_exp.cache_until, UnixTime::from_secs(10_120));
     }
 
@@ -437,12 +510,19 @@ mod tests {
                 "introspection_audience_mismatch",
             ),
             (
-                r#"{"active":true,"exp":9000}"#,
+                r#"{"active":true,"client_id":"c","exp":9000}"#,
                 "introspection_token_expired",
             ),
             (
-                r#"{"active":true,"nbf":20000}"#,
+                r#"{"active":true,"aud":"api","nbf":20000}"#,
                 "introspection_token_not_yet_valid",
+            ),
+            (r#"{"active":true}"#, "wrong_client"),
+            (r#"{"active":true,"client_id":"other"}"#, "wrong_client"),
+            (r#"{"active":true,"azp":"other"}"#, "wrong_client"),
+            (
+                r#"{"active":true,"client_id":"other","azp":"c"}"#,
+                "wrong_client",
             ),
             (r#"{"active":"true"}"#, "provider_response_malformed"),
             (r#"{}"#, "provider_response_malformed"),
@@ -452,7 +532,7 @@ mod tests {
             assert_eq!(err.code(), code, "{body}");
         }
         let err = parse_introspection(
-            &answer(r#"{"active":true,"exp":9960}"#),
+            &answer(r#"{"active":true,"aud":["api"],"exp":9960}"#),
             &policy().leeway(Duration::from_secs(30)),
             NOW,
         )
@@ -468,14 +548,54 @@ mod tests {
     }
 
     #[test]
-    fn without_expectations_iss_and_aud_are_not_checked() {
+    fn without_expectations_iss_is_not_checked_and_nothing_is_bound() {
+        let body = r#"{"active":true,"iss":"x","aud":["y"],"exp":10010}"#;
+        let err = parse_introspection(&answer(body), &IntrospectionPolicy::new(), NOW).unwrap_err();
+        assert_eq!(err.code(), "introspection_audience_mismatch");
         let token = parse_introspection(
-            &answer(r#"{"active":true,"iss":"x","aud":["y"],"exp":10010}"#),
-            &IntrospectionPolicy::new(),
+            &answer(body),
+            &IntrospectionPolicy::new().insecure_skip_binding(),
             NOW,
         )
         .unwrap();
         assert_eq!(token.cache_until, UnixTime::from_secs(10_010));
+    }
+
+    #[test]
+    fn a_token_is_bound_by_audience_or_else_by_client() {
+        let accepted = [
+            r#"{"active":true,"aud":"api"}"#,
+            r#"{"active":true,"aud":["other","api"],"client_id":"someone-else"}"#,
+            r#"{"active":true,"client_id":"c"}"#,
+            r#"{"active":true,"azp":"c"}"#,
+            r#"{"active":true,"client_id":"cli"}"#,
+        ];
+        let policy = policy().client("cli");
+        for body in accepted {
+            parse_introspection(&answer(body), &policy, NOW)
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+        }
+        // An audience that names someone else is not rescued by a familiar client.
+        let err = parse_introspection(
+            &answer(r#"{"active":true,"aud":"airflow","client_id":"c"}"#),
+            &policy,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "introspection_audience_mismatch");
+        let err = parse_introspection(
+            &answer(r#"{"active":true,"client_id":"airflow"}"#),
+            &policy,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            IntrospectionError::WrongClient {
+                expected: vec!["c".into(), "cli".into()],
+                received: Some("airflow".into()),
+            }
+        );
     }
 
     proptest::proptest! {
@@ -489,7 +609,7 @@ mod tests {
         fn active_answers_never_cache_past_the_limit(exp in proptest::num::u64::ANY, now in 0u64..u64::MAX / 2) {
             let body = format!(r#"{{"active":true,"exp":{exp}}}"#);
             let now = UnixTime::from_secs(now);
-            if let Ok(token) = parse_introspection(&answer(&body), &IntrospectionPolicy::new(), now) {
+            if let Ok(token) = parse_introspection(&answer(&body), &IntrospectionPolicy::new().insecure_skip_binding(), now) {
                 proptest::prop_assert!(token.cache_until <= now.saturating_add(DEFAULT_MAX_CACHE));
                 proptest::prop_assert!(token.cache_until <= UnixTime::from_secs(exp));
             }

@@ -226,6 +226,7 @@ impl Session {
             groups: Cow::Borrowed(&self.groups),
             roles: Cow::Borrowed(&self.roles),
             claims: &self.extra_claims,
+            client_id: None,
         }
     }
 

@@ -180,6 +180,30 @@ impl Policy {
         &self.audiences
     }
 
+    /// Whether the audience check is switched off
+    /// ([`PolicyBuilder::insecure_skip_audience`]).
+    pub fn skips_audience(&self) -> bool {
+        self.skip_audience
+    }
+
+    /// This policy, also accepting `audiences` (those it accepts already are not repeated): one
+    /// issuer's tokens meant for several services behind the same door.
+    #[must_use]
+    pub fn with_audiences<I, S>(&self, audiences: I) -> Policy
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut policy = self.clone();
+        for audience in audiences {
+            let audience = audience.into();
+            if !policy.audiences.contains(&audience) {
+                policy.audiences.push(audience);
+            }
+        }
+        policy
+    }
+
     /// This policy, also requiring the `nonce` claim to equal `nonce` (the value sent in the
     /// authentication request, OpenID Connect Core §3.1.3.7). For ID tokens at the callback.
     #[must_use]
@@ -1158,6 +1182,9 @@ mod tests {
         assert_eq!(policy.algorithms(), &[Algorithm::RS256, Algorithm::ES256]);
         assert_eq!(policy.leeway(), DEFAULT_LEEWAY);
         assert_eq!(policy.issuers()[0].as_str(), "https://op.example");
+        assert_eq!(policy.audiences(), &["a".to_owned()]);
+        let wider = policy.with_audiences(["b", "a", "c"]);
+        assert_eq!(wider.audiences(), &["a", "b", "c"]);
         assert_eq!(policy.audiences(), &["a".to_owned()]);
     }
 

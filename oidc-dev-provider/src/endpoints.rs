@@ -1208,11 +1208,18 @@ async fn introspect(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
             "token_type": "Bearer",
             "client_id": grant.client_id,
             "iss": app.issuer.as_str(),
-            "aud": audience_value(&record.audience),
             "iat": record.issued.as_secs(),
             "exp": record.expires.as_secs(),
             "jti": record.jti,
         });
+        // Like common providers without resource indicators, an opaque token of a client with
+        // no configured audience is introspected without `aud`: only `client_id` binds it.
+        let audience_implied = app.shared.clients.get(&grant.client_id).is_some_and(|c| {
+            c.access_token_format == AccessTokenFormat::Opaque && c.access_token_audience.is_empty()
+        });
+        if !audience_implied {
+            answer["aud"] = audience_value(&record.audience);
+        }
         add_subject(&app, grant, &mut answer);
         answer
     } else if let Some((record, grant)) = store.active_refresh(token, now) {

@@ -614,6 +614,17 @@ impl RunningProvider {
             .map_err(|e| MintError::from_issue(e, client_id))
     }
 
+    /// `claims` signed as an access token (`typ: at+jwt`) with the current signing key,
+    /// whatever they say: for tests of tokens the provider would never issue (expired, for
+    /// another audience, with odd claims). The token is not recorded, so introspection calls it
+    /// inactive.
+    pub fn sign_access_token(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, MintError> {
+        Ok(lock(&self.shared.keys).sign("at+jwt", claims)?)
+    }
+
     /// The token response the token endpoint would give `client_id` after `username` signed
     /// in with `scope` (ID token with `sid` and `auth_time`, access token, refresh token), as
     /// JSON, without a browser. The user gets a fresh provider session, so

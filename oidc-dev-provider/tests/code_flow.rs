@@ -473,8 +473,8 @@ async fn introspection_covers_opaque_and_jwt_tokens() {
     assert_eq!(jwt.matches('.').count(), 2);
 
     for (token, client_id, aud) in [
-        (&opaque, "opaque", "opaque"),
-        (&jwt, "app", "https://api.example"),
+        (&opaque, "opaque", serde_json::Value::Null),
+        (&jwt, "app", "https://api.example".into()),
     ] {
         let answer = introspect(&provider, token).await;
         assert_eq!(answer["active"], true, "{answer}");

@@ -1,4 +1,5 @@
-//! Liveness (`/healthz`) and readiness (`/readyz`) answers.
+//! Liveness (`/healthz`, and oauth2-proxy's `/ping`) and readiness (`/readyz`, and
+//! oauth2-proxy's `/ready`) answers, so that probes copied from either kind of deployment work.
 //!
 //! Liveness is always `200`: the process answers. Readiness follows a shared flag that the
 //! application sets once it can serve (for example after the first successful discovery and key
@@ -12,6 +13,8 @@
 //! assert_eq!(health_response("/readyz", &readiness).unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
 //! readiness.set_ready(true);
 //! assert_eq!(health_response("/readyz", &readiness).unwrap().status(), StatusCode::OK);
+//! assert_eq!(health_response("/ready", &readiness).unwrap().status(), StatusCode::OK);
+//! assert_eq!(health_response("/ping", &readiness).unwrap().status(), StatusCode::OK);
 //! assert!(health_response("/other", &readiness).is_none());
 //! ```
 
@@ -25,6 +28,10 @@ use http::{HeaderValue, Response, StatusCode, header};
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// Path of the readiness answer.
 pub const READYZ_PATH: &str = "/readyz";
+/// oauth2-proxy's path of the liveness answer.
+pub const PING_PATH: &str = "/ping";
+/// oauth2-proxy's path of the readiness answer.
+pub const READY_PATH: &str = "/ready";
 
 /// A shared readiness flag; clones see the same flag. Starts not ready.
 #[derive(Debug, Clone, Default)]
@@ -63,11 +70,12 @@ pub fn readyz(readiness: &Readiness) -> Response<Bytes> {
     }
 }
 
-/// The answer for [`HEALTHZ_PATH`] or [`READYZ_PATH`]; `None` for any other path.
+/// The answer for [`HEALTHZ_PATH`] or [`PING_PATH`] (liveness), [`READYZ_PATH`] or
+/// [`READY_PATH`] (readiness); `None` for any other path.
 pub fn health_response(path: &str, readiness: &Readiness) -> Option<Response<Bytes>> {
     match path {
-        HEALTHZ_PATH => Some(healthz()),
-        READYZ_PATH => Some(readyz(readiness)),
+        HEALTHZ_PATH | PING_PATH => Some(healthz()),
+        READYZ_PATH | READY_PATH => Some(readyz(readiness)),
         _ => None,
     }
 }

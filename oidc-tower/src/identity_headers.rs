@@ -56,6 +56,19 @@ pub const IDENTITY_HEADER_NAMES: [&str; 10] = [
     "x-auth-request-access-token",
 ];
 
+/// Identity headers that other software trusts (Apache `REMOTE_USER` front-ends, Grafana's and
+/// Airflow's remote-user modes, WebAuth): the layers never set them, and never pass them on from
+/// a client either, in any spelling.
+pub const FOREIGN_IDENTITY_HEADER_NAMES: [&str; 7] = [
+    "remote-user",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-name",
+    "x-remote-groups",
+    "x-webauth-user",
+    "x-webauth-email",
+];
+
 /// Who the user is, as the layers tell the upstream.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +266,8 @@ impl IdentityHeaders {
     }
 }
 
-/// Whether a header name is a spelling of an identity header (any case, `_` for `-`).
+/// Whether a header name is a spelling (any case, `_` for `-`) of an identity header: ours
+/// ([`IDENTITY_HEADER_NAMES`]) or one other software trusts ([`FOREIGN_IDENTITY_HEADER_NAMES`]).
 pub fn is_identity_header(name: &str) -> bool {
     // Compared byte by byte, `_` read as `-` and ASCII case folded: no allocation, since every
     // request's every header name passes through here.
@@ -265,16 +279,20 @@ pub fn is_identity_header(name: &str) -> bool {
         }
     };
     name.len() <= 40
-        && IDENTITY_HEADER_NAMES.iter().any(|known| {
-            known.len() == name.len()
-                && known
-                    .bytes()
-                    .zip(name.bytes())
-                    .all(|(known, byte)| canonical(byte) == known)
-        })
+        && IDENTITY_HEADER_NAMES
+            .iter()
+            .chain(FOREIGN_IDENTITY_HEADER_NAMES.iter())
+            .any(|known| {
+                known.len() == name.len()
+                    && known
+                        .bytes()
+                        .zip(name.bytes())
+                        .all(|(known, byte)| canonical(byte) == known)
+            })
 }
 
-/// Removes every spelling of every identity header of both families; returns how many names.
+/// Removes every spelling of every identity header of both families and of the foreign ones;
+/// returns how many names.
 pub fn strip_identity_headers(headers: &mut HeaderMap) -> usize {
     let doomed: Vec<HeaderName> = headers
         .keys()
@@ -568,6 +586,10 @@ mod tests {
         assert!(is_identity_header("X-AUTH_REQUEST-GROUPS"));
         assert!(!is_identity_header("x-forwarded-usér"));
         assert!(!is_identity_header(""));
+        assert!(is_identity_header("REMOTE_USER"));
+        assert!(is_identity_header("x_remote_groups"));
+        assert!(is_identity_header("X-WebAuth-User"));
+        assert!(!is_identity_header("x-remote-addr"));
     }
 
     fn cookie_headers(values: &[&'static str]) -> HeaderMap {

@@ -273,6 +273,16 @@ impl Provider {
         &self.inner.config.policy
     }
 
+    /// Whether a token's `iss` (and `tid`, for a tenant template) names this provider: its
+    /// issuer exactly, or its discovery issuer template for that tenant.
+    pub fn is_issuer_of(&self, iss: &str, tenant_id: Option<&str>) -> bool {
+        self.issuer().matches(iss)
+            || match (self.inner.config.discovery.template(), tenant_id) {
+                (Some(template), Some(tid)) => template.matches(iss, tid),
+                _ => false,
+            }
+    }
+
     /// Whether metadata and keys have been fetched.
     pub fn is_ready(&self) -> bool {
         *self.inner.ready.borrow()
@@ -336,8 +346,18 @@ impl Provider {
         &self,
         token: &str,
     ) -> Result<ValidatedToken, ProviderError> {
+        self.validate_uncached_with(token, &self.inner.config.policy)
+            .await
+    }
+
+    /// [`Provider::validate_uncached`] under `policy` instead of the provider's own (the same
+    /// issuer's policy with more audiences, say).
+    pub(crate) async fn validate_uncached_with(
+        &self,
+        token: &str,
+        policy: &Policy,
+    ) -> Result<ValidatedToken, ProviderError> {
         let keys = self.keys().ok_or_else(|| self.not_ready())?;
-        let policy = &self.inner.config.policy;
         let validated = match validate(token, &keys, policy, now()) {
             Err(ValidationError::UnknownKid { kid }) => {
                 match self.refresh_keys_for_unknown_kid(Some(&kid)).await {
@@ -427,13 +447,9 @@ impl Providers {
     /// The provider for an `iss` value: the one whose issuer equals it exactly, or whose
     /// discovery issuer template matches it for the token's `tid`.
     pub fn for_issuer(&self, iss: &str, tenant_id: Option<&str>) -> Option<&Provider> {
-        self.providers.iter().find(|p| {
-            p.issuer().matches(iss)
-                || match (p.inner.config.discovery.template(), tenant_id) {
-                    (Some(template), Some(tid)) => template.matches(iss, tid),
-                    _ => false,
-                }
-        })
+        self.providers
+            .iter()
+            .find(|p| p.is_issuer_of(iss, tenant_id))
     }
 
     /// Waits until every provider is ready.

@@ -221,7 +221,17 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     list(
         "extra-jwt-issuers",
         "extra_jwt_issuers",
-        "Also accept bearer tokens of ISSUER=AUDIENCE. Repeatable",
+        "Also accept bearer tokens of ISSUER=AUDIENCE (the --oidc-issuer-url itself adds an audience). Repeatable",
+    ),
+    list(
+        "allowed-client-id",
+        "allowed_client_ids",
+        "Admit tokens issued to this client (a CI job's client_credentials token) past the email and group rules; the client id is the user. Repeatable",
+    ),
+    list(
+        "trusted-client-id",
+        "trusted_client_ids",
+        "Accept opaque tokens issued to this client (a CLI's public client) as meant for this service; the allow rules still apply. Repeatable",
     ),
     opt(
         "session-store-type",

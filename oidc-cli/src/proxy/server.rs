@@ -1,11 +1,11 @@
 //! Runs the proxy: the upstream routes behind the login layer, forward-auth at
-//! `{prefix}/auth`, `/healthz` and `/readyz`, bearer tokens of extra issuers, and `/metrics` on
-//! its own address; until the shutdown signal, after which in-flight requests finish.
+//! `{prefix}/auth`, `/healthz`, `/readyz`, `/ping` and `/ready`, and `/metrics` on its own
+//! address; until the shutdown signal, after which in-flight requests finish.
 //!
-//! Request order: health answers; forward-auth; a bearer token whose (unverified) `iss` names an
-//! extra issuer is validated by that issuer's provider and passed on with identity headers;
-//! everything else goes through the login layer (sign-in endpoints, sessions, bearer tokens of
-//! the main issuer) to the router of upstreams.
+//! Request order: health answers; forward-auth; everything else through the login layer
+//! (sign-in endpoints, sessions, bearer tokens of every accepted issuer) to the router of
+//! upstreams. Who may pass is decided by the library's one authenticator, for every door alike:
+//! this file only turns settings into its configuration.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,14 +16,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use oidc_core::authorization::{AuthorizationRules, Identity as RuleIdentity};
+use oidc_core::authorization::AuthorizationRules;
 use oidc_core::cookie::CookieSettings;
 use oidc_core::login::{ClientAuthMethod, ClientCredentials};
-use oidc_core::{Policy, RedirectPolicy};
+use oidc_core::{Issuer, Policy, RedirectPolicy};
 use oidc_tower::auth::{AuthConfig, ForwardAuth, LoginSettings, OidcLogin, OidcLoginLayer};
-use oidc_tower::bearer_response::{BearerRejection, QueryTokens, extract_bearer};
 use oidc_tower::health::{Readiness, health_response};
-use oidc_tower::identity_headers::{Identity, IdentityHeaders, strip_identity_headers};
+use oidc_tower::identity_headers::strip_identity_headers;
 use oidc_tower::metrics::Metrics;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{BoxError, ProxyBody, ProxyRouter, ReverseProxy};
@@ -32,24 +31,12 @@ use oidc_tower::store::{RedisStore, RedisStoreConfig};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use tower::{Layer as _, ServiceExt as _};
 
-use super::settings::{ProxySettings, SessionStoreChoice};
+use super::settings::{ExtraIssuer, ProxySettings, SessionStoreChoice};
 
 /// How long in-flight requests may take to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for the provider's metadata to pick default scopes.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(10);
-
-/// Identity headers other software trusts (Apache `REMOTE_USER` front-ends, Grafana, Airflow's
-/// `AUTH_REMOTE_USER`): never passed on from clients, in any spelling, whatever the route.
-const FOREIGN_IDENTITY_HEADERS: [&str; 7] = [
-    "remote-user",
-    "x-remote-user",
-    "x-remote-email",
-    "x-remote-name",
-    "x-remote-groups",
-    "x-webauth-user",
-    "x-webauth-email",
-];
 
 /// Why the proxy could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -219,15 +206,9 @@ fn drop_user_headers(mut request: Request<Incoming>) -> Request<Incoming> {
 /// Everything a request may need, built once.
 struct App {
     protected: OidcLogin<Upstreams>,
-    router: ProxyRouter,
     forward_auth: Option<ForwardAuth>,
     forward_auth_path: String,
     set_xauthrequest: bool,
-    extra: Vec<Provider>,
-    extra_rules: AuthorizationRules,
-    groups_claim: String,
-    pass_user_headers: bool,
-    pass_access_token: bool,
     provider: Provider,
     readiness: Readiness,
     metrics: Metrics,
@@ -236,27 +217,16 @@ struct App {
 impl App {
     async fn build(settings: &ProxySettings) -> Result<Self, ServeError> {
         let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new()?);
-        let mut policy = Policy::builder()
+        let policy = Policy::builder()
             .issuer(settings.issuer.clone())
-            .audience(settings.client_id.clone());
-        for audience in &settings.extra_audiences {
-            policy = policy.audience(audience.clone());
-        }
+            .audience(settings.client_id.clone())
+            .build()?;
         let provider = Provider::start(
-            ProviderConfig::new(settings.issuer.clone(), policy.build()?),
+            ProviderConfig::new(settings.issuer.clone(), policy),
             http.clone(),
         );
-        let mut extra = Vec::with_capacity(settings.extra_issuers.len());
-        for issuer in &settings.extra_issuers {
-            let policy = Policy::builder()
-                .issuer(issuer.issuer.clone())
-                .audience(issuer.audience.clone())
-                .build()?;
-            extra.push(Provider::start(
-                ProviderConfig::new(issuer.issuer.clone(), policy),
-                http.clone(),
-            ));
-        }
+        let (same_issuer, other_issuers) =
+            extra_issuer_policies(&settings.issuer, &settings.extra_issuers)?;
 
         let method = match &settings.client_secret {
             Some(secret) => ClientAuthMethod::ClientSecretBasic(secret.clone()),
@@ -274,7 +244,7 @@ impl App {
         let rules = authorization_rules(settings);
         let scopes = default_scopes(settings, &provider).await;
         let metrics = Metrics::new();
-        let mut config = AuthConfig::new(provider.clone(), http)
+        let mut config = AuthConfig::new(provider.clone(), http.clone())
             .login(LoginSettings::new(
                 credentials,
                 settings.redirect_url.clone(),
@@ -295,7 +265,16 @@ impl App {
             .redirect_policy(RedirectPolicy::new(&settings.whitelist_domains)?)
             .trusted_proxies(settings.trusted_proxies.clone())
             .forward_auth_redirect(false)
+            .accept_audiences(settings.extra_audiences.iter().cloned())
+            .accept_audiences(same_issuer)
+            .accept_clients(settings.trusted_client_ids.iter().cloned())
             .metrics(metrics.clone());
+        for (issuer, policy) in other_issuers {
+            config = config.accept_issuer(Provider::start(
+                ProviderConfig::new(issuer, policy),
+                http.clone(),
+            ));
+        }
         if let SessionStoreChoice::Redis { url } = &settings.session_store {
             config = config.session_store(Arc::new(RedisStore::new(RedisStoreConfig::new(
                 url.expose(),
@@ -337,27 +316,20 @@ impl App {
             drop_user_headers
         };
         Ok(App {
-            protected: login.layer(tower::util::MapRequest::new(router.clone(), user_headers)),
-            router,
+            protected: login.layer(tower::util::MapRequest::new(router, user_headers)),
             forward_auth,
             forward_auth_path: format!("{}/auth", settings.proxy_prefix),
             set_xauthrequest: settings.set_xauthrequest,
-            extra,
-            extra_rules: rules,
-            groups_claim: settings.groups_claim.clone(),
-            pass_user_headers: settings.pass_user_headers,
-            pass_access_token: settings.pass_access_token,
             provider,
             readiness: Readiness::new(),
             metrics,
         })
     }
 
-    async fn handle(&self, mut request: Request<Incoming>) -> Response<ProxyBody> {
+    async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         if let Some(answer) = health_response(request.uri().path(), &self.readiness) {
             return answer.map(boxed_full);
         }
-        strip_foreign_identity_headers(request.headers_mut());
         if request.uri().path() == self.forward_auth_path {
             return match &self.forward_auth {
                 Some(forward_auth) => {
@@ -372,94 +344,39 @@ impl App {
                 }
             };
         }
-        if let Some(provider) = self.extra_provider_for(&request) {
-            return self.pass_extra_bearer(provider, request).await;
-        }
-        let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, body);
-        match self.protected.clone().oneshot(request).await {
-            Ok(response) => {
-                response.map(|body| body.map_err(Into::<BoxError>::into).boxed_unsync())
-            }
-            Err(never) => match never {},
-        }
+        let Ok(response) = self.protected.clone().oneshot(request).await;
+        response.map(|body| body.map_err(Into::<BoxError>::into).boxed_unsync())
     }
+}
 
-    /// The extra issuer's provider when the request's bearer token claims to come from it.
-    fn extra_provider_for(&self, request: &Request<Incoming>) -> Option<&Provider> {
-        if self.extra.is_empty() {
-            return None;
+/// The audiences `--extra-jwt-issuers` adds to the main issuer, and the policy of every other
+/// issuer it names (one provider per issuer, with all of that issuer's audiences).
+fn extra_issuer_policies(
+    main: &Issuer,
+    extra_issuers: &[ExtraIssuer],
+) -> Result<(Vec<String>, Vec<(Issuer, Policy)>), oidc_core::validation::PolicyError> {
+    let mut same_issuer = Vec::new();
+    let mut others: Vec<(Issuer, Vec<String>)> = Vec::new();
+    for extra in extra_issuers {
+        if extra.issuer == *main {
+            same_issuer.push(extra.audience.clone());
+        } else if let Some((_, audiences)) = others.iter_mut().find(|(i, _)| *i == extra.issuer) {
+            audiences.push(extra.audience.clone());
+        } else {
+            others.push((extra.issuer.clone(), vec![extra.audience.clone()]));
         }
-        let token = extract_bearer(request.headers(), None, QueryTokens::Refuse).ok()??;
-        let iss = unverified_issuer(token.expose())?;
-        self.extra.iter().find(|p| p.issuer().matches(&iss))
     }
-
-    async fn pass_extra_bearer(
-        &self,
-        provider: &Provider,
-        request: Request<Incoming>,
-    ) -> Response<ProxyBody> {
-        let (mut parts, body) = request.into_parts();
-        let Ok(Some(token)) = extract_bearer(&parts.headers, None, QueryTokens::Refuse) else {
-            return rejection(
-                &BearerRejection::invalid_token("no bearer token"),
-                &parts.headers,
-            );
-        };
-        let validated = match provider.validate(token.expose()).await {
-            Ok(validated) => validated,
-            Err(error) => {
-                tracing::info!(
-                    code = error.code(),
-                    issuer = provider.issuer().as_str(),
-                    "extra-issuer token refused"
-                );
-                return rejection(
-                    &BearerRejection::invalid_token(error.code()),
-                    &parts.headers,
-                );
+    let policies = others
+        .into_iter()
+        .map(|(issuer, audiences)| {
+            let mut policy = Policy::builder().issuer(issuer.clone());
+            for audience in audiences {
+                policy = policy.audience(audience);
             }
-        };
-        let claims = match serde_json::to_value(&validated.claims) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        let rule_identity = RuleIdentity::from_claims(&claims, &self.groups_claim);
-        if let Err(denied) = self.extra_rules.evaluate(&rule_identity) {
-            tracing::info!(code = denied.code(), "extra-issuer caller not allowed");
-            return plain(StatusCode::FORBIDDEN, "not allowed\n").map(boxed_full);
-        }
-        strip_identity_headers(&mut parts.headers);
-        if self.pass_user_headers {
-            let mut identity = Identity::new(rule_identity.subject)
-                .with_groups(rule_identity.groups.iter().cloned());
-            if let Some(email) = rule_identity.email {
-                identity = identity.with_email(email);
-            }
-            if let Some(name) = &validated.claims.preferred_username {
-                identity = identity.with_preferred_username(name.clone());
-            }
-            if self.pass_access_token {
-                identity =
-                    identity.with_access_token(oidc_core::Secret::new(token.expose().to_owned()));
-            }
-            if let Err(error) = IdentityHeaders::upstream()
-                .pass_access_token(self.pass_access_token)
-                .apply(&mut parts.headers, &identity)
-            {
-                tracing::warn!(code = error.code(), "identity cannot be sent upstream");
-                return plain(StatusCode::FORBIDDEN, "identity cannot be passed on\n")
-                    .map(boxed_full);
-            }
-        }
-        let Ok(response) = self
-            .router
-            .clone()
-            .oneshot(Request::from_parts(parts, body))
-            .await;
-        response
-    }
+            Ok((issuer, policy.build()?))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((same_issuer, policies))
 }
 
 /// The configured scopes; without `--scope`, `openid email profile` plus `groups` when the
@@ -486,21 +403,6 @@ async fn default_scopes(settings: &ProxySettings, provider: &Provider) -> Vec<St
     scopes
 }
 
-/// Removes [`FOREIGN_IDENTITY_HEADERS`], reading `_` as `-` and ignoring case.
-fn strip_foreign_identity_headers(headers: &mut http::HeaderMap) {
-    let doomed: Vec<http::HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let normalized = name.as_str().replace('_', "-");
-            FOREIGN_IDENTITY_HEADERS.contains(&normalized.as_str())
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
-}
-
 fn authorization_rules(settings: &ProxySettings) -> AuthorizationRules {
     let mut rules = AuthorizationRules::new();
     if !settings.any_email_domain {
@@ -508,26 +410,13 @@ fn authorization_rules(settings: &ProxySettings) -> AuthorizationRules {
             .with_allowed_email_domains(settings.email_domains.iter().cloned())
             .with_allowed_emails(settings.allowed_emails.iter().cloned());
     }
-    rules = rules.with_allowed_groups(settings.allowed_groups.iter().cloned());
+    rules = rules
+        .with_allowed_groups(settings.allowed_groups.iter().cloned())
+        .with_allowed_clients(settings.allowed_client_ids.iter().cloned());
     if settings.allow_unverified_email {
         rules = rules.insecure_allow_unverified_email();
     }
     rules
-}
-
-/// The `iss` of a JWT, read without verification, only to pick which provider verifies it.
-fn unverified_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
-}
-
-fn rejection(rejection: &BearerRejection, headers: &http::HeaderMap) -> Response<ProxyBody> {
-    rejection.response("oidc", headers).map(boxed_full)
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
@@ -550,33 +439,29 @@ fn boxed_full(bytes: Bytes) -> ProxyBody {
 mod tests {
     use super::*;
 
-    #[test]
-    fn foreign_identity_headers_go_in_every_spelling() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-remote-user", HeaderValue::from_static("mallory"));
-        headers.insert("remote_user", HeaderValue::from_static("mallory"));
-        headers.insert("x_webauth_user", HeaderValue::from_static("mallory"));
-        headers.insert("x-request-id", HeaderValue::from_static("7"));
-        strip_foreign_identity_headers(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert_eq!(headers["x-request-id"], "7");
+    fn issuer(url: &str) -> Issuer {
+        Issuer::new(url).unwrap()
     }
 
     #[test]
-    fn the_issuer_is_read_from_the_payload_only() {
-        // {"iss":"https://ci.example"}
-        assert_eq!(
-            unverified_issuer("e30.eyJpc3MiOiJodHRwczovL2NpLmV4YW1wbGUifQ.x").as_deref(),
-            Some("https://ci.example")
-        );
-        assert_eq!(unverified_issuer("not-a-jwt"), None);
-        assert_eq!(unverified_issuer("a.e30.c"), None);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn issuer_peeking_never_panics(token in ".{0,200}") {
-            let _ = unverified_issuer(&token);
-        }
+    fn extra_issuers_group_by_issuer_and_the_main_one_adds_audiences() {
+        let extra: Vec<ExtraIssuer> = [
+            ("https://op.example", "mlflow-api"),
+            ("https://ci.example", "mlflow"),
+            ("https://ci.example", "mlflow-ci"),
+            ("https://other.example", "x"),
+        ]
+        .into_iter()
+        .map(|(i, a)| ExtraIssuer {
+            issuer: issuer(i),
+            audience: a.to_owned(),
+        })
+        .collect();
+        let (same, others) = extra_issuer_policies(&issuer("https://op.example"), &extra).unwrap();
+        assert_eq!(same, ["mlflow-api"]);
+        assert_eq!(others.len(), 2);
+        assert_eq!(others[0].0.as_str(), "https://ci.example");
+        assert_eq!(others[0].1.audiences(), ["mlflow", "mlflow-ci"]);
+        assert_eq!(others[1].1.audiences(), ["x"]);
     }
 }

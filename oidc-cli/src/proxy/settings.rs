@@ -62,6 +62,8 @@ pub(crate) struct ProxySettings {
     pub(crate) email_domains: Vec<String>,
     pub(crate) allowed_emails: Vec<String>,
     pub(crate) allowed_groups: Vec<String>,
+    pub(crate) allowed_client_ids: Vec<String>,
+    pub(crate) trusted_client_ids: Vec<String>,
     pub(crate) groups_claim: String,
     pub(crate) allow_unverified_email: bool,
     pub(crate) accept_bearer: bool,
@@ -141,6 +143,9 @@ impl ProxySettings {
         }
         if !self.allowed_groups.is_empty() {
             who.push(format!("groups {}", self.allowed_groups.join(", ")));
+        }
+        if !self.allowed_client_ids.is_empty() {
+            who.push(format!("clients {}", self.allowed_client_ids.join(", ")));
         }
         lines.push(format!("admitting {}", who.join("; ")));
         lines.push(format!(
@@ -455,14 +460,17 @@ impl Resolver<'_> {
         let (any_email_domain, email_domains) = self.email_domains();
         let allowed_emails = self.allowed_emails();
         let allowed_groups: Vec<String> = values(&self.list("allowed-group"));
+        let allowed_client_ids: Vec<String> = values(&self.list("allowed-client-id"));
+        let trusted_client_ids: Vec<String> = values(&self.list("trusted-client-id"));
         if !any_email_domain
             && email_domains.is_empty()
             && allowed_emails.is_empty()
             && allowed_groups.is_empty()
+            && allowed_client_ids.is_empty()
         {
             self.missing(
                 "email-domain",
-                "no one would be admitted: give --email-domain (`*` admits every user the provider authenticates), --allowed-email, --authenticated-emails-file or --allowed-group",
+                "no one would be admitted: give --email-domain (`*` admits every user the provider authenticates), --allowed-email, --authenticated-emails-file, --allowed-group or --allowed-client-id",
             );
         }
         let groups_claim = self.text_or("oidc-groups-claim", "groups");
@@ -556,6 +564,8 @@ impl Resolver<'_> {
             email_domains,
             allowed_emails,
             allowed_groups,
+            allowed_client_ids,
+            trusted_client_ids,
             groups_claim,
             allow_unverified_email,
             accept_bearer,

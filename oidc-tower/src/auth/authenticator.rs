@@ -18,6 +18,7 @@ use oidc_core::introspection::{
     IntrospectionError, IntrospectionPolicy, TokenTypeHint, introspection_request,
     parse_introspection,
 };
+use oidc_core::jws::decode_unverified;
 use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
 use oidc_core::login::{
     ClientCredentials, IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh,
@@ -88,6 +89,13 @@ pub enum AuthSource {
 }
 
 impl AuthSource {
+    /// Every source, for tables that must cover them all.
+    pub const ALL: [AuthSource; 3] = [
+        AuthSource::Session,
+        AuthSource::BearerJwt,
+        AuthSource::BearerIntrospected,
+    ];
+
     /// A stable snake_case label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -248,6 +256,11 @@ impl std::fmt::Debug for Authenticator {
 
 pub(crate) struct Inner {
     pub(crate) config: AuthConfig,
+    /// The issuers whose bearer JWTs are accepted; the main one first.
+    issuers: Vec<TrustedIssuer>,
+    /// What an introspection answer must agree with: the main issuer, its audiences, and the
+    /// clients whose tokens are meant for this service.
+    introspection_policy: IntrospectionPolicy,
     pub(crate) login: Option<LoginParts>,
     pub(crate) vault: Option<SessionVault<Arc<dyn SessionStore>>>,
     refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
@@ -267,6 +280,72 @@ pub(crate) struct Inner {
     completed_logins: moka::sync::Cache<[u8; 32], Duration>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
+}
+
+/// An issuer whose bearer JWTs are accepted: the provider holding its keys, and the policy the
+/// tokens are judged by (the provider's, with every audience configured for that issuer).
+struct TrustedIssuer {
+    provider: Provider,
+    policy: Policy,
+}
+
+/// The main issuer with the extra audiences, then each extra issuer; a second entry for an
+/// issuer adds its audiences to the first.
+fn trusted_issuers(config: &AuthConfig) -> Vec<TrustedIssuer> {
+    let main = &config.provider;
+    let mut issuers = vec![TrustedIssuer {
+        provider: main.clone(),
+        policy: main
+            .policy()
+            .with_audiences(config.extra_audiences.iter().cloned()),
+    }];
+    for extra in &config.extra_issuers {
+        let audiences = extra.policy().audiences().iter().cloned();
+        match issuers
+            .iter_mut()
+            .find(|trusted| trusted.provider.issuer() == extra.issuer())
+        {
+            Some(trusted) => trusted.policy = trusted.policy.with_audiences(audiences),
+            None => issuers.push(TrustedIssuer {
+                provider: extra.clone(),
+                policy: extra.policy().clone(),
+            }),
+        }
+    }
+    issuers
+}
+
+/// Every client whose opaque tokens without `aud` are meant for this service: the login
+/// client, the introspection client, the clients the rules admit and the accepted ones.
+fn introspection_policy(config: &AuthConfig, main: &TrustedIssuer) -> IntrospectionPolicy {
+    let mut policy = IntrospectionPolicy::new()
+        .issuer(main.provider.issuer().as_str())
+        .max_cache(config.introspection_cache);
+    if main.policy.skips_audience() {
+        return policy.insecure_skip_binding();
+    }
+    for audience in main.policy.audiences() {
+        policy = policy.audience(audience.clone());
+    }
+    let own = [
+        config
+            .login
+            .as_ref()
+            .map(|login| login.credentials.client_id()),
+        config
+            .introspection_client
+            .as_ref()
+            .map(ClientCredentials::client_id),
+    ];
+    let clients = own
+        .into_iter()
+        .flatten()
+        .chain(config.rules.allowed_clients.iter().map(String::as_str))
+        .chain(config.accepted_clients.iter().map(String::as_str));
+    for client in clients {
+        policy = policy.client(client);
+    }
+    policy
 }
 
 /// The parts of the configuration only sign-in needs, checked at build time.
@@ -448,8 +527,12 @@ impl Authenticator {
             .max_capacity(COMPLETED_LOGIN_CAPACITY)
             .expire_after(CompletedLoginExpiry)
             .build();
+        let issuers = trusted_issuers(&config);
+        let introspection_policy = introspection_policy(&config, &issuers[0]);
         Ok(Authenticator {
             inner: Arc::new(Inner {
+                issuers,
+                introspection_policy,
                 config,
                 login,
                 vault,
@@ -595,15 +678,18 @@ impl Authenticator {
         }
         let claims = &principal.claims;
         let groups_claim = &self.inner.config.groups_claim;
+        let rules = &self.inner.config.rules;
         let view = oidc_core::Identity::from_claims(claims, groups_claim);
-        self.inner
-            .config
-            .rules
-            .evaluate(&view)
-            .map_err(AuthFailure::Forbidden)?;
+        rules.evaluate(&view).map_err(AuthFailure::Forbidden)?;
+        // A machine identity (a listed client's token) is named by its client, as is a token
+        // that names no subject.
+        let user = match view.client_id {
+            Some(client) if rules.admits_client(&view) || view.subject.is_empty() => client,
+            _ => view.subject,
+        };
         let groups = groups_from_claims(claims, groups_claim);
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let mut identity = Identity::new(text("sub").unwrap_or_default()).with_groups(groups);
+        let mut identity = Identity::new(user).with_groups(groups);
         if let Some(email) = text("email") {
             identity = identity.with_email(email);
         }
@@ -618,9 +704,10 @@ impl Authenticator {
         if let Some(hit) = fingerprint.and_then(|key| self.inner.jwt_principals.get(&key)) {
             return Ok(hit.principal);
         }
-        let validated = self
-            .provider()
-            .validate_uncached(token)
+        let trusted = self.issuer_of(token);
+        let validated = trusted
+            .provider
+            .validate_uncached_with(token, &trusted.policy)
             .await
             .map_err(|error| {
                 if error.is_rejection() {
@@ -638,7 +725,7 @@ impl Authenticator {
             AuthSource::BearerJwt,
         ));
         if let (Some(ttl), Some(fingerprint)) =
-            (self.provider().token_cache_ttl(&validated), fingerprint)
+            (trusted.provider.token_cache_ttl(&validated), fingerprint)
         {
             self.inner.jwt_principals.insert(
                 fingerprint,
@@ -649,6 +736,25 @@ impl Authenticator {
             );
         }
         Ok(principal)
+    }
+
+    /// The accepted issuer a JWT's (unverified) `iss` names; the main one when there is only
+    /// one, or when it names none (validation then refuses it as `wrong_issuer`).
+    fn issuer_of(&self, token: &str) -> &TrustedIssuer {
+        let issuers = &self.inner.issuers;
+        if issuers.len() > 1
+            && let Ok(unverified) = decode_unverified(token)
+            && let Some(iss) = unverified.claims.get("iss").and_then(Value::as_str)
+        {
+            let tid = unverified.claims.get("tid").and_then(Value::as_str);
+            if let Some(trusted) = issuers
+                .iter()
+                .find(|trusted| trusted.provider.is_issuer_of(iss, tid))
+            {
+                return trusted;
+            }
+        }
+        &issuers[0]
     }
 
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
@@ -689,13 +795,8 @@ impl Authenticator {
             .execute(request)
             .await
             .map_err(|e| self.provider_unavailable(&e))?;
-        let mut policy = IntrospectionPolicy::new()
-            .issuer(self.provider().issuer().as_str())
-            .max_cache(self.inner.config.introspection_cache);
-        if let Some(audience) = self.provider().policy().audiences().first() {
-            policy = policy.audience(audience.clone());
-        }
-        let introspected = match parse_introspection(&response, &policy, now) {
+        let policy = &self.inner.introspection_policy;
+        let introspected = match parse_introspection(&response, policy, now) {
             Ok(introspected) => introspected,
             Err(IntrospectionError::Response(error)) => {
                 tracing::warn!(code = error.code(), "introspection answer unusable");

@@ -115,6 +115,9 @@ impl AuthConfigError {
 #[must_use]
 pub struct AuthConfig {
     pub(crate) provider: Provider,
+    pub(crate) extra_issuers: Vec<Provider>,
+    pub(crate) extra_audiences: Vec<String>,
+    pub(crate) accepted_clients: Vec<String>,
     pub(crate) http: Arc<dyn HttpClient>,
     pub(crate) login: Option<LoginSettings>,
     pub(crate) introspection_client: Option<ClientCredentials>,
@@ -170,6 +173,9 @@ impl AuthConfig {
     pub fn new(provider: Provider, http: Arc<dyn HttpClient>) -> Self {
         AuthConfig {
             provider,
+            extra_issuers: Vec::new(),
+            extra_audiences: Vec::new(),
+            accepted_clients: Vec::new(),
             http,
             login: None,
             introspection_client: None,
@@ -200,6 +206,47 @@ impl AuthConfig {
             realm: "oidc".to_owned(),
             metrics: Metrics::new(),
         }
+    }
+
+    /// Also accepts bearer JWTs from `provider`'s issuer (a CI system's, another tenant's),
+    /// validated with its keys and its policy, through every front-end alike. A token goes to
+    /// the issuer its `iss` names; one naming no accepted issuer is refused as `wrong_issuer`.
+    ///
+    /// A provider for an issuer accepted already (the main one, or an earlier extra one) adds
+    /// its policy's audiences to that issuer's; the keys of the first provider are used.
+    /// Sign-in, refresh and introspection always use the main provider.
+    pub fn accept_issuer(mut self, provider: Provider) -> Self {
+        self.extra_issuers.push(provider);
+        self
+    }
+
+    /// Also accepts these audiences in the main issuer's tokens (JWT `aud`, or the `aud` of an
+    /// introspection answer), besides those of its provider's policy: an API audience next to
+    /// the client id, say.
+    pub fn accept_audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_audiences
+            .extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
+    /// Clients whose opaque tokens are meant for this service even though they were issued to
+    /// another client: a CLI's public client, a CI service account. An introspection answer
+    /// without `aud` must name (as `client_id` or `azp`) the login client, the introspection
+    /// client, a client allowed by the rules
+    /// ([`AuthorizationRules::with_allowed_clients`]), or one of these; anything else is refused
+    /// as `wrong_client`.
+    pub fn accept_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.accepted_clients
+            .extend(clients.into_iter().map(Into::into));
+        self
     }
 
     /// Enables browser sign-in (needed by the login layer and forward-auth).
