@@ -203,10 +203,25 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         Kind::Text,
         "Claim holding the groups [default: groups]",
     ),
+    list(
+        "allowed-role",
+        "allowed_roles",
+        "Require one of these roles (`roles`, `realm_access.roles`, the --oidc-role-client's `resource_access` roles); with --allowed-group, either admits. Repeatable",
+    ),
+    opt(
+        "oidc-role-client",
+        Kind::Text,
+        "Client whose `resource_access.<client>.roles` count as roles (Keycloak client roles) [default: none]",
+    ),
     opt(
         "oidc-email-claim",
         Kind::Text,
-        "Claim holding the email [default: email]",
+        "Claim holding the email; `email_verified` only speaks for `email` [default: email]",
+    ),
+    opt(
+        "user-id-claim",
+        Kind::Text,
+        "Claim holding the user id sent upstream as X-Forwarded-User [default: sub]",
     ),
     opt(
         "insecure-oidc-allow-unverified-email",

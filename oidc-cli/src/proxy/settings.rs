@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oidc_core::{Issuer, Secret};
+use oidc_core::{AuthorizationRules, IdentityClaims, Issuer, Secret};
 use oidc_tower::forwarded::TrustedProxies;
 use oidc_tower::routes::RouteRules;
 use url::Url;
@@ -63,6 +63,10 @@ pub(crate) struct ProxySettings {
     pub(crate) allowed_emails: Vec<String>,
     pub(crate) allowed_groups: Vec<String>,
     pub(crate) allowed_client_ids: Vec<String>,
+    pub(crate) allowed_roles: Vec<String>,
+    /// The e-mail and user-id claims and the role client (`--oidc-email-claim`,
+    /// `--user-id-claim`, `--oidc-role-client`).
+    pub(crate) identity_claims: IdentityClaims,
     pub(crate) trusted_client_ids: Vec<String>,
     pub(crate) groups_claim: String,
     pub(crate) allow_unverified_email: bool,
@@ -97,6 +101,33 @@ pub(crate) struct SettingError {
 }
 
 impl ProxySettings {
+    /// The allow rules these settings describe: e-mails and domains (unless any is admitted),
+    /// groups, roles, machine clients, and the claim names identities are read with.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the proxy server still assembles its rules itself"
+        )
+    )]
+    pub(crate) fn authorization_rules(&self) -> AuthorizationRules {
+        let mut rules = AuthorizationRules::new();
+        if !self.any_email_domain {
+            rules = rules
+                .with_allowed_email_domains(self.email_domains.iter().cloned())
+                .with_allowed_emails(self.allowed_emails.iter().cloned());
+        }
+        rules = rules
+            .with_allowed_groups(self.allowed_groups.iter().cloned())
+            .with_allowed_roles(self.allowed_roles.iter().cloned())
+            .with_allowed_clients(self.allowed_client_ids.iter().cloned())
+            .with_identity_claims(self.identity_claims.clone());
+        if self.allow_unverified_email {
+            rules = rules.insecure_allow_unverified_email();
+        }
+        rules
+    }
+
     /// Checks every option and gives the settings, or every problem found (not only the first).
     pub(crate) fn resolve(layers: &Layers) -> Result<Self, Vec<SettingError>> {
         let mut r = Resolver {
@@ -144,10 +175,26 @@ impl ProxySettings {
         if !self.allowed_groups.is_empty() {
             who.push(format!("groups {}", self.allowed_groups.join(", ")));
         }
+        if !self.allowed_roles.is_empty() {
+            who.push(format!("roles {}", self.allowed_roles.join(", ")));
+        }
         if !self.allowed_client_ids.is_empty() {
             who.push(format!("clients {}", self.allowed_client_ids.join(", ")));
         }
         lines.push(format!("admitting {}", who.join("; ")));
+        let defaults = IdentityClaims::new();
+        if self.identity_claims != defaults {
+            let names = &self.identity_claims;
+            lines.push(format!(
+                "e-mail from `{}`, user id from `{}`, roles{}",
+                names.email_claim,
+                names.user_id_claim,
+                names
+                    .role_client
+                    .as_deref()
+                    .map_or_else(String::new, |client| format!(" also of client `{client}`"))
+            ));
+        }
         lines.push(format!(
             "sessions in {} ({} cookie secret(s)), bearer tokens {}",
             match self.session_store {
@@ -462,31 +509,21 @@ impl Resolver<'_> {
         let allowed_groups: Vec<String> = values(&self.list("allowed-group"));
         let allowed_client_ids: Vec<String> = values(&self.list("allowed-client-id"));
         let trusted_client_ids: Vec<String> = values(&self.list("trusted-client-id"));
+        let allowed_roles = self.allowed_roles();
         if !any_email_domain
             && email_domains.is_empty()
             && allowed_emails.is_empty()
             && allowed_groups.is_empty()
+            && allowed_roles.is_empty()
             && allowed_client_ids.is_empty()
         {
             self.missing(
                 "email-domain",
-                "no one would be admitted: give --email-domain (`*` admits every user the provider authenticates), --allowed-email, --authenticated-emails-file, --allowed-group or --allowed-client-id",
+                "no one would be admitted: give --email-domain (`*` admits every user the provider authenticates), --allowed-email, --authenticated-emails-file, --allowed-group, --allowed-role or --allowed-client-id",
             );
         }
         let groups_claim = self.text_or("oidc-groups-claim", "groups");
-        if let Some(s) = self.text("oidc-email-claim").cloned()
-            && s.value.trim() != "email"
-        {
-            self.fail(
-                "oidc-email-claim",
-                &s.source,
-                "unsupported_email_claim",
-                format!(
-                    "{:?}: only the standard `email` claim is read; map the address to `email` at the provider",
-                    s.value
-                ),
-            );
-        }
+        let identity_claims = self.identity_claims();
         let allow_unverified_email = self.bool("insecure-oidc-allow-unverified-email", false);
         let accept_bearer = self.bool("skip-jwt-bearer-tokens", false);
         let extra_issuers = self.extra_issuers();
@@ -565,6 +602,8 @@ impl Resolver<'_> {
             allowed_emails,
             allowed_groups,
             allowed_client_ids,
+            allowed_roles,
+            identity_claims,
             trusted_client_ids,
             groups_claim,
             allow_unverified_email,
@@ -781,6 +820,56 @@ impl Resolver<'_> {
             }
         }
         emails
+    }
+
+    /// `--allowed-role` values. oauth2-proxy's `client:role` spelling for a client role is
+    /// refused rather than read as a role name: the client is named once, by
+    /// `--oidc-role-client`.
+    fn allowed_roles(&mut self) -> Vec<String> {
+        let mut roles = Vec::new();
+        for s in self.list("allowed-role") {
+            let role = s.value.trim();
+            if let Some((client, name)) = role.split_once(':') {
+                self.fail(
+                    "allowed-role",
+                    &s.source,
+                    "client_role_spelling",
+                    format!(
+                        "{role:?}: name the client once with --oidc-role-client={client} and list the role as --allowed-role={name}"
+                    ),
+                );
+            } else if !role.is_empty() {
+                roles.push(role.to_owned());
+            }
+        }
+        roles
+    }
+
+    /// The e-mail and user-id claims and the role client; each name must be non-empty and free
+    /// of whitespace.
+    fn identity_claims(&mut self) -> IdentityClaims {
+        let mut names = IdentityClaims::new();
+        for option in ["oidc-email-claim", "user-id-claim", "oidc-role-client"] {
+            let Some(s) = self.text(option).cloned() else {
+                continue;
+            };
+            let value = s.value.trim();
+            if value.is_empty() || value.contains(char::is_whitespace) {
+                self.fail(
+                    option,
+                    &s.source,
+                    "invalid_claim_name",
+                    format!("{:?} is not a claim or client name", s.value),
+                );
+                continue;
+            }
+            names = match option {
+                "oidc-email-claim" => names.with_email_claim(value),
+                "user-id-claim" => names.with_user_id_claim(value),
+                _ => names.with_role_client(value),
+            };
+        }
+        names
     }
 
     fn extra_issuers(&mut self) -> Vec<ExtraIssuer> {
@@ -1101,6 +1190,46 @@ mod tests {
         let errs = errors(&pairs);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].option, "email-domain");
+    }
+
+    #[test]
+    fn roles_and_claim_names_reach_the_rules() {
+        let pairs: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(n, _)| *n != "email-domain")
+            .chain([
+                ("allowed-role", "editor"),
+                ("allowed-role", "admin"),
+                ("oidc-role-client", "mlflow"),
+                ("oidc-email-claim", "upn"),
+                ("user-id-claim", "oid"),
+            ])
+            .collect();
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        let rules = s.authorization_rules();
+        assert_eq!(rules.allowed_roles, ["editor", "admin"]);
+        assert_eq!(
+            rules.identity_claims,
+            IdentityClaims::new()
+                .with_email_claim("upn")
+                .with_user_id_claim("oid")
+                .with_role_client("mlflow")
+        );
+        assert!(
+            s.summary()
+                .iter()
+                .any(|l| l.contains("roles editor, admin"))
+        );
+        assert!(
+            s.summary().iter().any(
+                |l| l == "e-mail from `upn`, user id from `oid`, roles also of client `mlflow`"
+            )
+        );
+        let mut spelled = minimal();
+        spelled.push(("allowed-role", "mlflow:editor"));
+        spelled.push(("user-id-claim", "bad claim"));
+        let codes: Vec<&str> = errors(&spelled).iter().map(|e| e.code).collect();
+        assert_eq!(codes, ["client_role_spelling", "invalid_claim_name"]);
     }
 
     #[test]

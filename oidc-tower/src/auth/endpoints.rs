@@ -433,6 +433,10 @@ impl Authenticator {
         let mut session = outcome.into_session(config.session_lifetime);
         session.groups = groups;
         session.extra_claims = kept;
+        config
+            .rules
+            .identity_claims
+            .apply_to_session(&mut session, &claims);
         session
     }
 
