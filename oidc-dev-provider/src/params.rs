@@ -48,6 +48,12 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// These parameters with `name` set to `value`.
+    pub(crate) fn with(mut self, name: &str, value: &str) -> Params {
+        self.0.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
     /// Both parameters, merged; `self` wins. Used for POSTed end_session forms with a query.
     pub(crate) fn merged(mut self, other: Params) -> Params {
         for (k, v) in other.0 {

@@ -162,6 +162,8 @@ pub enum Endpoint {
     Introspection,
     /// `/end_session`
     EndSession,
+    /// `/par` (pushed authorization requests, RFC 9126)
+    PushedAuthorization,
 }
 
 /// A failure to serve instead of the real answer.
@@ -206,6 +208,14 @@ pub(crate) struct Settings {
     pub(crate) algorithm: SigningAlgorithm,
     pub(crate) allow_non_loopback: bool,
     pub(crate) issuer: Option<String>,
+    pub(crate) pushed_authorization: PushedAuthorizationSupport,
+}
+
+/// Whether the provider offers pushed authorization requests (RFC 9126) and insists on them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PushedAuthorizationSupport {
+    pub(crate) offered: bool,
+    pub(crate) required: bool,
 }
 
 /// State shared by the HTTP handlers and the [`RunningProvider`] handle.
@@ -281,9 +291,27 @@ pub struct DevProviderBuilder {
     algorithm: SigningAlgorithm,
     allow_non_loopback: bool,
     issuer: Option<String>,
+    pushed_authorization: PushedAuthorizationSupport,
 }
 
 impl DevProviderBuilder {
+    /// Offers pushed authorization requests (RFC 9126): advertises
+    /// `pushed_authorization_request_endpoint` and serves `/par`. Off by default.
+    pub fn pushed_authorization_requests(mut self, offered: bool) -> Self {
+        self.pushed_authorization.offered = offered;
+        self
+    }
+
+    /// Accepts authorization requests only by reference to a pushed one, and advertises
+    /// `require_pushed_authorization_requests` (also offers the endpoint).
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.pushed_authorization.required = required;
+        if required {
+            self.pushed_authorization.offered = true;
+        }
+        self
+    }
+
     /// Adds a test user. Without any, the demo users of [`crate::demo_users`] are used.
     pub fn user(mut self, user: DevUser) -> Self {
         self.users.push(user);
@@ -426,6 +454,7 @@ impl DevProviderBuilder {
                 algorithm: self.algorithm,
                 allow_non_loopback: self.allow_non_loopback,
                 issuer: self.issuer.map(|i| i.trim_end_matches('/').to_owned()),
+                pushed_authorization: self.pushed_authorization,
             },
             keys: Mutex::new(KeyRing::generate(self.algorithm)?),
             store: Mutex::new(Store::default()),

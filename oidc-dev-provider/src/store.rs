@@ -135,6 +135,9 @@ pub(crate) struct Store {
     pub(crate) devices: HashMap<String, DeviceRecord>,
     /// Scripted mode: log this user in without showing the form.
     pub(crate) auto_approve: Option<String>,
+    /// Pushed authorization requests by `request_uri`: the authenticated client, the pushed
+    /// form body, and when the reference expires.
+    pub(crate) pushed_requests: HashMap<String, (String, Vec<u8>, UnixTime)>,
 }
 
 /// How long a login form stays usable.

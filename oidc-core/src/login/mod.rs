@@ -6,6 +6,8 @@
 //!    authorization URL to redirect the browser to and a [`PendingLogin`] that the caller keeps
 //!    (sealed into a short-lived cookie named with [`PendingLogin::cookie_suffix`], so logins
 //!    started in several tabs do not clobber each other).
+//!    When the provider advertises a pushed authorization endpoint (RFC 9126), [`par`] turns that
+//!    URL into a pushed request and a short URL carrying only `client_id` and `request_uri`.
 //! 2. [`CallbackParams::from_query`] / [`CallbackParams::from_form_post`] parse the provider's
 //!    answer; [`cookie_suffix_for_state`] names the cookie holding the matching pending login.
 //! 3. [`handle_callback`] consumes the [`PendingLogin`] (the caller **must** clear its cookie
@@ -28,6 +30,7 @@
 
 pub mod client_auth;
 mod id_token;
+pub mod par;
 pub mod token;
 pub mod userinfo;
 
@@ -72,6 +75,8 @@ const RESERVED_PARAMETERS: &[&str] = &[
     "max_age",
     "acr_values",
     "login_hint",
+    "request",
+    "request_uri",
 ];
 
 /// The provider endpoints a login needs; build it from discovered metadata or by hand.
@@ -92,6 +97,10 @@ pub struct ProviderEndpoints {
     /// Whether the provider always sends `iss` in authorization responses (RFC 9207); when
     /// true, a callback without it is rejected.
     pub authorization_response_iss_parameter_supported: bool,
+    /// The RFC 9126 pushed authorization request endpoint, if advertised.
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// Whether the provider accepts authorization requests only when pushed (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Why discovered metadata cannot drive a login.
@@ -139,7 +148,28 @@ impl ProviderEndpoints {
             .get("authorization_response_iss_parameter_supported")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
+        endpoints.read_pushed_authorization(metadata);
         Ok(endpoints)
+    }
+
+    /// Takes the RFC 9126 members of `metadata`: `pushed_authorization_request_endpoint` (kept
+    /// only when it is an `https` URL, or `http` on a loopback host, like every other endpoint)
+    /// and `require_pushed_authorization_requests`.
+    pub fn read_pushed_authorization(&mut self, metadata: &crate::discovery::ProviderMetadata) {
+        self.pushed_authorization_request_endpoint = metadata
+            .other
+            .get("pushed_authorization_request_endpoint")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| Url::parse(text).ok())
+            .filter(|url| {
+                url.scheme() == "https"
+                    || (url.scheme() == "http" && crate::issuer::is_loopback_host(url))
+            });
+        self.require_pushed_authorization_requests = metadata
+            .other
+            .get("require_pushed_authorization_requests")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
     }
 
     /// Endpoints with only the two every login needs; set the optional ones as fields.
@@ -152,6 +182,8 @@ impl ProviderEndpoints {
             end_session_endpoint: None,
             introspection_endpoint: None,
             authorization_response_iss_parameter_supported: false,
+            pushed_authorization_request_endpoint: None,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -179,6 +211,7 @@ pub struct LoginConfig {
     extra_params: Vec<(String, String)>,
     response_mode: ResponseMode,
     pending_login_lifetime: Duration,
+    pushed_authorization: par::PushedAuthorization,
 }
 
 impl LoginConfig {
@@ -195,6 +228,7 @@ impl LoginConfig {
             extra_params: Vec::new(),
             response_mode: ResponseMode::Query,
             pending_login_lifetime: DEFAULT_PENDING_LOGIN_LIFETIME,
+            pushed_authorization: par::PushedAuthorization::default(),
         }
     }
 
@@ -260,6 +294,19 @@ impl LoginConfig {
     pub fn pending_login_lifetime(mut self, lifetime: Duration) -> Self {
         self.pending_login_lifetime = lifetime;
         self
+    }
+
+    /// When to push authorization requests (RFC 9126; default: when the provider advertises
+    /// the endpoint). See [`par::pushed_authorization_endpoint`].
+    #[must_use]
+    pub fn pushed_authorization(mut self, mode: par::PushedAuthorization) -> Self {
+        self.pushed_authorization = mode;
+        self
+    }
+
+    /// The configured pushed authorization mode.
+    pub fn pushed_authorization_mode(&self) -> par::PushedAuthorization {
+        self.pushed_authorization
     }
 
     /// The client's credentials.

@@ -6,9 +6,13 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use oidc_core::cookie::{CookieCodec, RequestCookies};
+use oidc_core::login::par::{
+    parse_pushed_authorization_response, pushed_authorization_endpoint,
+    pushed_authorization_request, pushed_authorization_url,
+};
 use oidc_core::login::token::{TokenError, TokenErrorCode, parse_token_response};
 use oidc_core::login::{
-    CallbackError, CallbackParams, LoginOutcome, LoginRequest, PendingLogin,
+    AuthorizationRedirect, CallbackError, CallbackParams, LoginOutcome, LoginRequest, PendingLogin,
     cookie_suffix_for_state, finish_login, handle_callback, start_login,
 };
 use oidc_core::logout::{EndSessionRequest, LogoutTokenError, logout_token_from_form};
@@ -100,7 +104,7 @@ impl Authenticator {
                     .config()
                     .redirect_policy
                     .return_to_or_root(target.as_deref());
-                self.begin_login(&parts.headers, &return_to)
+                self.begin_login_pushing(&parts.headers, &return_to).await
             }
             Endpoint::Callback => self.callback(&parts, &body).await,
             Endpoint::SignOut => self.sign_out(&parts).await,
@@ -117,43 +121,144 @@ impl Authenticator {
 
     /// Redirects the browser to the provider to sign in, returning to `return_to` (already
     /// checked against the redirect policy) afterwards. Keeps at most the configured number
-    /// of pending logins: the oldest cookies are cleared.
+    /// of pending logins: the oldest cookies are cleared. When the login pushes its request
+    /// (RFC 9126), which needs a round trip to the provider, the browser goes to the `start`
+    /// endpoint first, which pushes.
     pub(crate) fn begin_login(&self, headers: &HeaderMap, return_to: &str) -> Response<Bytes> {
+        match self.start_login_now(headers, return_to) {
+            Ok((started, None)) => {
+                self.redirect_to_provider(headers, started.pending, &started.url)
+            }
+            Ok((_, Some(_))) => {
+                let mut start = format!("{}/start?", self.prefix());
+                start.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("rd", return_to)
+                        .finish(),
+                );
+                redirect(&start)
+            }
+            Err(answer) => answer,
+        }
+    }
+
+    /// The `start` endpoint: [`Self::begin_login`], pushing the authorization request first
+    /// when the provider advertises (or requires) pushed authorization requests.
+    async fn begin_login_pushing(&self, headers: &HeaderMap, return_to: &str) -> Response<Bytes> {
+        let (started, push_to) = match self.start_login_now(headers, return_to) {
+            Ok((started, None)) => {
+                return self.redirect_to_provider(headers, started.pending, &started.url);
+            }
+            Ok((started, Some(push_to))) => (started, push_to),
+            Err(answer) => return answer,
+        };
         let Some(login) = self.login_parts() else {
             return not_configured(headers);
         };
         let Some(endpoints) = self.endpoints() else {
             return provider_not_ready(headers);
         };
-        let now = now();
-        let started = match start_login(
+        let pushed = match pushed_authorization_request(
+            &push_to,
+            &login.login_config,
+            &started,
+            now(),
+            &mut SystemRandom,
+        ) {
+            Ok(request) => match self.config().http.execute(request).await {
+                Ok(response) => {
+                    parse_pushed_authorization_response(&response).map_err(|e| e.code())
+                }
+                Err(e) => Err(e.code()),
+            },
+            Err(e) => Err(e.code()),
+        };
+        match pushed {
+            Ok(pushed) => {
+                let client_id = login.login_config.credentials().client_id();
+                let url = pushed_authorization_url(&endpoints, client_id, &pushed);
+                tracing::debug!(
+                    expires_in = pushed.expires_in,
+                    "authorization request pushed"
+                );
+                self.redirect_to_provider(headers, started.pending, &url)
+            }
+            Err(code) => {
+                tracing::error!(code, "the pushed authorization request failed");
+                self.config().metrics.record_provider_error(code);
+                error_answer(
+                    StatusCode::BAD_GATEWAY,
+                    code,
+                    "The identity provider could not start the sign-in. Please try again shortly.",
+                    headers,
+                )
+            }
+        }
+    }
+
+    /// Starts a login and decides whether it is pushed (`Some(endpoint)`); a misconfiguration
+    /// or a provider not ready yet is answered at once.
+    fn start_login_now(
+        &self,
+        headers: &HeaderMap,
+        return_to: &str,
+    ) -> Result<(AuthorizationRedirect, Option<url::Url>), Response<Bytes>> {
+        let Some(login) = self.login_parts() else {
+            return Err(not_configured(headers));
+        };
+        let Some(mut endpoints) = self.endpoints() else {
+            return Err(provider_not_ready(headers));
+        };
+        if let Some(metadata) = self.provider().metadata() {
+            endpoints.read_pushed_authorization(&metadata);
+        }
+        let misconfigured = |code: &'static str| {
+            tracing::error!(code, "login could not start");
+            error_answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code,
+                "Sign-in is misconfigured.",
+                headers,
+            )
+        };
+        let push_to = pushed_authorization_endpoint(
+            &endpoints,
+            login.login_config.pushed_authorization_mode(),
+        )
+        .map_err(|e| misconfigured(e.code()))?
+        .cloned();
+        let started = start_login(
             &endpoints,
             &login.login_config,
             &LoginRequest::new(return_to),
-            now,
+            now(),
             &mut SystemRandom,
-        ) {
-            Ok(started) => started,
-            Err(error) => {
-                tracing::error!(code = error.code(), "login could not start");
-                return error_answer(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    error.code(),
-                    "Sign-in is misconfigured.",
-                    headers,
-                );
-            }
+        )
+        .map_err(|e| misconfigured(e.code()))?;
+        Ok((started, push_to))
+    }
+
+    /// Seals the pending login into its cookie and sends the browser to `url`.
+    fn redirect_to_provider(
+        &self,
+        headers: &HeaderMap,
+        pending: PendingLogin,
+        url: &url::Url,
+    ) -> Response<Bytes> {
+        let Some(login) = self.login_parts() else {
+            return not_configured(headers);
         };
+        let now = now();
         let cookies = RequestCookies::from_headers(headers);
         let mut set_cookies = self.evict_pending_logins(&cookies, now);
         let sealed = login
-            .pending_codec(self.config(), &started.pending.cookie_suffix())
+            .pending_codec(self.config(), &pending.cookie_suffix())
             .map_err(|e| e.code())
             .and_then(|codec| {
                 codec
                     .encode(
-                        &started.pending,
-                        started.pending.expires_at(),
+                        &pending,
+                        pending.expires_at(),
                         now,
                         &mut SystemRandom,
                         &RequestCookies::empty(),
@@ -173,7 +278,7 @@ impl Authenticator {
             }
         }
         tracing::info!("redirecting to the provider to sign in");
-        let mut response = redirect(started.url.as_str());
+        let mut response = redirect(url.as_str());
         append_cookies(&mut response, set_cookies);
         response
     }

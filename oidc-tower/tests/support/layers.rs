@@ -44,6 +44,10 @@ pub struct Options {
     /// The shortest time between unknown-`kid` key refetches (default 200 ms).
     pub refetch_interval: Option<Duration>,
     pub session_lifetime: Option<Duration>,
+    /// The provider offers pushed authorization requests (RFC 9126).
+    pub provider_offers_par: bool,
+    /// The provider requires pushed authorization requests.
+    pub provider_requires_par: bool,
 }
 
 pub struct Harness {
@@ -141,6 +145,9 @@ impl Harness {
         if let Some(lifetime) = options.access_token_lifetime {
             builder = builder.access_token_lifetime(lifetime);
         }
+        builder = builder
+            .pushed_authorization_requests(options.provider_offers_par)
+            .require_pushed_authorization_requests(options.provider_requires_par);
         let op = builder
             .build()
             .unwrap()
