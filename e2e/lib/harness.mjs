@@ -103,12 +103,13 @@ export function portOpen(port) {
 
 /**
  * Starts the provider (`provider/op.mjs`) as a child process on a free port.
- * `clients` overrides the built-in clients' metadata by client id.
+ * `clients` overrides the built-in clients' metadata by client id; `env` sets its feature
+ * switches (`OP_REQUIRE_PAR`, `OP_DPOP`).
  */
-export async function startProvider({ clients = {} } = {}) {
+export async function startProvider({ clients = {}, env = {} } = {}) {
   const handle = await startProcess('op', process.execPath, [join(E2E_DIR, 'provider', 'op.mjs'), '--port', '0', '--exit-on-stdin-close'], {
     cwd: E2E_DIR,
-    env: { OP_CLIENTS_JSON: JSON.stringify(clients) },
+    env: { OP_CLIENTS_JSON: JSON.stringify(clients), ...env },
     ready: (output) => /^READY (\S+)$/m.test(output),
   });
   const issuer = /^READY (\S+)$/m.exec(handle.output())[1];

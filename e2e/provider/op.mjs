@@ -10,6 +10,10 @@
 //   OP_PORT            port to listen on (default 0: a free port), 127.0.0.1 only
 //   OP_CLIENTS_JSON    JSON object keyed by client_id; its fields override or extend the
 //                      built-in clients (e.g. redirect_uris, backchannel_logout_uri)
+//   OP_REQUIRE_PAR=1   accept authorization requests only when pushed (RFC 9126
+//                      require_pushed_authorization_requests; pushing itself is always offered)
+//   OP_DPOP=1          offer DPoP (RFC 9449): a token request with a DPoP proof gets a
+//                      DPoP-bound access token
 // Prints `READY <issuer>` on stdout once listening.
 
 import { createServer } from 'node:http';
@@ -125,6 +129,11 @@ function buildConfiguration(overrides) {
     pkce: { methods: ['S256'], required: () => true },
     features: {
       devInteractions: { enabled: false },
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: process.env.OP_REQUIRE_PAR === '1',
+      },
+      dPoP: { enabled: process.env.OP_DPOP === '1' },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
