@@ -52,12 +52,17 @@ fn signing_key() -> &'static Ed25519KeyPair {
     })
 }
 
-/// The public JWK set: the Ed25519 signing key plus the RFC 7520 cookbook RSA and EC keys.
-pub fn jwks_document() -> Vec<u8> {
-    let ed = serde_json::json!({
+/// The public JWK of the Ed25519 signing key.
+pub fn signing_jwk() -> serde_json::Value {
+    serde_json::json!({
         "kty": "OKP", "crv": "Ed25519", "kid": SIGNING_KID, "use": "sig",
         "x": b64(signing_key().public_key().as_ref()),
-    });
+    })
+}
+
+/// The public JWK set: the Ed25519 signing key plus the RFC 7520 cookbook RSA and EC keys.
+pub fn jwks_document() -> Vec<u8> {
+    let ed = signing_jwk();
     let rsa: serde_json::Value = serde_json::from_str(include_str!(
         "../../oidc-core/tests/data/jose-cookbook/jwk/3_3.rsa_public_key.json"
     ))

@@ -12,6 +12,7 @@
 //! 1. [`discovery`]: issuer → metadata request → checked [`discovery::ProviderMetadata`].
 //! 2. [`jwks`]: `jwks_uri` → key request → [`jwks::KeySet`] with freshness decisions.
 //! 3. [`validation`]: token + key set + [`validation::Policy`] + `now` → typed claims or a typed
+//!    rejection; [`dpop`]: a DPoP proof + the request + `now` → proof of possession or a typed
 //!    rejection.
 //! 4. [`login`]: authorization URL and pending login → callback → token request → session.
 //! 5. [`session`] and [`cookie`]: sessions sealed into cookies, refresh and [`logout`].
@@ -28,6 +29,7 @@
 pub mod authorization;
 pub mod cookie;
 pub mod discovery;
+pub mod dpop;
 pub mod introspection;
 pub mod issuer;
 pub mod jwks;
