@@ -344,6 +344,7 @@ fn base_discovery_document(app: &App) -> Value {
             "name", "preferred_username", "email", "email_verified", "groups"
         ],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"],
         "prompt_values_supported": ["none", "login"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
@@ -836,10 +837,12 @@ fn token_grant(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAu
     let params = Params::parse(body).map_err(|e| OAuthError::invalid_request(e.description()))?;
     let client = authenticate_client(app, headers, &params, true)?;
     let now = app.shared.now();
+    let dpop_jkt = dpop_proof_key(app, headers, now)?;
+    let dpop_jkt = dpop_jkt.as_deref();
     match params.get("grant_type") {
-        Some("authorization_code") => authorization_code_grant(app, client, &params, now),
-        Some("refresh_token") => refresh_token_grant(app, client, &params, now),
-        Some("client_credentials") => client_credentials_grant(app, client, &params, now),
+        Some("authorization_code") => authorization_code_grant(app, client, &params, dpop_jkt, now),
+        Some("refresh_token") => refresh_token_grant(app, client, &params, dpop_jkt, now),
+        Some("client_credentials") => client_credentials_grant(app, client, &params, dpop_jkt, now),
         Some(DEVICE_CODE_GRANT) => device_code_grant(app, client, &params, now),
         Some(_) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -850,10 +853,51 @@ fn token_grant(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAu
     }
 }
 
+/// The thumbprint of the key a token request's `DPoP` proof (RFC 9449 §5) proves, when it
+/// carries one; a bad proof is an `invalid_dpop_proof` error.
+fn dpop_proof_key(
+    app: &App,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let Some(proof) = proofs.next() else {
+        return Ok(None);
+    };
+    let invalid = |description: String| {
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    };
+    if proofs.next().is_some() {
+        return Err(invalid("more than one DPoP header".into()));
+    }
+    let proof = proof
+        .to_str()
+        .map_err(|_| invalid("the DPoP header is not text".into()))?;
+    let token_endpoint = url::Url::parse(&app.url("/token"))
+        .map_err(|_| invalid("the token endpoint has no URL".into()))?;
+    let request = oidc_core::dpop::DpopRequest {
+        method: "POST",
+        uri: &token_endpoint,
+        access_token: None,
+        bound_jkt: None,
+    };
+    let mut store = lock(&app.shared.store);
+    let verified = oidc_core::dpop::verify_proof(
+        proof,
+        &request,
+        &oidc_core::dpop::DpopPolicy::new(),
+        &mut store.dpop_jtis,
+        now,
+    )
+    .map_err(|e| invalid(format!("{} ({})", e, e.code())))?;
+    Ok(Some(verified.jkt))
+}
+
 fn authorization_code_grant(
     app: &App,
     client: &DevClient,
     params: &Params,
+    dpop_jkt: Option<&str>,
     now: UnixTime,
 ) -> Result<Value, OAuthError> {
     let code = params
@@ -924,6 +968,9 @@ fn authorization_code_grant(
     if let Some(stored) = store.codes.get_mut(code) {
         stored.redeemed_into = Some(grant_id);
     }
+    if let Some(jkt) = dpop_jkt {
+        store.dpop_bindings.insert(grant_id, jkt.to_owned());
+    }
     store.prune(now);
     let nonce = record.request.nonce.as_deref();
     Ok(issue_token_response(
@@ -947,6 +994,7 @@ fn refresh_token_grant(
     app: &App,
     client: &DevClient,
     params: &Params,
+    dpop_jkt: Option<&str>,
     now: UnixTime,
 ) -> Result<Value, OAuthError> {
     let token = params
@@ -990,9 +1038,20 @@ fn refresh_token_grant(
             "a refresh cannot widen the scope",
         ));
     }
+    let bound = store.dpop_bindings.get(&record.grant_id).cloned();
+    if client.is_public() && bound.is_some() && bound.as_deref() != dpop_jkt {
+        // RFC 9449 §5: a public client's refresh token is bound to its key.
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
     if let Some(stored) = store.refresh_tokens.get_mut(token) {
         stored.used = true;
     }
+    match dpop_jkt {
+        Some(jkt) => store.dpop_bindings.insert(record.grant_id, jkt.to_owned()),
+        None => store.dpop_bindings.remove(&record.grant_id),
+    };
     store.prune(now);
     let grant_id = record.grant_id;
     Ok(issue_token_response(
@@ -1010,6 +1069,7 @@ fn client_credentials_grant(
     app: &App,
     client: &DevClient,
     params: &Params,
+    dpop_jkt: Option<&str>,
     now: UnixTime,
 ) -> Result<Value, OAuthError> {
     if client.is_public() {
@@ -1026,6 +1086,9 @@ fn client_credentials_grant(
         scope: params.get("scope").unwrap_or_default().to_owned(),
         revoked: false,
     });
+    if let Some(jkt) = dpop_jkt {
+        store.dpop_bindings.insert(grant_id, jkt.to_owned());
+    }
     store.prune(now);
     Ok(issue_token_response(
         &app.shared,
@@ -1055,9 +1118,14 @@ pub(crate) fn issue_token_response(
         .get(&grant_id)
         .cloned()
         .ok_or(IssueError::UnknownGrant)?;
+    let token_type = if store.dpop_bindings.contains_key(&grant_id) {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let mut response = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": shared.settings.access_token_lifetime.as_secs(),
     });
     if !grant.scope.is_empty() {
@@ -1193,6 +1261,9 @@ pub(crate) fn issue_access_token(
             claims.insert("jti".into(), jti.clone().into());
             if !grant.scope.is_empty() {
                 claims.insert("scope".into(), grant.scope.clone().into());
+            }
+            if let Some(jkt) = store.dpop_bindings.get(&grant_id) {
+                claims.insert("cnf".into(), json!({ "jkt": jkt }));
             }
             lock(&shared.keys).sign("at+jwt", &claims)?
         }

@@ -138,6 +138,10 @@ pub(crate) struct Store {
     /// Pushed authorization requests by `request_uri`: the authenticated client, the pushed
     /// form body, and when the reference expires.
     pub(crate) pushed_requests: HashMap<String, (String, Vec<u8>, UnixTime)>,
+    /// DPoP (RFC 9449): the key thumbprint each bound grant's access tokens carry as `cnf.jkt`.
+    pub(crate) dpop_bindings: HashMap<u64, String>,
+    /// The `jti`s of DPoP proofs accepted at the token endpoint.
+    pub(crate) dpop_jtis: oidc_core::logout::SeenJtis,
 }
 
 /// How long a login form stays usable.
