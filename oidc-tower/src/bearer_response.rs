@@ -12,6 +12,11 @@
 //! RFC 6750 §3 allows, so attacker bytes (CR, LF, quotes, backslashes, non-ASCII) are never
 //! reflected. The body is JSON, or a small HTML page when the client prefers HTML.
 //!
+//! DPoP (RFC 9449) sits beside it: [`extract_dpop`] takes `Authorization: DPoP <token>` and the
+//! one `DPoP` proof header, and [`DpopRejection`] answers with a `WWW-Authenticate: DPoP`
+//! challenge naming the accepted algorithms. The proof itself is checked by
+//! [`oidc_core::dpop::verify_proof`].
+//!
 //! ```
 //! use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
 //! use oidc_tower::bearer_response::{extract_bearer, BearerRejection, QueryTokens};
@@ -326,6 +331,250 @@ pub fn sanitize_description(text: &str) -> String {
         .filter(|c| matches!(*c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
         .take(MAX_ERROR_DESCRIPTION_CHARS)
         .collect()
+}
+
+/// A DPoP-bound access token and the proof that came with it (RFC 9449 §7.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DpopCredentials {
+    /// The access token of `Authorization: DPoP <token>`.
+    pub token: BearerToken,
+    /// The `DPoP` header's proof, a compact JWS (checked only for its alphabet and length here).
+    pub proof: String,
+}
+
+impl fmt::Debug for DpopCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopCredentials")
+            .field("token", &self.token)
+            .field("proof_len", &self.proof.len())
+            .finish()
+    }
+}
+
+/// Why a request's DPoP credentials are malformed (each answered with 400 `invalid_request`).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopExtractError {
+    /// More than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    MultipleAuthorizationHeaders,
+    /// `Authorization: DPoP` not followed by spaces and a token68 value, or too long a token.
+    #[error("malformed DPoP credentials")]
+    MalformedCredentials,
+    /// `Authorization: DPoP` without a `DPoP` proof header.
+    #[error("a DPoP-bound token needs a DPoP proof header")]
+    MissingProof,
+    /// More than one `DPoP` header (RFC 9449 §4.3 allows exactly one).
+    #[error("more than one DPoP header")]
+    MultipleProofs,
+    /// The `DPoP` header is not a compact JWS of at most the proof limit.
+    #[error("the DPoP header is not a compact JWS within the size limit")]
+    MalformedProof,
+}
+
+impl DpopExtractError {
+    /// A stable snake_case code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
+            Self::MalformedCredentials => "malformed_dpop_credentials",
+            Self::MissingProof => "missing_dpop_proof",
+            Self::MultipleProofs => "multiple_dpop_proofs",
+            Self::MalformedProof => "malformed_dpop_proof",
+        }
+    }
+}
+
+/// Takes `Authorization: DPoP <token>` and its `DPoP` proof header out of a request.
+///
+/// `Ok(None)`: the request uses another scheme (or none); a `DPoP` header next to a `Bearer`
+/// token is left alone here, and a bound token presented that way must be refused by whoever
+/// validates it ([`oidc_core::dpop::bound_key_thumbprint`]).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+/// use oidc_tower::bearer_response::extract_dpop;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("DPoP eyJ0eXAi.x.y"));
+/// headers.insert("dpop", HeaderValue::from_static("eyJhbGci.eyJqdGki.c2ln"));
+/// let credentials = extract_dpop(&headers).unwrap().unwrap();
+/// assert_eq!(credentials.token.expose(), "eyJ0eXAi.x.y");
+/// assert_eq!(credentials.proof, "eyJhbGci.eyJqdGki.c2ln");
+/// ```
+pub fn extract_dpop(headers: &HeaderMap) -> Result<Option<DpopCredentials>, DpopExtractError> {
+    let mut authorizations = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(authorization) = authorizations.next() else {
+        return Ok(None);
+    };
+    if authorizations.next().is_some() {
+        return Err(DpopExtractError::MultipleAuthorizationHeaders);
+    }
+    let value = authorization.as_bytes();
+    let scheme_end = value
+        .iter()
+        .position(|b| *b == b' ' || *b == b'\t')
+        .unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case(b"dpop") {
+        return Ok(None);
+    }
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    let token = rest
+        .get(spaces..)
+        .filter(|_| spaces > 0)
+        .and_then(|token| std::str::from_utf8(token).ok())
+        .ok_or(DpopExtractError::MalformedCredentials)?;
+    let token = checked_token(token).map_err(|_| DpopExtractError::MalformedCredentials)?;
+    let mut proofs = headers.get_all("dpop").iter();
+    let proof = proofs.next().ok_or(DpopExtractError::MissingProof)?;
+    if proofs.next().is_some() {
+        return Err(DpopExtractError::MultipleProofs);
+    }
+    let proof = proof.as_bytes();
+    let well_formed = !proof.is_empty()
+        && proof.len() <= oidc_core::dpop::MAX_PROOF_BYTES
+        && proof.iter().filter(|b| **b == b'.').count() == 2
+        && proof
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !well_formed {
+        return Err(DpopExtractError::MalformedProof);
+    }
+    let proof = String::from_utf8_lossy(proof).into_owned();
+    Ok(Some(DpopCredentials { token, proof }))
+}
+
+/// An RFC 9449 §7.1 error answer for a resource that takes DPoP-bound tokens.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpopRejection {
+    /// No credentials: 401 with a bare `DPoP` challenge listing the algorithms.
+    MissingToken,
+    /// Malformed request: 400 `invalid_request`.
+    InvalidRequest(DpopExtractError),
+    /// The proof failed a check (its [`oidc_core::dpop::DpopError::code`]): 401
+    /// `invalid_dpop_proof`.
+    InvalidProof {
+        /// Sanitized description (RFC 6750 §3 characters only).
+        description: String,
+    },
+    /// The token was rejected, or a DPoP-bound token came as a plain bearer token: 401
+    /// `invalid_token`.
+    InvalidToken {
+        /// Sanitized description.
+        description: String,
+    },
+}
+
+impl From<DpopExtractError> for DpopRejection {
+    fn from(error: DpopExtractError) -> Self {
+        Self::InvalidRequest(error)
+    }
+}
+
+impl DpopRejection {
+    /// A 401 `invalid_dpop_proof` for a proof refused with `code`.
+    pub fn invalid_proof(code: &str) -> Self {
+        Self::InvalidProof {
+            description: sanitize_description(code),
+        }
+    }
+
+    /// A 401 `invalid_token` (for a DPoP-bound token sent as `Bearer`, pass
+    /// `"dpop_bound_token_sent_as_bearer"`).
+    pub fn invalid_token(description: &str) -> Self {
+        Self::InvalidToken {
+            description: sanitize_description(description),
+        }
+    }
+
+    /// The `error` code, or `None` for a missing token.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken => None,
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidProof { .. } => Some("invalid_dpop_proof"),
+            Self::InvalidToken { .. } => Some("invalid_token"),
+        }
+    }
+
+    /// The HTTP status: 401 or 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The human-readable description (already restricted to safe characters).
+    pub fn description(&self) -> String {
+        match self {
+            Self::MissingToken => "a DPoP-bound access token and proof are required".to_owned(),
+            Self::InvalidRequest(error) => sanitize_description(&error.to_string()),
+            Self::InvalidProof { description } | Self::InvalidToken { description } => {
+                description.clone()
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate: DPoP` value: realm, error and description when there is an
+    /// error, and `algs` (the accepted proof algorithms, RFC 9449 §7.1).
+    pub fn www_authenticate(
+        &self,
+        realm: &str,
+        algorithms: &[oidc_core::Algorithm],
+    ) -> HeaderValue {
+        let mut value = format!("DPoP realm=\"{}\"", quoted_string_content(realm));
+        if let Some(error) = self.error_code() {
+            value.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{}\"",
+                self.description()
+            ));
+        }
+        let algs: Vec<&str> = algorithms
+            .iter()
+            .filter(|alg| !alg.is_hmac())
+            .map(|alg| alg.as_str())
+            .collect();
+        if !algs.is_empty() {
+            value.push_str(&format!(", algs=\"{}\"", algs.join(" ")));
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
+    }
+
+    /// The complete answer: status, the `DPoP` challenge (and, when `also_bearer`, a `Bearer`
+    /// challenge too, for resources that take both), `Cache-Control: no-store`, a JSON body.
+    pub fn response(
+        &self,
+        realm: &str,
+        algorithms: &[oidc_core::Algorithm],
+        also_bearer: bool,
+    ) -> Response<Bytes> {
+        let body = serde_json::json!({
+            "error": self.error_code().unwrap_or("missing_token"),
+            "error_description": self.description(),
+        });
+        let mut response = Response::new(Bytes::from(body.to_string()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            self.www_authenticate(realm, algorithms),
+        );
+        if also_bearer {
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                BearerRejection::MissingToken.www_authenticate(realm),
+            );
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 /// The bearer token of a request's only `Authorization` header, with the checks that cost
@@ -824,5 +1073,98 @@ mod tests {
                 }
             }
         }
+    }
+    fn dpop_headers(authorization: &str, proofs: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        for proof in proofs {
+            headers.append("dpop", HeaderValue::from_str(proof).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn dpop_credentials_are_the_token_and_its_one_proof() {
+        let proof = "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln-_";
+        let found = extract_dpop(&dpop_headers("dpop  tok.en-_~+/=", &[proof]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.token.expose(), "tok.en-_~+/=");
+        assert_eq!(found.proof, proof);
+        assert!(!format!("{found:?}").contains("tok.en"));
+        // Other schemes are not DPoP credentials; a proof next to a Bearer token is left alone.
+        assert_eq!(
+            extract_dpop(&dpop_headers("Bearer abc", &[proof])),
+            Ok(None)
+        );
+        assert_eq!(extract_dpop(&HeaderMap::new()), Ok(None));
+        let cases: [(&str, &[&str], &str); 8] = [
+            ("DPoP abc", &[], "missing_dpop_proof"),
+            ("DPoP abc", &[proof, proof], "multiple_dpop_proofs"),
+            ("DPoP abc", &["a.b"], "malformed_dpop_proof"),
+            ("DPoP abc", &["a.b.c d"], "malformed_dpop_proof"),
+            ("DPoP abc", &["a.b.c+/"], "malformed_dpop_proof"),
+            ("DPoP", &[proof], "malformed_dpop_credentials"),
+            ("DPoP\tabc", &[proof], "malformed_dpop_credentials"),
+            ("DPoP a\"b", &[proof], "malformed_dpop_credentials"),
+        ];
+        for (authorization, proofs, code) in cases {
+            let err = extract_dpop(&dpop_headers(authorization, proofs)).unwrap_err();
+            assert_eq!(err.code(), code, "{authorization} {proofs:?}");
+        }
+        let long = format!("a.b.{}", "c".repeat(oidc_core::dpop::MAX_PROOF_BYTES));
+        let err = extract_dpop(&dpop_headers("DPoP abc", &[&long])).unwrap_err();
+        assert_eq!(err, DpopExtractError::MalformedProof);
+        let mut two = dpop_headers("DPoP abc", &[proof]);
+        two.append(header::AUTHORIZATION, HeaderValue::from_static("DPoP def"));
+        assert_eq!(
+            extract_dpop(&two).unwrap_err(),
+            DpopExtractError::MultipleAuthorizationHeaders
+        );
+    }
+
+    #[test]
+    fn dpop_challenges_name_the_error_and_the_algorithms() {
+        use oidc_core::Algorithm;
+        let algs = [Algorithm::ES256, Algorithm::HS256, Algorithm::PS256];
+        let missing = DpopRejection::MissingToken.response("api", &algs, true);
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        let challenges: Vec<_> = missing
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            challenges,
+            [
+                r#"DPoP realm="api", algs="ES256 PS256""#,
+                r#"Bearer realm="api""#
+            ]
+        );
+        let proof = DpopRejection::invalid_proof("dpop_replayed\r\n\"x");
+        assert_eq!(
+            proof.www_authenticate("api", &[Algorithm::ES256]),
+            r#"DPoP realm="api", error="invalid_dpop_proof", error_description="dpop_replayedx", algs="ES256""#
+        );
+        let bearer = DpopRejection::invalid_token("dpop_bound_token_sent_as_bearer");
+        let response = bearer.response("api", &[Algorithm::ES256], false);
+        assert_eq!(
+            response
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .count(),
+            1
+        );
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["error_description"], "dpop_bound_token_sent_as_bearer");
+        let malformed = DpopRejection::from(DpopExtractError::MissingProof);
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(malformed.error_code(), Some("invalid_request"));
     }
 }
