@@ -28,6 +28,7 @@ pub(crate) fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Token(args) => (args.login.json, commands::login::run_token(&args)),
         Command::Decode(args) => (args.json, commands::decode::run(&args)),
         Command::Verify(args) => (args.json, commands::verify::run(&args)),
+        Command::Dpop(args) => (args.json, commands::dpop::run(&args)),
         Command::Discover(args) => (args.json, commands::discover::run(&args)),
         Command::Jwks(args) => (args.json, commands::jwks::run(&args)),
         Command::Completions(args) => (false, Ok(commands::completions::run(&args))),

@@ -23,6 +23,8 @@ pub(crate) enum Command {
     Decode(DecodeArgs),
     /// Verify a token's signature and claims against an issuer's keys.
     Verify(VerifyArgs),
+    /// Check a DPoP proof (RFC 9449) for a request, as a resource server would.
+    Dpop(DpopArgs),
     /// Fetch and check an issuer's discovery document.
     Discover(DiscoverArgs),
     /// List the signing keys of an issuer or a JWKS URL.
@@ -47,6 +49,31 @@ pub(crate) struct DecodeArgs {
     /// The token, a file holding it, or `-` for stdin (the default).
     #[arg(value_name = "TOKEN|-")]
     pub(crate) token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DpopArgs {
+    /// The proof (the `DPoP` header's value), a file holding it, or `-` for stdin.
+    #[arg(value_name = "PROOF|-")]
+    pub(crate) proof: Option<String>,
+    /// The request's method, e.g. GET.
+    #[arg(long, value_name = "METHOD")]
+    pub(crate) method: String,
+    /// The request's absolute URL as the client addressed it.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// The access token sent with the proof (checks `ath`).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) access_token: Option<String>,
+    /// The thumbprint the access token is bound to (its `cnf.jkt`).
+    #[arg(long, value_name = "JKT")]
+    pub(crate) jkt: Option<String>,
+    /// Check as of this unix time instead of now.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) now: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -46,6 +46,8 @@ pub(crate) enum CliError {
     Malformed(#[from] JwsError),
     #[error("token rejected: {0}")]
     Rejected(#[from] ValidationError),
+    #[error("DPoP proof rejected: {0}")]
+    DpopRejected(#[from] oidc_core::dpop::DpopError),
     /// The keys needed to verify a token could not be obtained: whatever the cause, the token
     /// was not judged, so this is an I/O failure (exit 2), not a rejection.
     #[error("cannot get the keys to verify with: {0}")]
@@ -87,6 +89,7 @@ impl CliError {
             | CliError::Jwks(_)
             | CliError::Malformed(_)
             | CliError::Rejected(_)
+            | CliError::DpopRejected(_)
             | CliError::Endpoints(_)
             | CliError::Callback(_)
             | CliError::Token(_)
@@ -121,6 +124,7 @@ impl CliError {
             CliError::Jwks(e) => e.code(),
             CliError::Malformed(e) => e.code(),
             CliError::Rejected(e) => e.code(),
+            CliError::DpopRejected(e) => e.code(),
             CliError::KeysUnavailable(inner) => inner.code(),
             CliError::Endpoints(e) => e.code(),
             CliError::Start(e) => e.code(),
@@ -169,6 +173,9 @@ impl CliError {
                 "a JWT is three base64url parts separated by dots; was it copied whole?"
             }
             CliError::Rejected(e) => return rejection_hint(e),
+            CliError::DpopRejected(_) => {
+                "the proof must be signed for this method and URL (without query), within a minute, by the key the token is bound to"
+            }
             CliError::KeysUnavailable(inner) => return inner.hint(),
             CliError::Endpoints(_) => {
                 "the provider must publish an authorization and a token endpoint"

@@ -4,6 +4,7 @@ pub(crate) mod completions;
 pub(crate) mod decode;
 pub(crate) mod demo;
 pub(crate) mod dev_provider;
+pub(crate) mod dpop;
 pub(crate) mod discover;
 pub(crate) mod jwks;
 pub(crate) mod login;
