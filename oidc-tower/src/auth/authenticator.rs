@@ -1201,6 +1201,7 @@ impl Authenticator {
             &login.settings.credentials,
             refresh_token,
             None,
+            login.login_config.resources(),
             now,
             &mut SystemRandom,
         )
