@@ -68,6 +68,19 @@ export const CLIENTS = [
   },
 ];
 
+// CI jobs: client credentials with no person behind them (no email, no groups); the proxy lets
+// in the one it lists by client id (`--allowed-client-id`) and no other.
+for (const clientId of ['ci-pipeline', 'ci-other']) {
+  CLIENTS.push({
+    client_id: clientId,
+    client_secret: `${clientId}-secret`,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+}
+
 /** Looks up a built-in client's secret by id. */
 export function clientSecret(clientId) {
   return CLIENTS.find((client) => client.client_id === clientId)?.client_secret;

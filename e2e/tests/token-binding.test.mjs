@@ -3,7 +3,9 @@
 // after a browser sign-in there) is refused at every door of the MLflow proxy with
 // `wrong_client`, while its own application accepts it; `oidc token --resource` asks for a JWT
 // access token for the proxy's API (RFC 8707) and that token is accepted, as is an opaque token
-// of the command-line client once the operator trusts that client.
+// of the command-line client once the operator trusts that client; a CI job's
+// client-credentials token, which names no person, passes a group rule only when its client is
+// allowed by id, and is then named by its client id.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { LoginTrace, chromiumAvailable, completeProviderSteps, launchBrowser, loginThrough } from '../lib/browser.mjs';
 import {
-  assertProxyBuilt, clientAt, decodeJwt, freePort, oidcBinary, proxySkipReason, startEchoServer,
+  assertProxyBuilt, clientAt, clientCredentialsToken, decodeJwt, freePort, oidcBinary, proxySkipReason, startEchoServer,
   startProvider, startProxy, stopAll, tempDir,
 } from '../lib/harness.mjs';
 import { API_RESOURCES, PROXY_CLIENT_ID, USERS, clientSecret } from '../provider/fixtures.mjs';
@@ -152,5 +154,38 @@ describe('tokens are bound to the service that receives them', { skip }, () => {
     assert.equal(challengeCode(untrusted), 'wrong_client');
     await context.close();
     cache.remove();
+  });
+
+  test('a machine identity passes a group rule only when its client is allowed by id', async () => {
+    const guarded = await startProxy({
+      issuer: op.issuer,
+      clientId: PROXY_CLIENT_ID,
+      clientSecret: clientSecret(PROXY_CLIENT_ID),
+      upstream: upstream.url,
+      args: ['--skip-jwt-bearer-tokens', '--allowed-group=mlflow-users', '--allowed-client-id=ci-pipeline'],
+    });
+    try {
+      const call = (token) => fetch(`${guarded.url}/api/2.0/mlflow/runs/create`, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        redirect: 'manual',
+      });
+      const { access_token: ci } = await clientCredentialsToken(op.issuer, 'ci-pipeline', clientSecret('ci-pipeline'));
+      const { payload } = decodeJwt(ci);
+      assert.equal(payload.email, undefined, 'the CI token names no person');
+      const allowed = await call(ci);
+      assert.equal(allowed.status, 200);
+      const seen = await allowed.json();
+      assert.equal(seen.headers['x-forwarded-user'], 'ci-pipeline');
+      assert.equal(seen.headers['x-forwarded-email'] ?? '', '');
+
+      const { access_token: other } = await clientCredentialsToken(op.issuer, 'ci-other', clientSecret('ci-other'));
+      const refused = await call(other);
+      assert.equal(refused.status, 403);
+
+      const { access_token: sdk } = await clientCredentialsToken(op.issuer, 'mlflow-sdk', clientSecret('mlflow-sdk'));
+      assert.equal((await call(sdk)).status, 200, 'a service account in the group passes by its groups');
+    } finally {
+      await stopAll(guarded);
+    }
   });
 });
