@@ -305,6 +305,16 @@ impl Provider {
         self.inner.keys.load_full()
     }
 
+    /// Whether the current keys hold `kid`: a token verified with a key that a refresh has
+    /// since withdrawn stops being vouched for, even from a cache.
+    pub(crate) fn holds_kid(&self, kid: &str) -> bool {
+        self.inner
+            .keys
+            .load()
+            .as_ref()
+            .is_some_and(|keys| keys.contains_kid(kid))
+    }
+
     /// How many key set fetches were made so far (scheduled and unknown-`kid` ones).
     pub fn key_fetches(&self) -> u64 {
         self.inner.key_fetches.load(Ordering::Relaxed)
@@ -324,8 +334,13 @@ impl Provider {
     /// (rate-limited, single-flight) when the token names a key the set does not hold.
     pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
         let cache_key = self.inner.fingerprints.of(token.as_bytes());
-        if let Some(hit) = cache_key.and_then(|key| self.inner.cache.get(&key)) {
-            return Ok(hit.token);
+        if let Some(key) = cache_key
+            && let Some(hit) = self.inner.cache.get(&key)
+        {
+            match hit.token.header.kid.as_deref() {
+                Some(kid) if !self.holds_kid(kid) => self.inner.cache.invalidate(&key),
+                _ => return Ok(hit.token),
+            }
         }
         let validated = Arc::new(self.validate_uncached(token).await?);
         if let (Some(ttl), Some(cache_key)) = (self.token_cache_ttl(&validated), cache_key) {
