@@ -69,9 +69,9 @@ pub const FOREIGN_IDENTITY_HEADER_NAMES: [&str; 7] = [
     "x-webauth-email",
 ];
 
-/// Who the user is, as the layers tell the upstream.
+/// Who the user is, as the layers tell the upstream. Serializes without the access token.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Identity {
     /// The user (the `sub` claim, or a configured claim).
     pub user: String,
@@ -81,7 +81,8 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Group names (sent joined with `,`).
     pub groups: Vec<String>,
-    /// The access token, passed on only when configured.
+    /// The access token, passed on only when configured; never serialized.
+    #[serde(skip)]
     pub access_token: Option<Secret>,
 }
 

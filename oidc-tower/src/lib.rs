@@ -22,23 +22,19 @@
 //! # Example: an axum API behind the bearer layer
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get};
-//! use oidc_core::{Issuer, Policy};
 //! use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer};
-//! use oidc_tower::provider::{Provider, ProviderConfig};
-//! use oidc_tower::ReqwestHttpClient;
 //!
 //! async fn whoami(caller: Authenticated) -> String {
 //!     caller.identity.user
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let issuer = Issuer::new("https://login.example.com/realms/main")?;
-//! let http = Arc::new(ReqwestHttpClient::new()?);
-//! let policy = Policy::builder().issuer(issuer.clone()).audience("my-api").build()?;
-//! let provider = Provider::start(ProviderConfig::new(issuer, policy), http.clone());
-//! let auth = AuthConfig::new(provider, http).required_scopes(["mlflow.read"]).build()?;
+//! // Fails within seconds, with the provider's error, on a mistyped issuer.
+//! let auth = AuthConfig::from_issuer("https://login.example.com/realms/main", "my-api")
+//!     .await?
+//!     .required_scopes(["mlflow.read"])
+//!     .build()?;
 //! let app: Router = Router::new()
 //!     .route("/whoami", get(whoami))
 //!     .layer(BearerAuthLayer::new(auth));
@@ -46,6 +42,10 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`auth::AuthConfig::new`] takes a [`provider::Provider`] and an [`HttpClient`] of your own
+//! for everything else (several issuers, a custom client, sign-in). The rejection of a request
+//! is in its response's extensions as an [`auth::AuthFailure`], with a stable code.
 //!
 //! The login layer and forward-auth modules show browser sign-in and the sidecar, each with a
 //! runnable example against the in-process development provider.
@@ -67,4 +67,6 @@ pub mod routes;
 pub mod store;
 
 pub use http_client::{HttpClient, HttpError, ReqwestHttpClient};
+/// The sans-IO protocol core this crate drives, re-exported so that one dependency is enough.
+pub use oidc_core;
 pub use random::SystemRandom;

@@ -288,11 +288,23 @@ impl Provider {
         *self.inner.ready.borrow()
     }
 
-    /// Waits until metadata and keys have been fetched (retries go on in the background).
+    /// Waits until metadata and keys have been fetched (retries go on in the background). This
+    /// waits as long as the provider cannot be reached; [`Provider::ready_within`] gives up
+    /// after a while with the reason.
     pub async fn wait_ready(&self) {
         let mut ready = self.inner.ready.subscribe();
         // The sender lives in `self.inner`, so the channel cannot close while we wait.
         let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Waits at most `limit` for metadata and keys; on time-out, the error of the latest
+    /// failed provider call (a mistyped issuer shows up here as its discovery error), or
+    /// [`ProviderError::NotReady`] when no call has failed yet.
+    pub async fn ready_within(&self, limit: Duration) -> Result<(), ProviderError> {
+        match tokio::time::timeout(limit, self.wait_ready()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.last_error().unwrap_or_else(|| self.not_ready())),
+        }
     }
 
     /// The discovered metadata, once fetched.

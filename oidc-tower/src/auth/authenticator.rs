@@ -76,6 +76,14 @@ pub struct Authenticated {
     pub scopes: Vec<String>,
 }
 
+impl Authenticated {
+    /// The claims as your own type (`#[derive(Deserialize)]`, with the claims you need), e.g.
+    /// a `tenant` or `roles` claim the identity does not carry.
+    pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&Value::Object(Map::clone(&self.claims)))
+    }
+}
+
 /// How a request was authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -1568,6 +1576,33 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_read_as_a_type_and_the_identity_serializes_without_the_token() {
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            sub: String,
+            tenant: Option<String>,
+        }
+        let mut claims = Map::new();
+        claims.insert("sub".into(), Value::from("alice"));
+        claims.insert("tenant".into(), Value::from("acme"));
+        let caller = Authenticated {
+            identity: Identity::new("alice").with_access_token(Secret::new("t0ken")),
+            source: AuthSource::BearerJwt,
+            claims: Arc::new(claims),
+            scopes: Vec::new(),
+        };
+        let mine: Mine = caller.claims_as().unwrap();
+        assert_eq!(
+            (mine.sub.as_str(), mine.tenant.as_deref()),
+            ("alice", Some("acme"))
+        );
+        assert!(caller.claims_as::<Vec<u8>>().is_err());
+        let json = serde_json::to_string(&caller.identity).unwrap();
+        assert!(json.contains(r#""user":"alice""#), "{json}");
+        assert!(!json.contains("t0ken"), "{json}");
+    }
 
     #[test]
     fn compact_jws_shape_is_exactly_two_dots() {

@@ -110,6 +110,47 @@ impl AuthConfigError {
     }
 }
 
+/// How long [`AuthConfig::from_issuer`] waits for the provider's metadata and keys.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why [`AuthConfig::from_issuer`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The issuer is not an `https://` URL (or `http://` on loopback) without query or fragment.
+    #[error(transparent)]
+    Issuer(#[from] oidc_core::IssuerError),
+    /// The token policy could not be built (an empty audience, say).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The HTTP client could not be created.
+    #[error(transparent)]
+    Http(#[from] crate::http_client::HttpError),
+    /// The provider's metadata and keys did not arrive in time.
+    #[error("the OpenID Provider {issuer} is not usable after {}s: {reason}", .waited.as_secs())]
+    ProviderNotReady {
+        /// The configured issuer.
+        issuer: String,
+        /// How long start-up waited.
+        waited: Duration,
+        /// Why: the latest failed provider call (a wrong issuer, an unreachable host).
+        reason: crate::provider::ProviderError,
+    },
+}
+
+impl StartError {
+    /// A stable snake_case code for this error (for [`StartError::ProviderNotReady`], the code
+    /// of the provider failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Issuer(e) => e.code(),
+            StartError::Policy(e) => e.code(),
+            StartError::Http(e) => e.code(),
+            StartError::ProviderNotReady { reason, .. } => reason.code(),
+        }
+    }
+}
+
 /// Builder of an [`Authenticator`]: the settings of every front-end in one place.
 #[derive(Clone)]
 #[must_use]
@@ -247,6 +288,49 @@ impl AuthConfig {
         self.accepted_clients
             .extend(clients.into_iter().map(Into::into));
         self
+    }
+
+    /// The common case in one call: tokens of `issuer` for `audience`, with the default HTTP
+    /// client, once the provider's metadata and keys are loaded. Fails fast, within
+    /// [`DEFAULT_START_TIMEOUT`], with the provider's own error for a mistyped issuer or an
+    /// unreachable provider, instead of starting a service that refuses every request.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    /// use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let auth = AuthConfig::from_issuer("https://login.example.com/realms/main", "my-api")
+    ///     .await?
+    ///     .build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/whoami", get(|caller: Authenticated| async move { caller.identity.user }))
+    ///     .layer(BearerAuthLayer::new(auth));
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_issuer(
+        issuer: &str,
+        audience: impl Into<String>,
+    ) -> Result<AuthConfig, StartError> {
+        let issuer = oidc_core::Issuer::new(issuer)?;
+        let policy = oidc_core::Policy::builder()
+            .issuer(issuer.clone())
+            .audience(audience)
+            .build()?;
+        let http: Arc<dyn HttpClient> = Arc::new(crate::ReqwestHttpClient::new()?);
+        let provider = Provider::start(
+            crate::provider::ProviderConfig::new(issuer.clone(), policy),
+            http.clone(),
+        );
+        provider
+            .ready_within(DEFAULT_START_TIMEOUT)
+            .await
+            .map_err(|reason| StartError::ProviderNotReady {
+                issuer: issuer.to_string(),
+                waited: DEFAULT_START_TIMEOUT,
+                reason,
+            })?;
+        Ok(AuthConfig::new(provider, http))
     }
 
     /// Enables browser sign-in (needed by the login layer and forward-auth).
