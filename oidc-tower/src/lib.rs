@@ -14,6 +14,8 @@
 //!   - [`auth::ForwardAuth`] for Caddy `forward_auth`, nginx `auth_request` and Traefik
 //!     ForwardAuth, with oauth2-proxy's contract;
 //! - [`proxy`]: a streaming reverse proxy, so the login layer in front of it is a sidecar;
+//! - [`sidecar`]: the whole sidecar as one service (health, forward-auth, login layer,
+//!   upstream), exactly what `oidc proxy` serves;
 //! - [`store`]: server-side session stores (memory, Redis) with revocation by session, subject
 //!   and provider session;
 //! - the parts the front-ends share: [`bearer_response`], [`identity_headers`], [`routes`],
@@ -64,6 +66,7 @@ pub mod proxy;
 pub mod random;
 pub mod request_kind;
 pub mod routes;
+pub mod sidecar;
 pub mod store;
 
 pub use http_client::{HttpClient, HttpError, ReqwestHttpClient};

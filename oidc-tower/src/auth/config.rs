@@ -179,6 +179,8 @@ pub struct AuthConfig {
     pub(crate) accept_bearer: bool,
     pub(crate) pass_access_token: bool,
     pub(crate) pass_authorization_bearer: bool,
+    pub(crate) pass_user_headers: bool,
+    pub(crate) forward_auth_identity_headers: bool,
     pub(crate) redirect_policy: RedirectPolicy,
     pub(crate) post_logout_redirect_uri: Option<Url>,
     pub(crate) provider_logout: bool,
@@ -237,6 +239,8 @@ impl AuthConfig {
             accept_bearer: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
+            pass_user_headers: true,
+            forward_auth_identity_headers: true,
             redirect_policy: RedirectPolicy::same_origin_only(),
             post_logout_redirect_uri: None,
             provider_logout: true,
@@ -458,6 +462,21 @@ impl AuthConfig {
     /// `X-Auth-Request-Access-Token`).
     pub fn pass_access_token(mut self, pass: bool) -> Self {
         self.pass_access_token = pass;
+        self
+    }
+
+    /// Whether the login layer tells the upstream who the user is in `X-Forwarded-User`,
+    /// `-Email`, `-Preferred-Username` and `-Groups` (default true; oauth2-proxy's
+    /// `--pass-user-headers`). Client-sent spellings are removed either way.
+    pub fn pass_user_headers(mut self, pass: bool) -> Self {
+        self.pass_user_headers = pass;
+        self
+    }
+
+    /// Whether forward-auth answers carry the `X-Auth-Request-*` identity headers (default
+    /// true; oauth2-proxy's `--set-xauthrequest`, which defaults to off there).
+    pub fn forward_auth_identity_headers(mut self, set: bool) -> Self {
+        self.forward_auth_identity_headers = set;
         self
     }
 
