@@ -47,6 +47,16 @@ export const CLIENTS = [
   browserClient('sso-app', 'sso-app-secret', 4181),
   // The tests' own tiny relying party, which proves provider + browser without the proxy.
   browserClient('e2e-rp', 'e2e-rp-secret', 4182),
+  // The `oidc login` / `oidc token` command line: a public native client on a loopback
+  // redirect (any port, RFC 8252), asking for the proxy's API with a resource indicator.
+  {
+    client_id: 'mlflow-cli',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'none',
+  },
   // Scripts and the MLflow SDK: client credentials, JWT access tokens for the proxy's audience.
   {
     client_id: 'mlflow-sdk',
@@ -57,6 +67,19 @@ export const CLIENTS = [
     token_endpoint_auth_method: 'client_secret_basic',
   },
 ];
+
+// CI jobs: client credentials with no person behind them (no email, no groups); the proxy lets
+// in the one it lists by client id (`--allowed-client-id`) and no other.
+for (const clientId of ['ci-pipeline', 'ci-other']) {
+  CLIENTS.push({
+    client_id: clientId,
+    client_secret: `${clientId}-secret`,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+}
 
 /** Looks up a built-in client's secret by id. */
 export function clientSecret(clientId) {

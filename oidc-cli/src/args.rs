@@ -149,6 +149,15 @@ pub(crate) struct LoginArgs {
     /// offline_access, as supported].
     #[arg(long = "scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
+    /// The API the access token is for, as an RFC 8707 resource indicator (an absolute URI such
+    /// as the proxy's URL); providers that support it issue a JWT access token with that
+    /// audience. Repeatable.
+    #[arg(long = "resource", value_name = "URI")]
+    pub(crate) resources: Vec<String>,
+    /// The audience to ask for with the non-standard `audience` authorization parameter
+    /// (Auth0 and others that use it instead of `--resource`).
+    #[arg(long, value_name = "AUDIENCE")]
+    pub(crate) audience: Option<String>,
     /// Use the device authorization grant (RFC 8628): sign in on another device.
     #[arg(long)]
     pub(crate) device: bool,

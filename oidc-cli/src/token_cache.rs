@@ -1,5 +1,5 @@
-//! Tokens kept between `oidc login` and `oidc token`, one file per issuer and client in the
-//! user's cache directory (`$OIDC_CACHE_DIR`, else `<cache dir>/oidc/`).
+//! Tokens kept between `oidc login` and `oidc token`, one file per issuer, client and target
+//! (the resources and audience the access token is for) in the user's cache directory (`$OIDC_CACHE_DIR`, else `<cache dir>/oidc/`).
 //!
 //! Files are created with mode 0600 (and the directory 0700) from the start, never loosened then
 //! tightened: a new file is written next to the old one and renamed over it.
@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct CachedTokens {
     pub(crate) issuer: String,
     pub(crate) client_id: String,
+    /// What the access token is for (`--resource`, `--audience`); empty for the provider's
+    /// default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) target: String,
     pub(crate) subject: Option<String>,
     pub(crate) access_token: String,
     /// Seconds since the epoch; 0 when unknown (the token is then treated as expired).
@@ -64,13 +68,17 @@ pub(crate) fn cache_dir() -> Result<PathBuf, CacheError> {
         .ok_or(CacheError::NoDirectory)
 }
 
-/// The file of `issuer` and `client_id` in `dir`: a hash of both, so that any issuer URL makes
-/// a safe file name.
-pub(crate) fn cache_file(dir: &Path, issuer: &str, client_id: &str) -> PathBuf {
-    let mut input = Vec::with_capacity(issuer.len() + client_id.len() + 1);
+/// The file of `issuer`, `client_id` and `target` in `dir`: a hash of them, so that any issuer
+/// URL makes a safe file name.
+pub(crate) fn cache_file(dir: &Path, issuer: &str, client_id: &str, target: &str) -> PathBuf {
+    let mut input = Vec::with_capacity(issuer.len() + client_id.len() + target.len() + 2);
     input.extend_from_slice(issuer.as_bytes());
     input.push(0);
     input.extend_from_slice(client_id.as_bytes());
+    if !target.is_empty() {
+        input.push(0);
+        input.extend_from_slice(target.as_bytes());
+    }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
     let hex: String = digest
         .as_ref()
@@ -81,17 +89,23 @@ pub(crate) fn cache_file(dir: &Path, issuer: &str, client_id: &str) -> PathBuf {
     dir.join(format!("tokens-{hex}.json"))
 }
 
-/// The cached tokens of `issuer` and `client_id`, when a readable, matching entry exists. A
-/// damaged file counts as no entry (it will be replaced by the next login).
-pub(crate) fn load(dir: &Path, issuer: &str, client_id: &str) -> Option<CachedTokens> {
-    let text = std::fs::read(cache_file(dir, issuer, client_id)).ok()?;
+/// The cached tokens of `issuer`, `client_id` and `target`, when a readable, matching entry
+/// exists. A damaged file counts as no entry (it will be replaced by the next login).
+pub(crate) fn load(
+    dir: &Path,
+    issuer: &str,
+    client_id: &str,
+    target: &str,
+) -> Option<CachedTokens> {
+    let text = std::fs::read(cache_file(dir, issuer, client_id, target)).ok()?;
     let cached: CachedTokens = serde_json::from_slice(&text).ok()?;
-    (cached.issuer == issuer && cached.client_id == client_id).then_some(cached)
+    (cached.issuer == issuer && cached.client_id == client_id && cached.target == target)
+        .then_some(cached)
 }
 
 /// Stores `tokens`, replacing any previous entry; returns the file written.
 pub(crate) fn store(dir: &Path, tokens: &CachedTokens) -> Result<PathBuf, CacheError> {
-    let path = cache_file(dir, &tokens.issuer, &tokens.client_id);
+    let path = cache_file(dir, &tokens.issuer, &tokens.client_id, &tokens.target);
     let fail = |source| CacheError::Write {
         path: path.clone(),
         source,
@@ -150,6 +164,7 @@ mod tests {
         CachedTokens {
             issuer: issuer.into(),
             client_id: "cli".into(),
+            target: String::new(),
             subject: Some("alice".into()),
             access_token: access.into(),
             expires_at: 1_000,
@@ -167,16 +182,21 @@ mod tests {
         let b = tokens("https://b.example", "token-b");
         store(&dir, &a).unwrap();
         store(&dir, &b).unwrap();
-        assert!(load(&dir, "https://a.example", "cli") == Some(a.clone()));
-        assert!(load(&dir, "https://b.example", "cli") == Some(b));
-        assert!(load(&dir, "https://a.example", "other").is_none());
+        assert!(load(&dir, "https://a.example", "cli", "") == Some(a.clone()));
+        assert!(load(&dir, "https://b.example", "cli", "") == Some(b));
+        assert!(load(&dir, "https://a.example", "other", "").is_none());
         let replaced = tokens("https://a.example", "token-a2");
         store(&dir, &replaced).unwrap();
-        assert!(load(&dir, "https://a.example", "cli") == Some(replaced));
+        assert!(load(&dir, "https://a.example", "cli", "") == Some(replaced.clone()));
+        let mut for_api = tokens("https://a.example", "token-for-api");
+        for_api.target = "resource=https://api.example/".into();
+        store(&dir, &for_api).unwrap();
+        assert!(load(&dir, "https://a.example", "cli", &for_api.target) == Some(for_api));
+        assert!(load(&dir, "https://a.example", "cli", "") == Some(replaced));
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
-            2,
-            "two entries and no temporary file"
+            3,
+            "three entries and no temporary file"
         );
     }
 
@@ -196,12 +216,12 @@ mod tests {
     #[test]
     fn damaged_or_foreign_entries_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let path = cache_file(dir.path(), "https://a.example", "cli");
+        let path = cache_file(dir.path(), "https://a.example", "cli", "");
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(load(dir.path(), "https://a.example", "cli").is_none());
+        assert!(load(dir.path(), "https://a.example", "cli", "").is_none());
         let foreign = serde_json::to_vec(&tokens("https://b.example", "t")).unwrap();
         std::fs::write(&path, foreign).unwrap();
-        assert!(load(dir.path(), "https://a.example", "cli").is_none());
+        assert!(load(dir.path(), "https://a.example", "cli", "").is_none());
     }
 
     #[test]

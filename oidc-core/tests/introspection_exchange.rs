@@ -74,6 +74,23 @@ fn keycloak_shaped_answer_is_accepted_and_cached_briefly() {
 }
 
 #[test]
+fn an_answer_without_aud_binds_by_the_client_it_names() {
+    // An opaque token another application of the provider obtained: active, but not ours.
+    let other = json!({ "active": true, "client_id": "airflow", "sub": "alice" });
+    let err = parse_introspection(&answer(&other), &policy().client("mlflow"), NOW).unwrap_err();
+    assert_eq!(err.code(), "wrong_client");
+    let ours = json!({ "active": true, "client_id": "mlflow", "sub": "alice" });
+    parse_introspection(&answer(&ours), &policy().client("mlflow"), NOW).unwrap();
+    let cli = json!({ "active": true, "azp": "mlflow-cli", "sub": "alice" });
+    parse_introspection(
+        &answer(&cli),
+        &policy().client("mlflow").client("mlflow-cli"),
+        NOW,
+    )
+    .unwrap();
+}
+
+#[test]
 fn an_answer_for_another_audience_or_an_inactive_token_is_refused() {
     let err = parse_introspection(
         &answer(&json!({ "active": true, "aud": "grafana" })),
@@ -84,7 +101,7 @@ fn an_answer_for_another_audience_or_an_inactive_token_is_refused() {
     assert_eq!(
         err,
         IntrospectionError::AudienceMismatch {
-            expected: "mlflow".into(),
+            expected: vec!["mlflow".into()],
             received: vec!["grafana".into()]
         }
     );

@@ -228,6 +228,7 @@ fn refresh_keeps_the_old_refresh_token_when_none_is_returned() {
         config().credentials(),
         session.refresh_token.as_ref().unwrap(),
         None,
+        &[],
         NOW,
         &mut InsecureSeededRandom::new(1),
     )

@@ -69,9 +69,9 @@ pub const FOREIGN_IDENTITY_HEADER_NAMES: [&str; 7] = [
     "x-webauth-email",
 ];
 
-/// Who the user is, as the layers tell the upstream.
+/// Who the user is, as the layers tell the upstream. Serializes without the access token.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Identity {
     /// The user (the `sub` claim, or a configured claim).
     pub user: String,
@@ -81,7 +81,8 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Group names (sent joined with `,`).
     pub groups: Vec<String>,
-    /// The access token, passed on only when configured.
+    /// The access token, passed on only when configured; never serialized.
+    #[serde(skip)]
     pub access_token: Option<Secret>,
 }
 
@@ -155,6 +156,7 @@ impl IdentityHeaderError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityHeaders {
     family: HeaderFamily,
+    pass_user: bool,
     pass_access_token: bool,
     pass_authorization_bearer: bool,
 }
@@ -164,6 +166,7 @@ impl IdentityHeaders {
     pub fn upstream() -> Self {
         Self {
             family: HeaderFamily::Upstream,
+            pass_user: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
         }
@@ -173,9 +176,18 @@ impl IdentityHeaders {
     pub fn forward_auth() -> Self {
         Self {
             family: HeaderFamily::ForwardAuth,
+            pass_user: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
         }
+    }
+
+    /// Whether to send the user, email, preferred username and groups (default true); the
+    /// tokens follow their own settings.
+    #[must_use]
+    pub fn pass_user(mut self, pass: bool) -> Self {
+        self.pass_user = pass;
+        self
     }
 
     /// Also send the access token in `X-Forwarded-Access-Token` / `X-Auth-Request-Access-Token`.
@@ -222,6 +234,34 @@ impl IdentityHeaders {
         }
         let names = self.family.names();
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(6);
+        if self.pass_user {
+            self.user_values(names, identity, &mut values)?;
+        }
+        if let Some(token) = &identity.access_token {
+            if self.pass_access_token {
+                let mut value = header_value(names.access_token.as_str(), token.expose())?;
+                value.set_sensitive(true);
+                values.push((names.access_token.clone(), value));
+            }
+            if self.pass_authorization_bearer {
+                let mut value =
+                    header_value("authorization", &format!("Bearer {}", token.expose()))?;
+                value.set_sensitive(true);
+                values.push((header::AUTHORIZATION, value));
+            }
+        }
+        for (name, value) in values {
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+
+    fn user_values(
+        &self,
+        names: &'static FamilyNames,
+        identity: &Identity,
+        values: &mut Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<(), IdentityHeaderError> {
         values.push((
             names.user.clone(),
             header_value(names.user.as_str(), &identity.user)?,
@@ -245,22 +285,6 @@ impl IdentityHeaders {
                 names.groups.clone(),
                 header_value(names.groups.as_str(), &joined)?,
             ));
-        }
-        if let Some(token) = &identity.access_token {
-            if self.pass_access_token {
-                let mut value = header_value(names.access_token.as_str(), token.expose())?;
-                value.set_sensitive(true);
-                values.push((names.access_token.clone(), value));
-            }
-            if self.pass_authorization_bearer {
-                let mut value =
-                    header_value("authorization", &format!("Bearer {}", token.expose()))?;
-                value.set_sensitive(true);
-                values.push((header::AUTHORIZATION, value));
-            }
-        }
-        for (name, value) in values {
-            headers.insert(name, value);
         }
         Ok(())
     }

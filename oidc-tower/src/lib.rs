@@ -14,6 +14,8 @@
 //!   - [`auth::ForwardAuth`] for Caddy `forward_auth`, nginx `auth_request` and Traefik
 //!     ForwardAuth, with oauth2-proxy's contract;
 //! - [`proxy`]: a streaming reverse proxy, so the login layer in front of it is a sidecar;
+//! - [`sidecar`]: the whole sidecar as one service (health, forward-auth, login layer,
+//!   upstream), exactly what `oidc proxy` serves;
 //! - [`store`]: server-side session stores (memory, Redis) with revocation by session, subject
 //!   and provider session;
 //! - the parts the front-ends share: [`bearer_response`], [`identity_headers`], [`routes`],
@@ -22,23 +24,19 @@
 //! # Example: an axum API behind the bearer layer
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get};
-//! use oidc_core::{Issuer, Policy};
 //! use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer};
-//! use oidc_tower::provider::{Provider, ProviderConfig};
-//! use oidc_tower::ReqwestHttpClient;
 //!
 //! async fn whoami(caller: Authenticated) -> String {
 //!     caller.identity.user
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let issuer = Issuer::new("https://login.example.com/realms/main")?;
-//! let http = Arc::new(ReqwestHttpClient::new()?);
-//! let policy = Policy::builder().issuer(issuer.clone()).audience("my-api").build()?;
-//! let provider = Provider::start(ProviderConfig::new(issuer, policy), http.clone());
-//! let auth = AuthConfig::new(provider, http).required_scopes(["mlflow.read"]).build()?;
+//! // Fails within seconds, with the provider's error, on a mistyped issuer.
+//! let auth = AuthConfig::from_issuer("https://login.example.com/realms/main", "my-api")
+//!     .await?
+//!     .required_scopes(["mlflow.read"])
+//!     .build()?;
 //! let app: Router = Router::new()
 //!     .route("/whoami", get(whoami))
 //!     .layer(BearerAuthLayer::new(auth));
@@ -46,6 +44,10 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`auth::AuthConfig::new`] takes a [`provider::Provider`] and an [`HttpClient`] of your own
+//! for everything else (several issuers, a custom client, sign-in). The rejection of a request
+//! is in its response's extensions as an [`auth::AuthFailure`], with a stable code.
 //!
 //! The login layer and forward-auth modules show browser sign-in and the sidecar, each with a
 //! runnable example against the in-process development provider.
@@ -64,7 +66,10 @@ pub mod proxy;
 pub mod random;
 pub mod request_kind;
 pub mod routes;
+pub mod sidecar;
 pub mod store;
 
 pub use http_client::{HttpClient, HttpError, ReqwestHttpClient};
+/// The sans-IO protocol core this crate drives, re-exported so that one dependency is enough.
+pub use oidc_core;
 pub use random::SystemRandom;

@@ -288,11 +288,23 @@ impl Provider {
         *self.inner.ready.borrow()
     }
 
-    /// Waits until metadata and keys have been fetched (retries go on in the background).
+    /// Waits until metadata and keys have been fetched (retries go on in the background). This
+    /// waits as long as the provider cannot be reached; [`Provider::ready_within`] gives up
+    /// after a while with the reason.
     pub async fn wait_ready(&self) {
         let mut ready = self.inner.ready.subscribe();
         // The sender lives in `self.inner`, so the channel cannot close while we wait.
         let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Waits at most `limit` for metadata and keys; on time-out, the error of the latest
+    /// failed provider call (a mistyped issuer shows up here as its discovery error), or
+    /// [`ProviderError::NotReady`] when no call has failed yet.
+    pub async fn ready_within(&self, limit: Duration) -> Result<(), ProviderError> {
+        match tokio::time::timeout(limit, self.wait_ready()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.last_error().unwrap_or_else(|| self.not_ready())),
+        }
     }
 
     /// The discovered metadata, once fetched.
@@ -303,6 +315,16 @@ impl Provider {
     /// The current keys, once fetched.
     pub fn keys(&self) -> Option<Arc<KeySet>> {
         self.inner.keys.load_full()
+    }
+
+    /// Whether the current keys hold `kid`: a token verified with a key that a refresh has
+    /// since withdrawn stops being vouched for, even from a cache.
+    pub(crate) fn holds_kid(&self, kid: &str) -> bool {
+        self.inner
+            .keys
+            .load()
+            .as_ref()
+            .is_some_and(|keys| keys.contains_kid(kid))
     }
 
     /// How many key set fetches were made so far (scheduled and unknown-`kid` ones).
@@ -324,8 +346,13 @@ impl Provider {
     /// (rate-limited, single-flight) when the token names a key the set does not hold.
     pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
         let cache_key = self.inner.fingerprints.of(token.as_bytes());
-        if let Some(hit) = cache_key.and_then(|key| self.inner.cache.get(&key)) {
-            return Ok(hit.token);
+        if let Some(key) = cache_key
+            && let Some(hit) = self.inner.cache.get(&key)
+        {
+            match hit.token.header.kid.as_deref() {
+                Some(kid) if !self.holds_kid(kid) => self.inner.cache.invalidate(&key),
+                _ => return Ok(hit.token),
+            }
         }
         let validated = Arc::new(self.validate_uncached(token).await?);
         if let (Some(ttl), Some(cache_key)) = (self.token_cache_ttl(&validated), cache_key) {

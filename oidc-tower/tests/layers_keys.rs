@@ -1,5 +1,6 @@
-//! Key rotation seen from the login endpoints: ID tokens and logout tokens naming a key the
-//! provider handle does not hold yet, against the dev provider on 127.0.0.1.
+//! Key rotation seen from the login endpoints and the bearer path: ID tokens and logout tokens
+//! naming a key the provider handle does not hold yet, and cached tokens whose key the provider
+//! withdrew, against the dev provider on 127.0.0.1.
 
 mod support;
 
@@ -130,4 +131,47 @@ async fn a_flood_of_logout_tokens_with_invented_kids_costs_at_most_one_fetch_per
     );
     // Nobody was logged out by the forgeries.
     assert_eq!(h.api("/", &alice).await.status(), 200);
+}
+
+/// A bearer request to the login layer's upstream.
+async fn with_bearer(h: &Harness, token: &str) -> reqwest::Response {
+    h.client
+        .get(format!("{}/api/x", h.app))
+        .bearer_auth(token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_key_withdrawn_from_the_jwks_stops_vouching_for_cached_tokens() {
+    let h = Harness::start(Options::default()).await;
+    let old_kid = h.op.signing_kid();
+    let cached = h.op.mint_access_token("alice", CLIENT_ID).unwrap();
+    assert_eq!(with_bearer(&h, &cached).await.status(), 200);
+    assert_eq!(
+        with_bearer(&h, &cached).await.status(),
+        200,
+        "now from the cache"
+    );
+    assert!(h.auth.provider().validate(&cached).await.is_ok());
+
+    // The provider rotates and withdraws the old key; a token signed with the new key makes
+    // the handle fetch the key set again.
+    h.op.rotate_keys().unwrap();
+    assert_eq!(h.op.retire_old_keys(), 1);
+    assert!(!h.op.published_kids().contains(&old_kid));
+    let_the_limiter_allow(Duration::from_millis(200)).await;
+    let fresh = h.op.mint_access_token("alice", CLIENT_ID).unwrap();
+    assert_eq!(with_bearer(&h, &fresh).await.status(), 200);
+    assert!(!h.auth.provider().keys().unwrap().contains_kid(&old_kid));
+
+    let refused = with_bearer(&h, &cached).await;
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("unknown_kid"), "{challenge}");
+    let err = h.auth.provider().validate(&cached).await.unwrap_err();
+    assert_eq!(err.code(), "unknown_kid");
+    assert_eq!(with_bearer(&h, &fresh).await.status(), 200);
 }

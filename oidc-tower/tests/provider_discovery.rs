@@ -1,5 +1,6 @@
 //! Periodic re-discovery against the dev provider on 127.0.0.1: the metadata is fetched again
-//! on schedule, and a failed re-discovery keeps the last good metadata.
+//! on schedule, a failed re-discovery keeps the last good metadata, and a mistyped issuer fails
+//! start-up quickly with the provider's own error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,4 +98,40 @@ async fn the_default_interval_makes_one_discovery_only() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(provider.discoveries(), 1);
     assert_eq!(op.request_count(Endpoint::Discovery), 1);
+}
+
+#[tokio::test]
+async fn a_mistyped_issuer_fails_fast_with_the_providers_own_error() {
+    let op = dev_provider().await;
+    let http: Arc<dyn HttpClient> = Arc::new(ReqwestHttpClient::new().unwrap());
+    let mistyped = oidc_core::Issuer::new(format!("{}/realms/typo", op.issuer())).unwrap();
+    let policy = Policy::builder()
+        .issuer(mistyped.clone())
+        .audience("api")
+        .build()
+        .unwrap();
+    let provider = Provider::start(
+        ProviderConfig::new(mistyped, policy)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(100)),
+        http,
+    );
+    let started = Instant::now();
+    let err = provider
+        .ready_within(Duration::from_millis(800))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(err.code(), "provider_unexpected_status", "{err}");
+
+    // The one-call entry point waits for a good issuer and hands back a usable configuration.
+    let auth = oidc_tower::auth::AuthConfig::from_issuer(op.issuer().as_str(), "api")
+        .await
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(auth.provider().is_ready());
+    let not_an_issuer = oidc_tower::auth::AuthConfig::from_issuer("ftp://op.example", "api")
+        .await
+        .unwrap_err();
+    assert_eq!(not_an_issuer.code(), "issuer_bad_scheme");
 }

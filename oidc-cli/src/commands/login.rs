@@ -70,7 +70,8 @@ pub(crate) fn run_token(args: &TokenArgs) -> Result<Outcome, CliError> {
     let dir = token_cache::cache_dir().map_err(CliError::from)?;
     let issuer = Issuer::new(args.login.issuer.clone())?;
     let now = super::clock_now();
-    let cached = token_cache::load(&dir, issuer.as_str(), &args.login.client_id);
+    let target = token_target(&args.login)?;
+    let cached = token_cache::load(&dir, issuer.as_str(), &args.login.client_id, &target);
     let tokens = match cached {
         Some(cached) if cached.fresh_at(now, args.min_valid) => cached,
         cached => {
@@ -123,6 +124,30 @@ struct Client {
     endpoints: ProviderEndpoints,
     credentials: ClientCredentials,
     scopes: Vec<String>,
+    resources: Vec<String>,
+    audience: Option<String>,
+    /// What the access token is for, as the token cache keys it.
+    target: String,
+}
+
+/// What `--resource` and `--audience` ask the access token to be for, as one cache key; the
+/// resources must be absolute URIs without a fragment (RFC 8707 §2).
+fn token_target(args: &LoginArgs) -> Result<String, CliError> {
+    let mut parts = Vec::new();
+    for resource in &args.resources {
+        let valid = Url::parse(resource).is_ok_and(|url| url.fragment().is_none());
+        if !valid {
+            return Err(CliError::usage(
+                format!("--resource {resource:?} is not an absolute URI without a fragment"),
+                "name the API by its URL, e.g. --resource https://mlflow.example.com/",
+            ));
+        }
+        parts.push(format!("resource={resource}"));
+    }
+    if let Some(audience) = &args.audience {
+        parts.push(format!("audience={audience}"));
+    }
+    Ok(parts.join(" "))
 }
 
 impl Client {
@@ -159,6 +184,9 @@ impl Client {
             endpoints,
             credentials: ClientCredentials::new(&args.client_id, method),
             scopes,
+            resources: args.resources.clone(),
+            audience: args.audience.clone(),
+            target: token_target(args)?,
         })
     }
 
@@ -197,8 +225,14 @@ impl Client {
             .port();
         let redirect_uri = Url::parse(&format!("http://127.0.0.1:{port}/callback"))
             .map_err(|e| CliError::usage(format!("redirect URL: {e}"), "retry"))?;
-        let config =
+        let mut config =
             LoginConfig::new(self.credentials.clone(), redirect_uri).scopes(self.scopes.clone());
+        for resource in &self.resources {
+            config = config.resource(resource.clone());
+        }
+        if let Some(audience) = &self.audience {
+            config = config.extra_param("audience", audience.clone());
+        }
         let mut random = SystemRandom;
         let redirect = start_login(
             &self.endpoints,
@@ -263,10 +297,15 @@ impl Client {
             .ok_or(CliError::DeviceGrantUnsupported)?;
         let mut random = SystemRandom;
         let scope = self.scopes.join(" ");
+        let mut form = vec![("scope", scope.as_str())];
+        form.extend(self.resources.iter().map(|r| ("resource", r.as_str())));
+        if let Some(audience) = &self.audience {
+            form.push(("audience", audience));
+        }
         let request = client_auth::authenticated_form_post(
             &endpoint,
             &self.credentials,
-            &[("scope", &scope)],
+            &form,
             now(),
             &mut random,
         )?;
@@ -294,7 +333,10 @@ impl Client {
                 &[
                     ("grant_type", DEVICE_CODE_GRANT),
                     ("device_code", &grant.device_code),
-                ],
+                ]
+                .into_iter()
+                .chain(self.resources.iter().map(|r| ("resource", r.as_str())))
+                .collect::<Vec<_>>(),
                 now(),
                 &mut random,
             )?;
@@ -348,6 +390,7 @@ impl Client {
             &self.credentials,
             &Secret::new(refresh_token.to_owned()),
             None,
+            &self.resources,
             now(),
             &mut random,
         )?;
@@ -393,6 +436,7 @@ impl Client {
         CachedTokens {
             issuer: self.issuer.as_str().to_owned(),
             client_id: self.credentials.client_id().to_owned(),
+            target: self.target.clone(),
             subject,
             access_token: tokens.access_token.expose().to_owned(),
             expires_at,

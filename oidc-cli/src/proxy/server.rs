@@ -1,11 +1,8 @@
-//! Runs the proxy: the upstream routes behind the login layer, forward-auth at
-//! `{prefix}/auth`, `/healthz`, `/readyz`, `/ping` and `/ready`, and `/metrics` on its own
-//! address; until the shutdown signal, after which in-flight requests finish.
-//!
-//! Request order: health answers; forward-auth; everything else through the login layer
-//! (sign-in endpoints, sessions, bearer tokens of every accepted issuer) to the router of
-//! upstreams. Who may pass is decided by the library's one authenticator, for every door alike:
-//! this file only turns settings into its configuration.
+//! Runs the proxy: turns the settings into the library's configuration, serves
+//! [`oidc_tower::sidecar::Sidecar`] (health, forward-auth, the login layer in front of the
+//! router of upstreams) and `/metrics` on its own address, until the shutdown signal, after
+//! which in-flight requests finish. Every per-request decision is the library's, so a Rust
+//! program mounting the same sidecar gets what this binary serves.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,22 +11,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use oidc_core::authorization::AuthorizationRules;
 use oidc_core::cookie::CookieSettings;
 use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Issuer, Policy, RedirectPolicy};
-use oidc_tower::auth::{AuthConfig, ForwardAuth, LoginSettings, OidcLogin, OidcLoginLayer};
-use oidc_tower::health::{Readiness, health_response};
-use oidc_tower::identity_headers::strip_identity_headers;
+use oidc_tower::auth::{AuthConfig, LoginSettings};
+use oidc_tower::health::Readiness;
 use oidc_tower::metrics::Metrics;
 use oidc_tower::provider::{Provider, ProviderConfig};
-use oidc_tower::proxy::{BoxError, ProxyBody, ProxyRouter, ReverseProxy};
+use oidc_tower::proxy::{ProxyBody, ProxyRouter, ReverseProxy};
 use oidc_tower::routes::RouteRules;
+use oidc_tower::sidecar::Sidecar;
 use oidc_tower::store::{RedisStore, RedisStoreConfig};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
-use tower::{Layer as _, ServiceExt as _};
+use tower::ServiceExt as _;
 
 use super::settings::{ExtraIssuer, ProxySettings, SessionStoreChoice};
 
@@ -180,35 +177,9 @@ pub(crate) async fn run_with_ready(
     result.map_err(ServeError::Io)
 }
 
-/// The router behind the login layer, with the user headers removed when
-/// `--pass-user-headers=false`.
-type Upstreams = tower::util::MapRequest<ProxyRouter, fn(Request<Incoming>) -> Request<Incoming>>;
-
-/// The `X-Forwarded-*` user headers the login layer sets (the access token header is separate).
-const USER_HEADERS: [&str; 4] = [
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-forwarded-groups",
-];
-
-fn keep_user_headers(request: Request<Incoming>) -> Request<Incoming> {
-    request
-}
-
-fn drop_user_headers(mut request: Request<Incoming>) -> Request<Incoming> {
-    for name in USER_HEADERS {
-        request.headers_mut().remove(name);
-    }
-    request
-}
-
 /// Everything a request may need, built once.
 struct App {
-    protected: OidcLogin<Upstreams>,
-    forward_auth: Option<ForwardAuth>,
-    forward_auth_path: String,
-    set_xauthrequest: bool,
+    sidecar: Sidecar<ProxyRouter>,
     provider: Provider,
     readiness: Readiness,
     metrics: Metrics,
@@ -225,8 +196,7 @@ impl App {
             ProviderConfig::new(settings.issuer.clone(), policy),
             http.clone(),
         );
-        let (same_issuer, other_issuers) =
-            extra_issuer_policies(&settings.issuer, &settings.extra_issuers)?;
+        let extra = extra_issuer_policies(&settings.issuer, &settings.extra_issuers)?;
 
         let method = match &settings.client_secret {
             Some(secret) => ClientAuthMethod::ClientSecretBasic(secret.clone()),
@@ -260,16 +230,18 @@ impl App {
             .authorization(rules.clone())
             .groups_claim(settings.groups_claim.clone())
             .accept_bearer(settings.accept_bearer)
+            .pass_user_headers(settings.pass_user_headers)
+            .forward_auth_identity_headers(settings.set_xauthrequest)
             .pass_access_token(settings.pass_access_token)
             .pass_authorization_bearer(settings.pass_authorization_header)
             .redirect_policy(RedirectPolicy::new(&settings.whitelist_domains)?)
             .trusted_proxies(settings.trusted_proxies.clone())
             .forward_auth_redirect(false)
             .accept_audiences(settings.extra_audiences.iter().cloned())
-            .accept_audiences(same_issuer)
+            .accept_audiences(extra.main_audiences)
             .accept_clients(settings.trusted_client_ids.iter().cloned())
             .metrics(metrics.clone());
-        for (issuer, policy) in other_issuers {
+        for (issuer, policy) in extra.others {
             config = config.accept_issuer(Provider::start(
                 ProviderConfig::new(issuer, policy),
                 http.clone(),
@@ -303,58 +275,39 @@ impl App {
             );
         }
         let router = ProxyRouter::new(routes)?;
-        let login = OidcLoginLayer::new(auth.clone())?;
-        let forward_auth = if settings.forward_auth {
-            Some(ForwardAuth::new(auth)?)
-        } else {
-            None
-        };
-        let user_headers: fn(Request<Incoming>) -> Request<Incoming> = if settings.pass_user_headers
-        {
-            keep_user_headers
-        } else {
-            drop_user_headers
-        };
+        let readiness = Readiness::new();
+        let mut sidecar = Sidecar::new(auth, router, readiness.clone())?;
+        if !settings.forward_auth {
+            sidecar = sidecar.without_forward_auth();
+        }
         Ok(App {
-            protected: login.layer(tower::util::MapRequest::new(router, user_headers)),
-            forward_auth,
-            forward_auth_path: format!("{}/auth", settings.proxy_prefix),
-            set_xauthrequest: settings.set_xauthrequest,
+            sidecar,
             provider,
-            readiness: Readiness::new(),
+            readiness,
             metrics,
         })
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        if let Some(answer) = health_response(request.uri().path(), &self.readiness) {
-            return answer.map(boxed_full);
-        }
-        if request.uri().path() == self.forward_auth_path {
-            return match &self.forward_auth {
-                Some(forward_auth) => {
-                    let Ok(mut answer) = forward_auth.clone().oneshot(request).await;
-                    if !self.set_xauthrequest {
-                        strip_identity_headers(answer.headers_mut());
-                    }
-                    answer.map(|body| body.map_err(|never| match never {}).boxed_unsync())
-                }
-                None => {
-                    plain(StatusCode::NOT_FOUND, "forward-auth is switched off\n").map(boxed_full)
-                }
-            };
-        }
-        let Ok(response) = self.protected.clone().oneshot(request).await;
-        response.map(|body| body.map_err(Into::<BoxError>::into).boxed_unsync())
+        let Ok(response) = self.sidecar.clone().oneshot(request).await;
+        response.map(|body| match body {
+            Either::Left(own) => own.map_err(|never| match never {}).boxed_unsync(),
+            Either::Right(upstream) => upstream,
+        })
     }
 }
 
-/// The audiences `--extra-jwt-issuers` adds to the main issuer, and the policy of every other
-/// issuer it names (one provider per issuer, with all of that issuer's audiences).
+/// What `--extra-jwt-issuers` asks for: audiences added to the main issuer, and every other
+/// issuer with its policy (one provider per issuer, with all of that issuer's audiences).
+struct ExtraIssuerPolicies {
+    main_audiences: Vec<String>,
+    others: Vec<(Issuer, Policy)>,
+}
+
 fn extra_issuer_policies(
     main: &Issuer,
     extra_issuers: &[ExtraIssuer],
-) -> Result<(Vec<String>, Vec<(Issuer, Policy)>), oidc_core::validation::PolicyError> {
+) -> Result<ExtraIssuerPolicies, oidc_core::validation::PolicyError> {
     let mut same_issuer = Vec::new();
     let mut others: Vec<(Issuer, Vec<String>)> = Vec::new();
     for extra in extra_issuers {
@@ -376,7 +329,10 @@ fn extra_issuer_policies(
             Ok((issuer, policy.build()?))
         })
         .collect::<Result<_, _>>()?;
-    Ok((same_issuer, policies))
+    Ok(ExtraIssuerPolicies {
+        main_audiences: same_issuer,
+        others: policies,
+    })
 }
 
 /// The configured scopes; without `--scope`, `openid email profile` plus `groups` when the
@@ -429,12 +385,6 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {
     response
 }
 
-fn boxed_full(bytes: Bytes) -> ProxyBody {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,8 +407,9 @@ mod tests {
             audience: a.to_owned(),
         })
         .collect();
-        let (same, others) = extra_issuer_policies(&issuer("https://op.example"), &extra).unwrap();
-        assert_eq!(same, ["mlflow-api"]);
+        let policies = extra_issuer_policies(&issuer("https://op.example"), &extra).unwrap();
+        assert_eq!(policies.main_audiences, ["mlflow-api"]);
+        let others = policies.others;
         assert_eq!(others.len(), 2);
         assert_eq!(others[0].0.as_str(), "https://ci.example");
         assert_eq!(others[0].1.audiences(), ["mlflow", "mlflow-ci"]);

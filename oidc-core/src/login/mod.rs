@@ -209,6 +209,7 @@ pub struct LoginConfig {
     max_age: Option<Duration>,
     acr_values: Vec<String>,
     extra_params: Vec<(String, String)>,
+    resources: Vec<String>,
     response_mode: ResponseMode,
     pending_login_lifetime: Duration,
     pushed_authorization: par::PushedAuthorization,
@@ -226,6 +227,7 @@ impl LoginConfig {
             max_age: None,
             acr_values: Vec::new(),
             extra_params: Vec::new(),
+            resources: Vec::new(),
             response_mode: ResponseMode::Query,
             pending_login_lifetime: DEFAULT_PENDING_LOGIN_LIFETIME,
             pushed_authorization: par::PushedAuthorization::default(),
@@ -280,6 +282,21 @@ impl LoginConfig {
     pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_params.push((name.into(), value.into()));
         self
+    }
+
+    /// A resource the access token is for (RFC 8707 resource indicator, an absolute URI such
+    /// as the API's URL): sent as `resource` in the authorization request and again in the
+    /// token request, so that providers issue an access token whose audience is that
+    /// resource. Repeatable.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// The resources asked for ([`Self::resource`]), for the token requests that follow.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
     }
 
     /// How the authorization response comes back.
@@ -522,6 +539,9 @@ pub fn start_login(
         }
         for (name, value) in &config.extra_params {
             query.append_pair(name, value);
+        }
+        for resource in &config.resources {
+            query.append_pair("resource", resource);
         }
     }
     let pending = PendingLogin {
@@ -825,15 +845,17 @@ pub fn handle_callback(
         .as_ref()
         .filter(|code| !code.expose().is_empty())
         .ok_or(CallbackError::CodeMissing)?;
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.expose()),
+        ("redirect_uri", config.redirect_uri.as_str()),
+        ("code_verifier", &pending.pkce_verifier),
+    ];
+    form.extend(config.resources.iter().map(|r| ("resource", r.as_str())));
     let request = client_auth::authenticated_form_post(
         &endpoints.token_endpoint,
         &config.credentials,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose()),
-            ("redirect_uri", config.redirect_uri.as_str()),
-            ("code_verifier", &pending.pkce_verifier),
-        ],
+        &form,
         now,
         random,
     )?;
@@ -934,6 +956,49 @@ mod tests {
         assert_eq!(redirect.pending.state().len(), 43);
         assert_eq!(redirect.pending.created_at(), UnixTime::from_secs(1000));
         assert_eq!(redirect.pending.expires_at(), UnixTime::from_secs(1600));
+    }
+
+    #[test]
+    fn resource_indicators_go_in_the_authorization_and_the_token_request() {
+        let config = config()
+            .resource("https://api.example/")
+            .resource("https://other.example/");
+        let redirect = start_login(
+            &endpoints(),
+            &config,
+            &LoginRequest::new("/back"),
+            UnixTime::from_secs(100),
+            &mut InsecureSeededRandom::new(3),
+        )
+        .unwrap();
+        let resources: Vec<String> = query(&redirect.url)
+            .into_iter()
+            .filter(|(name, _)| name == "resource")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(resources, config.resources());
+        let params = CallbackParams::from_query(&format!(
+            "state={}&code=abc&iss=https%3A%2F%2Fop.example",
+            redirect.pending.state()
+        ))
+        .unwrap();
+        let exchange = handle_callback(
+            &endpoints(),
+            &config,
+            redirect.pending,
+            &params,
+            UnixTime::from_secs(200),
+            &mut InsecureSeededRandom::new(5),
+        )
+        .unwrap();
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(exchange.request.body()).unwrap();
+        let sent: Vec<&str> = form
+            .iter()
+            .filter(|(name, _)| name == "resource")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(sent, ["https://api.example/", "https://other.example/"]);
     }
 
     #[test]

@@ -217,12 +217,14 @@ fn parse_error_body<B: AsRef<[u8]>>(response: &http::Response<B>) -> Option<Toke
 }
 
 /// The refresh request (RFC 6749 §6) to the token endpoint, authenticated like the code
-/// exchange. `scope`, when given, narrows the granted scopes.
+/// exchange. `scope`, when given, narrows the granted scopes; `resources` (RFC 8707) name what
+/// the new access token is for, as at sign-in ([`crate::login::LoginConfig::resources`]).
 pub fn refresh_request(
     token_endpoint: &url::Url,
     credentials: &ClientCredentials,
     refresh_token: &Secret,
     scope: Option<&str>,
+    resources: &[String],
     now: UnixTime,
     random: &mut dyn RandomSource,
 ) -> Result<http::Request<Vec<u8>>, TokenError> {
@@ -233,6 +235,7 @@ pub fn refresh_request(
     if let Some(scope) = scope {
         params.push(("scope", scope));
     }
+    params.extend(resources.iter().map(|r| ("resource", r.as_str())));
     Ok(client_auth::authenticated_form_post(
         token_endpoint,
         credentials,
@@ -333,6 +336,7 @@ mod tests {
             &ClientCredentials::new("rp", ClientAuthMethod::ClientSecretPost("pw".into())),
             &Secret::new("rt"),
             Some("openid"),
+            &["https://api.example/".to_owned()],
             UnixTime::from_secs(1),
             &mut InsecureSeededRandom::new(1),
         )
@@ -344,6 +348,7 @@ mod tests {
                 ("grant_type".into(), "refresh_token".into()),
                 ("refresh_token".into(), "rt".into()),
                 ("scope".into(), "openid".into()),
+                ("resource".into(), "https://api.example/".into()),
                 ("client_id".into(), "rp".into()),
                 ("client_secret".into(), "pw".into()),
             ]

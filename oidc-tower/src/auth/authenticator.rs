@@ -76,6 +76,14 @@ pub struct Authenticated {
     pub scopes: Vec<String>,
 }
 
+impl Authenticated {
+    /// The claims as your own type (`#[derive(Deserialize)]`, with the claims you need), e.g.
+    /// a `tenant` or `roles` claim the identity does not carry.
+    pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&Value::Object(Map::clone(&self.claims)))
+    }
+}
+
 /// How a request was authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -460,6 +468,9 @@ struct BearerPrincipal {
     claims: Arc<Map<String, Value>>,
     scopes: Vec<String>,
     source: AuthSource,
+    /// For a JWT: the accepted issuer (index) and the `kid` of the key that verified it, so
+    /// that a key the provider withdraws stops vouching for cached tokens at once.
+    signed_by: Option<(usize, String)>,
     /// The identity (without the access token) once the scopes and rules let the token in:
     /// the configuration is fixed, so the first positive answer holds for the cached lifetime.
     admitted: OnceLock<Identity>,
@@ -472,6 +483,7 @@ impl BearerPrincipal {
             claims: Arc::new(claims),
             scopes,
             source,
+            signed_by: None,
             admitted: OnceLock::new(),
         }
     }
@@ -656,9 +668,26 @@ impl Authenticator {
     /// The request's identity when `token` is a JWT in the cache that was admitted before.
     fn cached_bearer(&self, token: &str) -> Option<Authenticated> {
         let fingerprint = self.inner.fingerprints.of(token.as_bytes())?;
-        let principal = self.inner.jwt_principals.get(&fingerprint)?.principal;
+        let principal = self.cached_jwt(&fingerprint)?;
         let identity = principal.admitted.get()?.clone();
         Some(authenticated_by(&principal, identity, Secret::new(token)))
+    }
+
+    /// A cached JWT principal whose key its issuer still publishes; an entry whose key was
+    /// withdrawn is dropped.
+    fn cached_jwt(&self, fingerprint: &Fingerprint) -> Option<Arc<BearerPrincipal>> {
+        let principal = self.inner.jwt_principals.get(fingerprint)?.principal;
+        if let Some((issuer, kid)) = &principal.signed_by
+            && !self
+                .inner
+                .issuers
+                .get(*issuer)
+                .is_some_and(|trusted| trusted.provider.holds_kid(kid))
+        {
+            self.inner.jwt_principals.invalidate(fingerprint);
+            return None;
+        }
+        Some(principal)
     }
 
     /// The required scopes and the authorization rules, then the identity the claims name
@@ -701,10 +730,10 @@ impl Authenticator {
 
     async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
         let fingerprint = self.inner.fingerprints.of(token.as_bytes());
-        if let Some(hit) = fingerprint.and_then(|key| self.inner.jwt_principals.get(&key)) {
-            return Ok(hit.principal);
+        if let Some(hit) = fingerprint.and_then(|key| self.cached_jwt(&key)) {
+            return Ok(hit);
         }
-        let trusted = self.issuer_of(token);
+        let (issuer, trusted) = self.issuer_of(token);
         let validated = trusted
             .provider
             .validate_uncached_with(token, &trusted.policy)
@@ -720,10 +749,10 @@ impl Authenticator {
                     AuthFailure::ProviderUnavailable { code: error.code() }
                 }
             })?;
-        let principal = Arc::new(BearerPrincipal::new(
-            claims_map(&validated.claims),
-            AuthSource::BearerJwt,
-        ));
+        let mut principal =
+            BearerPrincipal::new(claims_map(&validated.claims), AuthSource::BearerJwt);
+        principal.signed_by = validated.header.kid.clone().map(|kid| (issuer, kid));
+        let principal = Arc::new(principal);
         if let (Some(ttl), Some(fingerprint)) =
             (trusted.provider.token_cache_ttl(&validated), fingerprint)
         {
@@ -738,23 +767,24 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// The accepted issuer a JWT's (unverified) `iss` names; the main one when there is only
-    /// one, or when it names none (validation then refuses it as `wrong_issuer`).
-    fn issuer_of(&self, token: &str) -> &TrustedIssuer {
+    /// The accepted issuer (and its index) a JWT's (unverified) `iss` names; the main one when
+    /// there is only one, or when it names none (validation then refuses it as `wrong_issuer`).
+    fn issuer_of(&self, token: &str) -> (usize, &TrustedIssuer) {
         let issuers = &self.inner.issuers;
         if issuers.len() > 1
             && let Ok(unverified) = decode_unverified(token)
             && let Some(iss) = unverified.claims.get("iss").and_then(Value::as_str)
         {
             let tid = unverified.claims.get("tid").and_then(Value::as_str);
-            if let Some(trusted) = issuers
+            if let Some(found) = issuers
                 .iter()
-                .find(|trusted| trusted.provider.is_issuer_of(iss, tid))
+                .enumerate()
+                .find(|(_, trusted)| trusted.provider.is_issuer_of(iss, tid))
             {
-                return trusted;
+                return found;
             }
         }
-        &issuers[0]
+        (0, &issuers[0])
     }
 
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
@@ -1201,6 +1231,7 @@ impl Authenticator {
             &login.settings.credentials,
             refresh_token,
             None,
+            login.login_config.resources(),
             now,
             &mut SystemRandom,
         )
@@ -1545,6 +1576,33 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_read_as_a_type_and_the_identity_serializes_without_the_token() {
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            sub: String,
+            tenant: Option<String>,
+        }
+        let mut claims = Map::new();
+        claims.insert("sub".into(), Value::from("alice"));
+        claims.insert("tenant".into(), Value::from("acme"));
+        let caller = Authenticated {
+            identity: Identity::new("alice").with_access_token(Secret::new("t0ken")),
+            source: AuthSource::BearerJwt,
+            claims: Arc::new(claims),
+            scopes: Vec::new(),
+        };
+        let mine: Mine = caller.claims_as().unwrap();
+        assert_eq!(
+            (mine.sub.as_str(), mine.tenant.as_deref()),
+            ("alice", Some("acme"))
+        );
+        assert!(caller.claims_as::<Vec<u8>>().is_err());
+        let json = serde_json::to_string(&caller.identity).unwrap();
+        assert!(json.contains(r#""user":"alice""#), "{json}");
+        assert!(!json.contains("t0ken"), "{json}");
+    }
 
     #[test]
     fn compact_jws_shape_is_exactly_two_dots() {

@@ -110,6 +110,47 @@ impl AuthConfigError {
     }
 }
 
+/// How long [`AuthConfig::from_issuer`] waits for the provider's metadata and keys.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why [`AuthConfig::from_issuer`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The issuer is not an `https://` URL (or `http://` on loopback) without query or fragment.
+    #[error(transparent)]
+    Issuer(#[from] oidc_core::IssuerError),
+    /// The token policy could not be built (an empty audience, say).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The HTTP client could not be created.
+    #[error(transparent)]
+    Http(#[from] crate::http_client::HttpError),
+    /// The provider's metadata and keys did not arrive in time.
+    #[error("the OpenID Provider {issuer} is not usable after {}s: {reason}", .waited.as_secs())]
+    ProviderNotReady {
+        /// The configured issuer.
+        issuer: String,
+        /// How long start-up waited.
+        waited: Duration,
+        /// Why: the latest failed provider call (a wrong issuer, an unreachable host).
+        reason: crate::provider::ProviderError,
+    },
+}
+
+impl StartError {
+    /// A stable snake_case code for this error (for [`StartError::ProviderNotReady`], the code
+    /// of the provider failure).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Issuer(e) => e.code(),
+            StartError::Policy(e) => e.code(),
+            StartError::Http(e) => e.code(),
+            StartError::ProviderNotReady { reason, .. } => reason.code(),
+        }
+    }
+}
+
 /// Builder of an [`Authenticator`]: the settings of every front-end in one place.
 #[derive(Clone)]
 #[must_use]
@@ -138,6 +179,8 @@ pub struct AuthConfig {
     pub(crate) accept_bearer: bool,
     pub(crate) pass_access_token: bool,
     pub(crate) pass_authorization_bearer: bool,
+    pub(crate) pass_user_headers: bool,
+    pub(crate) forward_auth_identity_headers: bool,
     pub(crate) redirect_policy: RedirectPolicy,
     pub(crate) post_logout_redirect_uri: Option<Url>,
     pub(crate) provider_logout: bool,
@@ -196,6 +239,8 @@ impl AuthConfig {
             accept_bearer: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
+            pass_user_headers: true,
+            forward_auth_identity_headers: true,
             redirect_policy: RedirectPolicy::same_origin_only(),
             post_logout_redirect_uri: None,
             provider_logout: true,
@@ -247,6 +292,49 @@ impl AuthConfig {
         self.accepted_clients
             .extend(clients.into_iter().map(Into::into));
         self
+    }
+
+    /// The common case in one call: tokens of `issuer` for `audience`, with the default HTTP
+    /// client, once the provider's metadata and keys are loaded. Fails fast, within
+    /// [`DEFAULT_START_TIMEOUT`], with the provider's own error for a mistyped issuer or an
+    /// unreachable provider, instead of starting a service that refuses every request.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    /// use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let auth = AuthConfig::from_issuer("https://login.example.com/realms/main", "my-api")
+    ///     .await?
+    ///     .build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/whoami", get(|caller: Authenticated| async move { caller.identity.user }))
+    ///     .layer(BearerAuthLayer::new(auth));
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_issuer(
+        issuer: &str,
+        audience: impl Into<String>,
+    ) -> Result<AuthConfig, StartError> {
+        let issuer = oidc_core::Issuer::new(issuer)?;
+        let policy = oidc_core::Policy::builder()
+            .issuer(issuer.clone())
+            .audience(audience)
+            .build()?;
+        let http: Arc<dyn HttpClient> = Arc::new(crate::ReqwestHttpClient::new()?);
+        let provider = Provider::start(
+            crate::provider::ProviderConfig::new(issuer.clone(), policy),
+            http.clone(),
+        );
+        provider
+            .ready_within(DEFAULT_START_TIMEOUT)
+            .await
+            .map_err(|reason| StartError::ProviderNotReady {
+                issuer: issuer.to_string(),
+                waited: DEFAULT_START_TIMEOUT,
+                reason,
+            })?;
+        Ok(AuthConfig::new(provider, http))
     }
 
     /// Enables browser sign-in (needed by the login layer and forward-auth).
@@ -374,6 +462,21 @@ impl AuthConfig {
     /// `X-Auth-Request-Access-Token`).
     pub fn pass_access_token(mut self, pass: bool) -> Self {
         self.pass_access_token = pass;
+        self
+    }
+
+    /// Whether the login layer tells the upstream who the user is in `X-Forwarded-User`,
+    /// `-Email`, `-Preferred-Username` and `-Groups` (default true; oauth2-proxy's
+    /// `--pass-user-headers`). Client-sent spellings are removed either way.
+    pub fn pass_user_headers(mut self, pass: bool) -> Self {
+        self.pass_user_headers = pass;
+        self
+    }
+
+    /// Whether forward-auth answers carry the `X-Auth-Request-*` identity headers (default
+    /// true; oauth2-proxy's `--set-xauthrequest`, which defaults to off there).
+    pub fn forward_auth_identity_headers(mut self, set: bool) -> Self {
+        self.forward_auth_identity_headers = set;
         self
     }
 

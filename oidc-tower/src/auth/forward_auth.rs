@@ -148,7 +148,9 @@ impl ForwardAuth {
         {
             metrics.record_request(RequestOutcome::Skipped, None, started.elapsed());
             let mut response = accepted();
-            complete_identity_headers(response.headers_mut(), config.pass_access_token);
+            if config.forward_auth_identity_headers {
+                complete_identity_headers(response.headers_mut(), config.pass_access_token);
+            }
             return response;
         }
         match auth.authenticate(&parts.headers, None, false).await {
@@ -172,6 +174,9 @@ impl ForwardAuth {
                     );
                 }
                 complete_identity_headers(response.headers_mut(), config.pass_access_token);
+                if !config.forward_auth_identity_headers {
+                    strip_identity_headers(response.headers_mut());
+                }
                 append_cookies(&mut response, authentication.set_cookies);
                 metrics.record_request(RequestOutcome::Allowed, None, started.elapsed());
                 tracing::debug!(

@@ -185,6 +185,7 @@ where
                     let authenticated = authentication.authenticated;
                     let config = auth.config();
                     let headers = IdentityHeaders::upstream()
+                        .pass_user(config.pass_user_headers)
                         .pass_access_token(config.pass_access_token)
                         .pass_authorization_bearer(config.pass_authorization_bearer);
                     if let Err(error) =

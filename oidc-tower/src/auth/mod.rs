@@ -24,7 +24,7 @@ pub use bearer::{BearerAuth, BearerAuthLayer};
 pub use config::{
     AuthConfig, AuthConfigError, DEFAULT_INTROSPECTION_CACHE, DEFAULT_MAX_PENDING_LOGINS,
     DEFAULT_PENDING_COOKIE, DEFAULT_PREFIX, DEFAULT_REFRESH_MARGIN, DEFAULT_SESSION_COOKIE,
-    DEFAULT_SESSION_LIFETIME, LoginSettings,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_START_TIMEOUT, LoginSettings, StartError,
 };
 pub use forward_auth::ForwardAuth;
 pub use login::{OidcLogin, OidcLoginLayer};
