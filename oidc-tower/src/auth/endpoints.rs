@@ -39,6 +39,14 @@ pub(crate) enum Endpoint {
     Auth,
 }
 
+/// How a login begins: a redirect with every parameter, a push first (to this endpoint), or
+/// an answer instead (misconfiguration, provider not ready).
+enum LoginStart {
+    Plain(AuthorizationRedirect),
+    Push(AuthorizationRedirect, url::Url),
+    Answered(Response<Bytes>),
+}
+
 impl Endpoint {
     fn name(self) -> &'static str {
         match self {
@@ -126,10 +134,10 @@ impl Authenticator {
     /// endpoint first, which pushes.
     pub(crate) fn begin_login(&self, headers: &HeaderMap, return_to: &str) -> Response<Bytes> {
         match self.start_login_now(headers, return_to) {
-            Ok((started, None)) => {
+            LoginStart::Plain(started) => {
                 self.redirect_to_provider(headers, started.pending, &started.url)
             }
-            Ok((_, Some(_))) => {
+            LoginStart::Push(..) => {
                 let mut start = format!("{}/start?", self.prefix());
                 start.push_str(
                     &url::form_urlencoded::Serializer::new(String::new())
@@ -138,7 +146,7 @@ impl Authenticator {
                 );
                 redirect(&start)
             }
-            Err(answer) => answer,
+            LoginStart::Answered(answer) => answer,
         }
     }
 
@@ -146,11 +154,11 @@ impl Authenticator {
     /// when the provider advertises (or requires) pushed authorization requests.
     async fn begin_login_pushing(&self, headers: &HeaderMap, return_to: &str) -> Response<Bytes> {
         let (started, push_to) = match self.start_login_now(headers, return_to) {
-            Ok((started, None)) => {
+            LoginStart::Plain(started) => {
                 return self.redirect_to_provider(headers, started.pending, &started.url);
             }
-            Ok((started, Some(push_to))) => (started, push_to),
-            Err(answer) => return answer,
+            LoginStart::Push(started, push_to) => (started, push_to),
+            LoginStart::Answered(answer) => return answer,
         };
         let Some(login) = self.login_parts() else {
             return not_configured(headers);
@@ -196,46 +204,48 @@ impl Authenticator {
         }
     }
 
-    /// Starts a login and decides whether it is pushed (`Some(endpoint)`); a misconfiguration
-    /// or a provider not ready yet is answered at once.
-    fn start_login_now(
-        &self,
-        headers: &HeaderMap,
-        return_to: &str,
-    ) -> Result<(AuthorizationRedirect, Option<url::Url>), Response<Bytes>> {
+    /// Starts a login and decides whether it is pushed; a misconfiguration or a provider not
+    /// ready yet is answered at once.
+    fn start_login_now(&self, headers: &HeaderMap, return_to: &str) -> LoginStart {
         let Some(login) = self.login_parts() else {
-            return Err(not_configured(headers));
+            return LoginStart::Answered(not_configured(headers));
         };
         let Some(mut endpoints) = self.endpoints() else {
-            return Err(provider_not_ready(headers));
+            return LoginStart::Answered(provider_not_ready(headers));
         };
         if let Some(metadata) = self.provider().metadata() {
             endpoints.read_pushed_authorization(&metadata);
         }
         let misconfigured = |code: &'static str| {
             tracing::error!(code, "login could not start");
-            error_answer(
+            LoginStart::Answered(error_answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 code,
                 "Sign-in is misconfigured.",
                 headers,
-            )
+            ))
         };
-        let push_to = pushed_authorization_endpoint(
+        let push_to = match pushed_authorization_endpoint(
             &endpoints,
             login.login_config.pushed_authorization_mode(),
-        )
-        .map_err(|e| misconfigured(e.code()))?
-        .cloned();
-        let started = start_login(
+        ) {
+            Ok(push_to) => push_to.cloned(),
+            Err(e) => return misconfigured(e.code()),
+        };
+        let started = match start_login(
             &endpoints,
             &login.login_config,
             &LoginRequest::new(return_to),
             now(),
             &mut SystemRandom,
-        )
-        .map_err(|e| misconfigured(e.code()))?;
-        Ok((started, push_to))
+        ) {
+            Ok(started) => started,
+            Err(e) => return misconfigured(e.code()),
+        };
+        match push_to {
+            Some(push_to) => LoginStart::Push(started, push_to),
+            None => LoginStart::Plain(started),
+        }
     }
 
     /// Seals the pending login into its cookie and sends the browser to `url`.

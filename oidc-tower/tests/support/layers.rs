@@ -126,6 +126,16 @@ impl Harness {
                     .groups(["ml", "admins"]),
             )
             .user(
+                DevUser::new("carol", "carol")
+                    .email("carol@personal.example")
+                    .email_verified(true)
+                    .claim("upn", "carol@company.example".into())
+                    .claim(
+                        "realm_access",
+                        serde_json::json!({"roles": ["mlflow-editor", "offline_access"]}),
+                    ),
+            )
+            .user(
                 DevUser::new("mallory", "mallory")
                     .email("mallory@evil.test")
                     .email_verified(true)
