@@ -5,13 +5,22 @@
 //! session digests whose TTL is extended to cover its longest-lived member (`PEXPIRE NX` then
 //! `PEXPIRE GT`, so Redis 7.0 or newer is required). Revocation runs as one Lua script, so a
 //! session saved concurrently is either revoked or keeps a valid tag entry.
+//!
+//! After an outage the first command reconnects before it is answered (see `link`), and a command
+//! that running twice cannot change (every one here but a lock acquisition) is sent once more
+//! when its connection broke while it was in flight.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
 
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+
+use self::link::{Connector, Link};
 use super::{SessionStore, StoreError, StoreKey, check_ttl};
+
+mod link;
 
 const BACKEND: &str = "redis";
 
@@ -66,11 +75,13 @@ impl RedisStoreConfig {
     }
 }
 
-/// A [`SessionStore`] in Redis. Cheap to clone; clones share one multiplexed connection that
-/// reconnects by itself after Redis comes back.
+/// A [`SessionStore`] in Redis. Cheap to clone; clones share one multiplexed connection, which
+/// is replaced as soon as it breaks: the first command after Redis comes back reconnects before
+/// it is answered, and a command whose repetition changes nothing is sent once more when the
+/// connection broke under it.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<Link>,
     key_prefix: String,
     command_timeout: Duration,
 }
@@ -84,6 +95,35 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// Whether a command may be sent a second time after its connection broke while it was in
+/// flight (it may or may not have run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Running it twice leaves Redis as running it once would (GET, SET of the same value, DEL).
+    Safe,
+    /// A second run could answer differently (SET NX: the first run may have taken the lock).
+    Never,
+}
+
+/// One command or one pipeline, sent as a unit.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+}
+
+impl Request<'_> {
+    async fn send<T: redis::FromRedisValue>(
+        self,
+        connection: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+}
+
 impl RedisStore {
     /// A store for `config`. The connection is made lazily: this succeeds while Redis is down,
     /// and the first command then fails with [`StoreError::Unavailable`]. Must be called inside a
@@ -93,15 +133,8 @@ impl RedisStore {
             redis::Client::open(config.url.as_str()).map_err(|err| StoreError::Config {
                 detail: err.to_string(),
             })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|err| classify(err, config.command_timeout))?;
         Ok(RedisStore {
-            connection,
+            link: Arc::new(Link::new(Connector::Direct(client), config.connect_timeout)),
             key_prefix: config.key_prefix,
             command_timeout: config.command_timeout,
         })
@@ -109,7 +142,9 @@ impl RedisStore {
 
     /// Sends `PING`; `Ok` when Redis answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.run(&redis::cmd("PING")).await?;
+        let _: String = self
+            .run(Request::Command(&redis::cmd("PING")), Repeat::Safe)
+            .await?;
         Ok(())
     }
 
@@ -121,24 +156,55 @@ impl RedisStore {
         format!("{}t:{}", self.key_prefix, tag.to_hex())
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.command_timeout, command.query_async(&mut connection)).await
-        {
-            Ok(result) => result.map_err(|err| classify(err, self.command_timeout)),
-            Err(_) => Err(StoreError::TimedOut {
+    /// Sends `request` within the command timeout, reconnecting first when the connection is
+    /// gone.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        request: Request<'_>,
+        repeat: Repeat,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.command_timeout, self.send(request, repeat)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(StoreError::TimedOut {
                 backend: BACKEND,
                 after: self.command_timeout,
             }),
         }
+    }
+
+    async fn send<T: redis::FromRedisValue>(
+        &self,
+        request: Request<'_>,
+        repeat: Repeat,
+    ) -> Result<T, StoreError> {
+        let mut leased = self.link.connection().await?;
+        let err = match request.send(&mut leased.connection).await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        if !breaks_connection(&err) {
+            return Err(classify(err, self.command_timeout));
+        }
+        self.link.discard(leased.generation);
+        if repeat == Repeat::Never {
+            return Err(classify(err, self.command_timeout));
+        }
+        tracing::debug!(%err, "redis connection broke under a command; reconnecting to repeat it");
+        let mut leased = self.link.connection().await?;
+        request.send(&mut leased.connection).await.map_err(|err| {
+            if breaks_connection(&err) {
+                self.link.discard(leased.generation);
+            }
+            classify(err, self.command_timeout)
+        })
     }
 }
 
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(redis::cmd("GET").arg(self.session_name(key)))
-            .await
+        let command = redis::cmd("GET").arg(self.session_name(key)).clone();
+        self.run(Request::Command(&command), Repeat::Safe).await
     }
 
     async fn save(
@@ -176,40 +242,41 @@ impl SessionStore for RedisStore {
                 .arg("GT")
                 .ignore();
         }
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(
-            self.command_timeout,
-            pipeline.query_async::<()>(&mut connection),
-        )
-        .await
-        {
-            Ok(result) => result.map_err(|err| classify(err, self.command_timeout)),
-            Err(_) => Err(StoreError::TimedOut {
-                backend: BACKEND,
-                after: self.command_timeout,
-            }),
-        }
+        // The same value, members and TTLs written twice leave the same state.
+        self.run(Request::Pipeline(&pipeline), Repeat::Safe).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let _: u64 = self
-            .run(redis::cmd("DEL").arg(self.session_name(key)))
-            .await?;
+        let command = redis::cmd("DEL").arg(self.session_name(key)).clone();
+        let _: u64 = self.run(Request::Command(&command), Repeat::Safe).await?;
         Ok(())
     }
 
     async fn delete_tagged(&self, tag: &StoreKey) -> Result<usize, StoreError> {
-        let removed: u64 = self
-            .run(
-                redis::cmd("EVAL")
-                    .arg(DELETE_TAGGED_SCRIPT)
-                    .arg(1)
-                    .arg(self.tag_name(tag))
-                    .arg(format!("{}s:", self.key_prefix)),
-            )
-            .await?;
+        let command = redis::cmd("EVAL")
+            .arg(DELETE_TAGGED_SCRIPT)
+            .arg(1)
+            .arg(self.tag_name(tag))
+            .arg(format!("{}s:", self.key_prefix))
+            .clone();
+        // A second run finds the index gone and removes nothing more; the count it reports is
+        // then too low, never the sessions left alive.
+        let removed: u64 = self.run(Request::Command(&command), Repeat::Safe).await?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
+}
+
+/// True when the connection that gave `err` cannot be used again: it is closed, reset, or now
+/// leads to a node that no longer takes writes (a demoted primary after a failover).
+fn breaks_connection(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
+        || matches!(
+            err.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        )
 }
 
 /// Sorts a Redis error into "cannot reach" (the session may exist) and "refused".
