@@ -55,7 +55,9 @@ pub enum ProxyError {
         /// What rustls reported.
         detail: String,
     },
-    /// The body stopped moving for longer than the idle timeout and was cut off.
+    /// A body stopped moving for longer than the idle timeout and was cut off. When it is the
+    /// request body (a client stalled mid-upload) the answer is 408; a response body that stalls
+    /// is simply cut.
     #[error("no body data moved for {after:?}")]
     BodyIdle {
         /// The idle timeout.
@@ -96,9 +98,10 @@ impl ProxyError {
             ProxyError::ConnectFailed { .. }
             | ProxyError::UpstreamFailed { .. }
             | ProxyError::TlsFailed { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimedOut { .. }
-            | ProxyError::TimedOut { .. }
-            | ProxyError::BodyIdle { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ConnectTimedOut { .. } | ProxyError::TimedOut { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ProxyError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         }
@@ -130,6 +133,9 @@ impl ProxyError {
         connect_timeout: Duration,
         over_tls: bool,
     ) -> ProxyError {
+        if let Some(idle) = find_in_chain::<ProxyError>(err) {
+            return idle.clone();
+        }
         let detail = error_chain(err);
         if let Some(tls) = rustls_error(err) {
             return ProxyError::TlsFailed {
@@ -230,6 +236,19 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
                 return Some(tls);
             }
             io = inner.downcast_ref::<std::io::Error>();
+        }
+        current = cause.source();
+    }
+    None
+}
+
+fn find_in_chain<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
         }
         current = cause.source();
     }
