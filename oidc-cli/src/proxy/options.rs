@@ -97,6 +97,36 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "upstreams",
         "Upstream URL; its path is the route prefix (`http://127.0.0.1:8080/airflow/` serves /airflow/); or PREFIX=URL to strip the prefix. Repeatable",
     ),
+    list(
+        "upstream-ca-file",
+        "upstream_ca_files",
+        "Also trust the CA certificates in this PEM file for https upstreams (the system store is always trusted). Repeatable",
+    ),
+    opt(
+        "upstream-client-cert",
+        Kind::Text,
+        "Offer this PEM certificate chain to https upstreams that ask for one (mTLS); needs --upstream-client-key",
+    ),
+    opt(
+        "upstream-client-key",
+        Kind::Text,
+        "The PEM private key of --upstream-client-cert",
+    ),
+    opt(
+        "upstream-insecure-skip-verify",
+        Kind::Bool,
+        "DANGEROUS: accept any certificate from https upstreams, so anyone on the path can read identities and tokens [default: false]",
+    ),
+    opt(
+        "ssl-upstream-insecure-skip-verify",
+        Kind::Bool,
+        "oauth2-proxy's name for --upstream-insecure-skip-verify (accepted with a warning)",
+    ),
+    opt(
+        "upstream-body-idle-timeout",
+        Kind::Text,
+        "Cut off a request or response body that moves no byte for this long [default: 5m]",
+    ),
     opt(
         "oidc-issuer-url",
         Kind::Text,
@@ -327,10 +357,6 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
         "TLS certificates are always verified; trust a private CA through the system store",
     ),
     (
-        "ssl-upstream-insecure-skip-verify",
-        "TLS certificates are always verified",
-    ),
-    (
         "htpasswd-file",
         "basic-auth users are not offered; every user signs in at the provider",
     ),
@@ -476,7 +502,8 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "upstream" => "URL",
         "oidc-issuer-url" | "redirect-url" | "redis-connection-url" => "URL",
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
-        "cookie-expire" | "cookie-refresh" => "DURATION",
+        "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
+        "cookie-expire" | "cookie-refresh" | "upstream-body-idle-timeout" => "DURATION",
         "extra-jwt-issuers" => "ISSUER=AUDIENCE",
         "skip-auth-route" => "[METHOD=]REGEX",
         "api-route" => "REGEX",

@@ -303,6 +303,11 @@ impl App {
         }
         let auth = config.build()?;
 
+        if settings.upstream_tls.skip_verify_by_old_name {
+            tracing::warn!(
+                "--ssl-upstream-insecure-skip-verify is oauth2-proxy's name; use --upstream-insecure-skip-verify"
+            );
+        }
         let mut routes = Vec::with_capacity(settings.upstreams.len());
         for upstream in &settings.upstreams {
             let builder = if upstream.strip_prefix {
@@ -320,6 +325,8 @@ impl App {
             routes.push(
                 builder
                     .trusted_proxies(settings.trusted_proxies.clone())
+                    .tls(settings.upstream_tls.to_upstream_tls())
+                    .body_idle_timeout(settings.upstream_body_idle_timeout)
                     .build()?,
             );
         }

@@ -24,6 +24,31 @@ pub(crate) struct Upstream {
     pub(crate) strip_prefix: bool,
 }
 
+/// How https upstreams are trusted, and the client certificate offered to them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UpstreamTlsSettings {
+    pub(crate) ca_files: Vec<PathBuf>,
+    /// Certificate chain and private key files.
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
+    pub(crate) insecure_skip_verify: bool,
+    /// Set through oauth2-proxy's `ssl-upstream-insecure-skip-verify`: worth a warning.
+    pub(crate) skip_verify_by_old_name: bool,
+}
+
+impl UpstreamTlsSettings {
+    /// The proxy's TLS configuration for https upstreams.
+    pub(crate) fn to_upstream_tls(&self) -> oidc_tower::proxy::UpstreamTls {
+        let mut tls = oidc_tower::proxy::UpstreamTls::new();
+        for file in &self.ca_files {
+            tls = tls.ca_file(file);
+        }
+        if let Some((chain, key)) = &self.client_certificate {
+            tls = tls.client_certificate(chain, key);
+        }
+        tls.dangerous_skip_verify(self.insecure_skip_verify)
+    }
+}
+
 /// Where sessions live.
 #[derive(Clone, Debug)]
 pub(crate) enum SessionStoreChoice {
@@ -43,6 +68,8 @@ pub(crate) struct ExtraIssuer {
 pub(crate) struct ProxySettings {
     pub(crate) http_address: SocketAddr,
     pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) upstream_tls: UpstreamTlsSettings,
+    pub(crate) upstream_body_idle_timeout: Duration,
     pub(crate) issuer: Issuer,
     pub(crate) extra_audiences: Vec<String>,
     pub(crate) client_id: String,
@@ -363,6 +390,9 @@ impl Resolver<'_> {
         let http_address = self.address("http-address", Some("127.0.0.1:4180"));
         let metrics_address = self.address("metrics-address", None);
         let upstreams = self.upstreams();
+        let upstream_tls = self.upstream_tls();
+        let upstream_body_idle_timeout =
+            self.duration("upstream-body-idle-timeout", Duration::from_secs(300));
 
         let issuer = match self.text("oidc-issuer-url").cloned() {
             None => {
@@ -538,6 +568,8 @@ impl Resolver<'_> {
         Some(ProxySettings {
             http_address: http_address?,
             upstreams,
+            upstream_tls,
+            upstream_body_idle_timeout,
             issuer: issuer?,
             extra_audiences,
             client_id: client_id?,
@@ -603,15 +635,6 @@ impl Resolver<'_> {
             ) else {
                 continue;
             };
-            if url.scheme() == "https" {
-                self.fail(
-                    "upstream",
-                    &sourced.source,
-                    "https_upstream",
-                    format!("{url_text:?}: https upstreams are not supported; reach the upstream over http on a private address"),
-                );
-                continue;
-            }
             if url.query().is_some() || url.fragment().is_some() {
                 self.fail(
                     "upstream",
@@ -648,6 +671,45 @@ impl Resolver<'_> {
             upstreams.push(upstream);
         }
         upstreams
+    }
+
+    fn upstream_tls(&mut self) -> UpstreamTlsSettings {
+        let ca_files = self
+            .list("upstream-ca-file")
+            .into_iter()
+            .map(|s| PathBuf::from(s.value.trim()))
+            .collect();
+        let chain = self.text("upstream-client-cert").cloned();
+        let key = self.text("upstream-client-key").cloned();
+        let client_certificate = match (chain, key) {
+            (Some(chain), Some(key)) => Some((
+                PathBuf::from(chain.value.trim()),
+                PathBuf::from(key.value.trim()),
+            )),
+            (Some(given), None) | (None, Some(given)) => {
+                let missing = if self.text("upstream-client-key").is_none() {
+                    "upstream-client-key"
+                } else {
+                    "upstream-client-cert"
+                };
+                self.fail(
+                    missing,
+                    &given.source,
+                    "incomplete_client_certificate",
+                    "--upstream-client-cert and --upstream-client-key go together".to_owned(),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let skip_verify = self.bool("upstream-insecure-skip-verify", false);
+        let old_name = self.bool("ssl-upstream-insecure-skip-verify", false);
+        UpstreamTlsSettings {
+            ca_files,
+            client_certificate,
+            insecure_skip_verify: skip_verify || old_name,
+            skip_verify_by_old_name: old_name,
+        }
     }
 
     fn proxy_prefix(&mut self) -> Option<String> {
@@ -1128,6 +1190,36 @@ mod tests {
         assert_eq!(s.extra_issuers[0].audience, "mlflow-api");
         pairs.push(("extra-jwt-issuers", "https://ci.example.com"));
         assert_eq!(errors(&pairs)[0].code, "invalid_extra_issuer");
+    }
+
+    #[test]
+    fn https_upstreams_take_a_ca_file_a_client_certificate_and_the_old_skip_verify_name() {
+        let mut pairs = minimal();
+        pairs.push(("upstream", "/api/=https://api.internal:8443/"));
+        pairs.push(("upstream-ca-file", "/etc/ssl/internal-ca.pem"));
+        pairs.push(("upstream-client-cert", "/etc/oidc/client.pem"));
+        pairs.push(("upstream-client-key", "/etc/oidc/client-key.pem"));
+        pairs.push(("upstream-body-idle-timeout", "30s"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(s.upstreams[1].url.scheme(), "https");
+        assert_eq!(
+            s.upstream_tls.ca_files,
+            [PathBuf::from("/etc/ssl/internal-ca.pem")]
+        );
+        assert!(s.upstream_tls.client_certificate.is_some());
+        assert!(!s.upstream_tls.insecure_skip_verify);
+        assert_eq!(s.upstream_body_idle_timeout, Duration::from_secs(30));
+
+        let mut pairs = minimal();
+        pairs.push(("ssl-upstream-insecure-skip-verify", "true"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert!(s.upstream_tls.insecure_skip_verify && s.upstream_tls.skip_verify_by_old_name);
+
+        let mut pairs = minimal();
+        pairs.push(("upstream-client-cert", "/etc/oidc/client.pem"));
+        let errs = errors(&pairs);
+        assert_eq!(errs[0].option, "upstream-client-key");
+        assert_eq!(errs[0].code, "incomplete_client_certificate");
     }
 
     #[test]
