@@ -11,7 +11,8 @@ use oidc_core::random::InsecureSeededRandom;
 use support::redis::RedisServer;
 
 use oidc_tower::store::{
-    RedisStore, RedisStoreConfig, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
+    LockToken, RedisStore, RedisStoreConfig, SessionStore, SessionTags, SessionVault, StoreError,
+    StoreKey,
 };
 
 const ISSUER: &str = "https://issuer.test";
@@ -272,4 +273,47 @@ async fn unreachable_at_startup_is_unavailable_not_a_crash() {
         RedisStore::new(RedisStoreConfig::new("not a url")),
         Err(StoreError::Config { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_lock_is_shared_by_replicas_released_by_its_holder_and_freed_when_it_dies() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Two replicas' stores on one Redis.
+    let (replica_a, replica_b) = (store(&server), store(&server));
+    let mut random = InsecureSeededRandom::new(6);
+    let name = StoreKey::for_refresh_of(&StoreKey::for_session_id(b"session"));
+    let (token_a, token_b) = (
+        LockToken::generate(&mut random),
+        LockToken::generate(&mut random),
+    );
+    let ttl = Duration::from_secs(30);
+    assert!(replica_a.try_lock(&name, &token_a, ttl).await.unwrap());
+    assert!(!replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(
+        !replica_b.unlock(&name, &token_b).await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(replica_a.unlock(&name, &token_a).await.unwrap());
+    assert!(replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(replica_b.unlock(&name, &token_b).await.unwrap());
+
+    // A holder that dies (never unlocks) blocks the others only until its TTL runs out, and
+    // its late unlock cannot release the next holder's lock.
+    let short = Duration::from_millis(300);
+    assert!(replica_a.try_lock(&name, &token_a, short).await.unwrap());
+    assert!(!replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(!replica_a.unlock(&name, &token_a).await.unwrap());
+    assert!(!replica_a.try_lock(&name, &token_a, ttl).await.unwrap());
+    assert_eq!(
+        replica_a
+            .try_lock(&name, &token_a, Duration::ZERO)
+            .await
+            .unwrap_err()
+            .code(),
+        "session_ttl_invalid"
+    );
 }

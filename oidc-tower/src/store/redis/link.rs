@@ -21,6 +21,8 @@ use crate::store::StoreError;
 pub(super) enum Connector {
     /// A single server at a fixed address.
     Direct(redis::Client),
+    /// Asks the sentinels which node is the primary of the group, then connects to it.
+    Sentinel(tokio::sync::Mutex<redis::sentinel::SentinelClient>),
 }
 
 impl Connector {
@@ -30,6 +32,12 @@ impl Connector {
     ) -> redis::RedisResult<MultiplexedConnection> {
         match self {
             Connector::Direct(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await
+            }
+            Connector::Sentinel(sentinel) => {
+                let client = sentinel.lock().await.async_get_client().await?;
                 client
                     .get_multiplexed_async_connection_with_config(config)
                     .await
