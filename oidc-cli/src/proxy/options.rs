@@ -261,8 +261,50 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     opt(
         "redis-connection-url",
         Kind::Secret,
-        "Redis URL for --session-store-type=redis (redis:// or rediss://)",
+        "Redis URL for --session-store-type=redis (redis:// or rediss://), unless Sentinel or Cluster is used",
     ),
+    opt(
+        "redis-username",
+        Kind::Text,
+        "ACL user for Redis (instead of one in the URL)",
+    ),
+    opt(
+        "redis-password",
+        Kind::Secret,
+        "Password for Redis (instead of one in the URL)",
+    ),
+    opt(
+        "redis-use-sentinel",
+        Kind::Bool,
+        "Find the Redis primary through Redis Sentinel [default: false]",
+    ),
+    opt(
+        "redis-sentinel-master-name",
+        Kind::Text,
+        "The Sentinel group name of the primary (with --redis-use-sentinel)",
+    ),
+    OptionSpec {
+        name: "redis-sentinel-connection-urls",
+        kind: Kind::SecretList,
+        alias: None,
+        help: "Sentinel URLs (redis:// or rediss://) for --redis-use-sentinel. Repeatable",
+    },
+    opt(
+        "redis-sentinel-password",
+        Kind::Secret,
+        "Password of the sentinels themselves",
+    ),
+    opt(
+        "redis-use-cluster",
+        Kind::Bool,
+        "Keep sessions in a Redis Cluster [default: false]",
+    ),
+    OptionSpec {
+        name: "redis-cluster-connection-urls",
+        kind: Kind::SecretList,
+        alias: None,
+        help: "Cluster node URLs (redis:// or rediss://) for --redis-use-cluster. Repeatable",
+    },
     list(
         "skip-auth-route",
         "skip_auth_routes",
@@ -501,6 +543,9 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "http-address" | "metrics-address" => "HOST:PORT",
         "upstream" => "URL",
         "oidc-issuer-url" | "redirect-url" | "redis-connection-url" => "URL",
+        "redis-sentinel-connection-urls" | "redis-cluster-connection-urls" => "URL",
+        "redis-sentinel-master-name" => "NAME",
+        "redis-username" => "USER",
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
         "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
         "cookie-expire" | "cookie-refresh" | "upstream-body-idle-timeout" => "DURATION",

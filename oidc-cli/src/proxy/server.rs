@@ -28,7 +28,7 @@ use oidc_tower::metrics::Metrics;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{BoxError, ProxyBody, ProxyRouter, ReverseProxy};
 use oidc_tower::routes::RouteRules;
-use oidc_tower::store::{RedisStore, RedisStoreConfig};
+use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use tower::{Layer as _, ServiceExt as _};
 
@@ -85,7 +85,9 @@ impl ServeError {
             ServeError::Bind { .. } => {
                 Some("is another process using the port? see --http-address")
             }
-            ServeError::Store(_) => Some("check --redis-connection-url and that Redis is up"),
+            ServeError::Store(_) => Some(
+                "check the Redis settings (--redis-connection-url, Sentinel or Cluster URLs) and that Redis is up",
+            ),
             ServeError::Cookie(_) => Some(
                 "cookies without Secure are only allowed when --redirect-url is on a loopback host; serve the proxy over https",
             ),
@@ -296,10 +298,8 @@ impl App {
             .trusted_proxies(settings.trusted_proxies.clone())
             .forward_auth_redirect(false)
             .metrics(metrics.clone());
-        if let SessionStoreChoice::Redis { url } = &settings.session_store {
-            config = config.session_store(Arc::new(RedisStore::new(RedisStoreConfig::new(
-                url.expose(),
-            ))?));
+        if let SessionStoreChoice::Redis(redis) = &settings.session_store {
+            config = config.session_store(Arc::new(RedisStore::new(redis.store_config())?));
         }
         let auth = config.build()?;
 
