@@ -1,6 +1,7 @@
 //! A body that stops moving is cut off after the idle timeout, on real sockets on 127.0.0.1:
-//! an upstream that stalls mid-download, and a client that stalls mid-upload, each release
-//! their connection instead of holding it forever, while a slow body that keeps moving is not cut.
+//! an upstream that stalls mid-download, a client that stalls mid-upload and a client that stops
+//! reading a download each release their connection instead of holding it forever, while a slow
+//! body that keeps moving is not cut.
 
 mod proxy_common;
 
@@ -12,10 +13,10 @@ use futures_util::StreamExt as _;
 use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use oidc_tower::proxy::{BoxError, ProxyBody, ReverseProxy};
+use oidc_tower::proxy::{BoxError, ProxyBody, ReverseProxy, serve_with_stall_timeout};
 use proxy_common::{client, count_body, empty, spawn_server, spawn_upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 const IDLE: Duration = Duration::from_millis(400);
 
@@ -122,4 +123,53 @@ async fn a_client_that_stalls_mid_upload_is_answered_and_released() {
     let released_after = started.elapsed();
     assert!(released_after >= IDLE, "{released_after:?}");
     eprintln!("stalled upload released after {released_after:?}: {answer:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_download_loses_its_connection() {
+    let upstream = spawn_upstream().await;
+    let proxy = ReverseProxy::builder(upstream.url()).build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_with_stall_timeout(
+        listener,
+        proxy,
+        async {
+            let _ = stopped.await;
+        },
+        IDLE,
+    ));
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /download?bytes=1073741824 HTTP/1.1\r\nHost: app.example\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing while the buffers fill and the proxy's writes block.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n as u64,
+            }
+        }
+    })
+    .await;
+    assert!(
+        drained.is_ok(),
+        "the stalled client's connection was kept open"
+    );
+    assert!(
+        received < 1 << 30,
+        "the whole gigabyte was sent: {received}"
+    );
+    eprintln!(
+        "stalled reader: connection closed after {received} bytes (drained in {:?})",
+        started.elapsed()
+    );
 }

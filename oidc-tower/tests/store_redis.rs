@@ -317,3 +317,63 @@ async fn a_lock_is_shared_by_replicas_released_by_its_holder_and_freed_when_it_d
         "session_ttl_invalid"
     );
 }
+
+#[tokio::test]
+async fn one_refresh_at_a_time_across_replicas() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (replica_a, replica_b) = (
+        SessionVault::new(store(&server)),
+        SessionVault::new(store(&server)),
+    );
+    let mut random = InsecureSeededRandom::new(8);
+    let handle = replica_a
+        .create(
+            &mut random,
+            b"tokens",
+            &SessionTags::new(ISSUER),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let other = replica_a
+        .create(
+            &mut random,
+            b"other",
+            &SessionTags::new(ISSUER),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(10);
+    let token = replica_a
+        .try_lock_refresh(&mut random, &handle, ttl)
+        .await
+        .unwrap()
+        .expect("the first replica refreshes");
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &handle, ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "the second waits"
+    );
+    // Another session's refresh is not held up.
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &other, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(replica_a.unlock_refresh(&handle, &token).await.unwrap());
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &handle, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -74,7 +74,9 @@ pub use self::error::{ProxyConfigError, ProxyError};
 pub use self::headers::{PeerAddr, TrustedProxies};
 pub use self::path::normalize_path;
 pub use self::router::ProxyRouter;
-pub use self::serve::{serve, shutdown_signal};
+pub use self::serve::{
+    DEFAULT_WRITE_STALL_TIMEOUT, serve, serve_with_stall_timeout, shutdown_signal,
+};
 pub use self::service::{PrefixMode, ResponseFuture, ReverseProxy, ReverseProxyBuilder};
 pub use self::tls::UpstreamTls;
 
