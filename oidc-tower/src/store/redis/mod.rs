@@ -201,7 +201,7 @@ enum Backend {
     Primary { link: Link, sentinel: bool },
     /// The cluster client, which routes each command to the node owning its key and follows
     /// the cluster's own failovers.
-    Cluster(ClusterLink),
+    Cluster(Box<ClusterLink>),
 }
 
 /// The cluster connection, made on first use (and retried by the next command if that failed).
@@ -355,10 +355,10 @@ impl RedisStore {
                 if tls {
                     builder = builder.tls(redis::TlsMode::Secure);
                 }
-                Backend::Cluster(ClusterLink {
+                Backend::Cluster(Box::new(ClusterLink {
                     client: builder.build().map_err(config_error)?,
                     connection: tokio::sync::OnceCell::new(),
-                })
+                }))
             }
         };
         Ok(RedisStore {
