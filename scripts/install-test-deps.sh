@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || apt_packages+=(redis-sentinel)
+command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

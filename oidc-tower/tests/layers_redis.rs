@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oidc_tower::store::{RedisStore, RedisStoreConfig, SessionStore};
-use support::layers::{Harness, Options, location};
+use support::layers::{Harness, Jar, Options, location};
 use support::redis::RedisServer;
 
 fn redis_store(server: &RedisServer) -> Arc<dyn SessionStore> {
@@ -152,4 +152,51 @@ async fn redis_down_answers_503_and_keeps_the_session() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered);
+}
+
+/// After Redis is killed and started again, the very first request is served: the store
+/// reconnects before answering instead of failing with the outage's last connection error. This
+/// holds for a session read and for a login callback, which creates a session.
+#[tokio::test]
+async fn first_requests_after_a_redis_restart_are_served() {
+    let Some(mut redis) = RedisServer::start_persistent() else {
+        return;
+    };
+    let h = Harness::start(Options {
+        store: Some(redis_store(&redis)),
+        ..Options::default()
+    })
+    .await;
+    let jar = h.sign_in("alice", "/").await;
+    // A login in flight: the provider has answered, the callback is still to come.
+    let mut pending = Jar::default();
+    let authorization = h.start_login("/after", &mut pending).await;
+    let callback = h.authorize(&authorization, "mallory").await;
+
+    redis.stop();
+    for _ in 0..2 {
+        let during = get(&h.client, format!("{}/api", h.app), jar.header()).await;
+        assert_eq!(during.status(), 503);
+    }
+    redis.restart();
+    let first = get(&h.client, format!("{}/api", h.app), jar.header()).await;
+    assert_eq!(first.status(), 200, "the first read after the restart");
+
+    redis.stop();
+    let during = get(&h.client, format!("{}/api", h.app), jar.header()).await;
+    assert_eq!(during.status(), 503);
+    redis.restart();
+    let response = h.callback(&callback, &mut pending).await;
+    assert_eq!(
+        response.status(),
+        302,
+        "the first request after the restart, a login callback, signs in"
+    );
+    assert_eq!(location(&response), "/after");
+    assert!(pending.has("oidc_session"), "{pending:?}");
+    let signed_in = get(&h.client, format!("{}/api", h.app), pending.header()).await;
+    assert_eq!(signed_in.status(), 200);
+    // Nothing was lost across two outages.
+    let still = get(&h.client, format!("{}/api", h.app), jar.header()).await;
+    assert_eq!(still.status(), 200);
 }

@@ -11,7 +11,8 @@ use oidc_core::random::InsecureSeededRandom;
 use support::redis::RedisServer;
 
 use oidc_tower::store::{
-    RedisStore, RedisStoreConfig, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
+    LockToken, RedisStore, RedisStoreConfig, SessionStore, SessionTags, SessionVault, StoreError,
+    StoreKey,
 };
 
 const ISSUER: &str = "https://issuer.test";
@@ -235,27 +236,15 @@ async fn redis_down_is_unavailable_then_recovers_after_restart() {
         .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
 
-    // Same port, empty data set (no persistence): the store reconnects by itself.
+    // Same port, empty data set (no persistence): the first call after the restart reconnects
+    // before it answers, so it succeeds.
     let port = server.port;
     drop(server);
     let _restarted = RedisServer::start_on(port);
-    let mut recovered = None;
-    for _ in 0..50 {
-        match vault
-            .create(&mut random, b"after", &tags, Duration::from_secs(60))
-            .await
-        {
-            Ok(handle) => {
-                recovered = Some(handle);
-                break;
-            }
-            Err(err) => {
-                assert!(err.is_unavailable(), "{err:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let after = recovered.expect("store did not recover after Redis restarted");
+    let after = vault
+        .create(&mut random, b"after", &tags, Duration::from_secs(60))
+        .await
+        .expect("the first call after Redis restarted");
     assert_eq!(
         vault.load(&after).await.unwrap().as_deref(),
         Some(&b"after"[..])
@@ -284,4 +273,107 @@ async fn unreachable_at_startup_is_unavailable_not_a_crash() {
         RedisStore::new(RedisStoreConfig::new("not a url")),
         Err(StoreError::Config { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_lock_is_shared_by_replicas_released_by_its_holder_and_freed_when_it_dies() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Two replicas' stores on one Redis.
+    let (replica_a, replica_b) = (store(&server), store(&server));
+    let mut random = InsecureSeededRandom::new(6);
+    let name = StoreKey::for_refresh_of(&StoreKey::for_session_id(b"session"));
+    let (token_a, token_b) = (
+        LockToken::generate(&mut random),
+        LockToken::generate(&mut random),
+    );
+    let ttl = Duration::from_secs(30);
+    assert!(replica_a.try_lock(&name, &token_a, ttl).await.unwrap());
+    assert!(!replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(
+        !replica_b.unlock(&name, &token_b).await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(replica_a.unlock(&name, &token_a).await.unwrap());
+    assert!(replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(replica_b.unlock(&name, &token_b).await.unwrap());
+
+    // A holder that dies (never unlocks) blocks the others only until its TTL runs out, and
+    // its late unlock cannot release the next holder's lock.
+    let short = Duration::from_millis(300);
+    assert!(replica_a.try_lock(&name, &token_a, short).await.unwrap());
+    assert!(!replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(replica_b.try_lock(&name, &token_b, ttl).await.unwrap());
+    assert!(!replica_a.unlock(&name, &token_a).await.unwrap());
+    assert!(!replica_a.try_lock(&name, &token_a, ttl).await.unwrap());
+    assert_eq!(
+        replica_a
+            .try_lock(&name, &token_a, Duration::ZERO)
+            .await
+            .unwrap_err()
+            .code(),
+        "session_ttl_invalid"
+    );
+}
+
+#[tokio::test]
+async fn one_refresh_at_a_time_across_replicas() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (replica_a, replica_b) = (
+        SessionVault::new(store(&server)),
+        SessionVault::new(store(&server)),
+    );
+    let mut random = InsecureSeededRandom::new(8);
+    let handle = replica_a
+        .create(
+            &mut random,
+            b"tokens",
+            &SessionTags::new(ISSUER),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let other = replica_a
+        .create(
+            &mut random,
+            b"other",
+            &SessionTags::new(ISSUER),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(10);
+    let token = replica_a
+        .try_lock_refresh(&mut random, &handle, ttl)
+        .await
+        .unwrap()
+        .expect("the first replica refreshes");
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &handle, ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "the second waits"
+    );
+    // Another session's refresh is not held up.
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &other, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(replica_a.unlock_refresh(&handle, &token).await.unwrap());
+    assert!(
+        replica_b
+            .try_lock_refresh(&mut random, &handle, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

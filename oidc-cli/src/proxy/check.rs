@@ -10,7 +10,7 @@ use oidc_core::discovery::{
 use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
 use oidc_core::login::{ClientAuthMethod, ClientCredentials, client_auth};
 use oidc_core::{Issuer, UnixTime};
-use oidc_tower::store::{RedisStore, RedisStoreConfig};
+use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient, SystemRandom};
 
 use super::settings::{ProxySettings, SessionStoreChoice};
@@ -132,8 +132,8 @@ pub(crate) async fn check(settings: &ProxySettings) -> Report {
         )
         .await;
     }
-    if let SessionStoreChoice::Redis { url } = &settings.session_store {
-        let result = match RedisStore::new(RedisStoreConfig::new(url.expose())) {
+    if let SessionStoreChoice::Redis(redis) = &settings.session_store {
+        let result = match RedisStore::new(redis.store_config()) {
             Ok(store) => store.ping().await,
             Err(e) => Err(e),
         };
@@ -142,7 +142,7 @@ pub(crate) async fn check(settings: &ProxySettings) -> Report {
             Err(e) => report.push(
                 Status::Fail,
                 "redis",
-                format!("{e} [{}] (redis-connection-url)", e.code()),
+                format!("{e} [{}] ({})", e.code(), redis.location_option()),
             ),
         }
     }

@@ -97,6 +97,36 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "upstreams",
         "Upstream URL; its path is the route prefix (`http://127.0.0.1:8080/airflow/` serves /airflow/); or PREFIX=URL to strip the prefix. Repeatable",
     ),
+    list(
+        "upstream-ca-file",
+        "upstream_ca_files",
+        "Also trust the CA certificates in this PEM file for https upstreams (the system store is always trusted). Repeatable",
+    ),
+    opt(
+        "upstream-client-cert",
+        Kind::Text,
+        "Offer this PEM certificate chain to https upstreams that ask for one (mTLS); needs --upstream-client-key",
+    ),
+    opt(
+        "upstream-client-key",
+        Kind::Text,
+        "The PEM private key of --upstream-client-cert",
+    ),
+    opt(
+        "upstream-insecure-skip-verify",
+        Kind::Bool,
+        "DANGEROUS: accept any certificate from https upstreams, so anyone on the path can read identities and tokens [default: false]",
+    ),
+    opt(
+        "ssl-upstream-insecure-skip-verify",
+        Kind::Bool,
+        "oauth2-proxy's name for --upstream-insecure-skip-verify (accepted with a warning)",
+    ),
+    opt(
+        "upstream-body-idle-timeout",
+        Kind::Text,
+        "Cut off a request or response body that moves no byte for this long [default: 5m]",
+    ),
     opt(
         "oidc-issuer-url",
         Kind::Text,
@@ -256,8 +286,50 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     opt(
         "redis-connection-url",
         Kind::Secret,
-        "Redis URL for --session-store-type=redis (redis:// or rediss://)",
+        "Redis URL for --session-store-type=redis (redis:// or rediss://), unless Sentinel or Cluster is used",
     ),
+    opt(
+        "redis-username",
+        Kind::Text,
+        "ACL user for Redis (instead of one in the URL)",
+    ),
+    opt(
+        "redis-password",
+        Kind::Secret,
+        "Password for Redis (instead of one in the URL)",
+    ),
+    opt(
+        "redis-use-sentinel",
+        Kind::Bool,
+        "Find the Redis primary through Redis Sentinel [default: false]",
+    ),
+    opt(
+        "redis-sentinel-master-name",
+        Kind::Text,
+        "The Sentinel group name of the primary (with --redis-use-sentinel)",
+    ),
+    OptionSpec {
+        name: "redis-sentinel-connection-urls",
+        kind: Kind::SecretList,
+        alias: None,
+        help: "Sentinel URLs (redis:// or rediss://) for --redis-use-sentinel. Repeatable",
+    },
+    opt(
+        "redis-sentinel-password",
+        Kind::Secret,
+        "Password of the sentinels themselves",
+    ),
+    opt(
+        "redis-use-cluster",
+        Kind::Bool,
+        "Keep sessions in a Redis Cluster [default: false]",
+    ),
+    OptionSpec {
+        name: "redis-cluster-connection-urls",
+        kind: Kind::SecretList,
+        alias: None,
+        help: "Cluster node URLs (redis:// or rediss://) for --redis-use-cluster. Repeatable",
+    },
     list(
         "skip-auth-route",
         "skip_auth_routes",
@@ -350,10 +422,6 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
     (
         "ssl-insecure-skip-verify",
         "TLS certificates are always verified; trust a private CA through the system store",
-    ),
-    (
-        "ssl-upstream-insecure-skip-verify",
-        "TLS certificates are always verified",
     ),
     (
         "htpasswd-file",
@@ -500,8 +568,12 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "http-address" | "metrics-address" => "HOST:PORT",
         "upstream" => "URL",
         "oidc-issuer-url" | "redirect-url" | "redis-connection-url" => "URL",
+        "redis-sentinel-connection-urls" | "redis-cluster-connection-urls" => "URL",
+        "redis-sentinel-master-name" => "NAME",
+        "redis-username" => "USER",
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
-        "cookie-expire" | "cookie-refresh" => "DURATION",
+        "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
+        "cookie-expire" | "cookie-refresh" | "upstream-body-idle-timeout" => "DURATION",
         "extra-jwt-issuers" => "ISSUER=AUDIENCE",
         "skip-auth-route" => "[METHOD=]REGEX",
         "api-route" => "REGEX",

@@ -24,7 +24,7 @@ use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{ProxyBody, ProxyRouter, ReverseProxy};
 use oidc_tower::routes::RouteRules;
 use oidc_tower::sidecar::Sidecar;
-use oidc_tower::store::{RedisStore, RedisStoreConfig};
+use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use tower::ServiceExt as _;
 
@@ -69,7 +69,9 @@ impl ServeError {
             ServeError::Bind { .. } => {
                 Some("is another process using the port? see --http-address")
             }
-            ServeError::Store(_) => Some("check --redis-connection-url and that Redis is up"),
+            ServeError::Store(_) => Some(
+                "check the Redis settings (--redis-connection-url, Sentinel or Cluster URLs) and that Redis is up",
+            ),
             ServeError::Cookie(_) => Some(
                 "cookies without Secure are only allowed when --redirect-url is on a loopback host; serve the proxy over https",
             ),
@@ -247,13 +249,16 @@ impl App {
                 http.clone(),
             ));
         }
-        if let SessionStoreChoice::Redis { url } = &settings.session_store {
-            config = config.session_store(Arc::new(RedisStore::new(RedisStoreConfig::new(
-                url.expose(),
-            ))?));
+        if let SessionStoreChoice::Redis(redis) = &settings.session_store {
+            config = config.session_store(Arc::new(RedisStore::new(redis.store_config())?));
         }
         let auth = config.build()?;
 
+        if settings.upstream_tls.skip_verify_by_old_name {
+            tracing::warn!(
+                "--ssl-upstream-insecure-skip-verify is oauth2-proxy's name; use --upstream-insecure-skip-verify"
+            );
+        }
         let mut routes = Vec::with_capacity(settings.upstreams.len());
         for upstream in &settings.upstreams {
             let builder = if upstream.strip_prefix {
@@ -271,6 +276,8 @@ impl App {
             routes.push(
                 builder
                     .trusted_proxies(settings.trusted_proxies.clone())
+                    .tls(settings.upstream_tls.to_upstream_tls())
+                    .body_idle_timeout(settings.upstream_body_idle_timeout)
                     .build()?,
             );
         }

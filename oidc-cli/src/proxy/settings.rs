@@ -12,6 +12,11 @@ use url::Url;
 
 use super::sources::{Layers, Source, Sourced};
 
+fn is_redis_url(value: &str) -> bool {
+    let value = value.trim();
+    value.starts_with("redis://") || value.starts_with("rediss://")
+}
+
 /// Bytes a cookie secret needs at least (the cookie codec's minimum).
 pub(crate) const MIN_COOKIE_SECRET_BYTES: usize = oidc_core::cookie::MIN_SECRET_BYTES;
 
@@ -24,11 +29,93 @@ pub(crate) struct Upstream {
     pub(crate) strip_prefix: bool,
 }
 
+/// How https upstreams are trusted, and the client certificate offered to them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UpstreamTlsSettings {
+    pub(crate) ca_files: Vec<PathBuf>,
+    /// Certificate chain and private key files.
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
+    pub(crate) insecure_skip_verify: bool,
+    /// Set through oauth2-proxy's `ssl-upstream-insecure-skip-verify`: worth a warning.
+    pub(crate) skip_verify_by_old_name: bool,
+}
+
+impl UpstreamTlsSettings {
+    /// The proxy's TLS configuration for https upstreams.
+    pub(crate) fn to_upstream_tls(&self) -> oidc_tower::proxy::UpstreamTls {
+        let mut tls = oidc_tower::proxy::UpstreamTls::new();
+        for file in &self.ca_files {
+            tls = tls.ca_file(file);
+        }
+        if let Some((chain, key)) = &self.client_certificate {
+            tls = tls.client_certificate(chain, key);
+        }
+        tls.dangerous_skip_verify(self.insecure_skip_verify)
+    }
+}
+
 /// Where sessions live.
 #[derive(Clone, Debug)]
 pub(crate) enum SessionStoreChoice {
     Cookie,
-    Redis { url: Secret },
+    Redis(RedisSettings),
+}
+
+/// Which Redis deployment, and how to sign in to it.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisSettings {
+    pub(crate) target: RedisTarget,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) sentinel_password: Option<Secret>,
+}
+
+/// One server, the primary named by Sentinel, or a cluster.
+#[derive(Clone, Debug)]
+pub(crate) enum RedisTarget {
+    Single {
+        url: Secret,
+    },
+    Sentinel {
+        master_name: String,
+        urls: Vec<Secret>,
+    },
+    Cluster {
+        urls: Vec<Secret>,
+    },
+}
+
+impl RedisSettings {
+    /// The store configuration these settings describe.
+    pub(crate) fn store_config(&self) -> oidc_tower::store::RedisStoreConfig {
+        use oidc_tower::store::RedisStoreConfig;
+        let expose = |urls: &[Secret]| -> Vec<String> {
+            urls.iter().map(|url| url.expose().to_owned()).collect()
+        };
+        let mut config = match &self.target {
+            RedisTarget::Single { url } => RedisStoreConfig::new(url.expose()),
+            RedisTarget::Sentinel { master_name, urls } => {
+                RedisStoreConfig::sentinel(master_name.clone(), expose(urls))
+            }
+            RedisTarget::Cluster { urls } => RedisStoreConfig::cluster(expose(urls)),
+        };
+        if let Some(password) = &self.password {
+            config = config.credentials(self.username.clone(), password.expose());
+        }
+        if let Some(password) = &self.sentinel_password {
+            config = config.sentinel_password(password.expose());
+        }
+        config
+    }
+
+    /// The option that names where Redis is, for messages.
+    pub(crate) fn location_option(&self) -> &'static str {
+        match self.target {
+            RedisTarget::Single { .. } => "redis-connection-url",
+            RedisTarget::Sentinel { .. } => "redis-sentinel-connection-urls",
+            RedisTarget::Cluster { .. } => "redis-cluster-connection-urls",
+        }
+    }
 }
 
 /// Another issuer whose bearer tokens are accepted, for one audience.
@@ -43,6 +130,8 @@ pub(crate) struct ExtraIssuer {
 pub(crate) struct ProxySettings {
     pub(crate) http_address: SocketAddr,
     pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) upstream_tls: UpstreamTlsSettings,
+    pub(crate) upstream_body_idle_timeout: Duration,
     pub(crate) issuer: Issuer,
     pub(crate) extra_audiences: Vec<String>,
     pub(crate) client_id: String,
@@ -199,7 +288,18 @@ impl ProxySettings {
             "sessions in {} ({} cookie secret(s)), bearer tokens {}",
             match self.session_store {
                 SessionStoreChoice::Cookie => "cookies",
-                SessionStoreChoice::Redis { .. } => "Redis",
+                SessionStoreChoice::Redis(RedisSettings {
+                    target: RedisTarget::Single { .. },
+                    ..
+                }) => "Redis",
+                SessionStoreChoice::Redis(RedisSettings {
+                    target: RedisTarget::Sentinel { .. },
+                    ..
+                }) => "Redis via Sentinel",
+                SessionStoreChoice::Redis(RedisSettings {
+                    target: RedisTarget::Cluster { .. },
+                    ..
+                }) => "Redis Cluster",
             },
             self.cookie_secrets.len(),
             if self.accept_bearer {
@@ -415,6 +515,9 @@ impl Resolver<'_> {
         let http_address = self.address("http-address", Some("127.0.0.1:4180"));
         let metrics_address = self.address("metrics-address", None);
         let upstreams = self.upstreams();
+        let upstream_tls = self.upstream_tls();
+        let upstream_body_idle_timeout =
+            self.duration("upstream-body-idle-timeout", Duration::from_secs(300));
 
         let issuer = match self.text("oidc-issuer-url").cloned() {
             None => {
@@ -583,6 +686,8 @@ impl Resolver<'_> {
         Some(ProxySettings {
             http_address: http_address?,
             upstreams,
+            upstream_tls,
+            upstream_body_idle_timeout,
             issuer: issuer?,
             extra_audiences,
             client_id: client_id?,
@@ -652,15 +757,6 @@ impl Resolver<'_> {
             ) else {
                 continue;
             };
-            if url.scheme() == "https" {
-                self.fail(
-                    "upstream",
-                    &sourced.source,
-                    "https_upstream",
-                    format!("{url_text:?}: https upstreams are not supported; reach the upstream over http on a private address"),
-                );
-                continue;
-            }
             if url.query().is_some() || url.fragment().is_some() {
                 self.fail(
                     "upstream",
@@ -697,6 +793,45 @@ impl Resolver<'_> {
             upstreams.push(upstream);
         }
         upstreams
+    }
+
+    fn upstream_tls(&mut self) -> UpstreamTlsSettings {
+        let ca_files = self
+            .list("upstream-ca-file")
+            .into_iter()
+            .map(|s| PathBuf::from(s.value.trim()))
+            .collect();
+        let chain = self.text("upstream-client-cert").cloned();
+        let key = self.text("upstream-client-key").cloned();
+        let client_certificate = match (chain, key) {
+            (Some(chain), Some(key)) => Some((
+                PathBuf::from(chain.value.trim()),
+                PathBuf::from(key.value.trim()),
+            )),
+            (Some(given), None) | (None, Some(given)) => {
+                let missing = if self.text("upstream-client-key").is_none() {
+                    "upstream-client-key"
+                } else {
+                    "upstream-client-cert"
+                };
+                self.fail(
+                    missing,
+                    &given.source,
+                    "incomplete_client_certificate",
+                    "--upstream-client-cert and --upstream-client-key go together".to_owned(),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let skip_verify = self.bool("upstream-insecure-skip-verify", false);
+        let old_name = self.bool("ssl-upstream-insecure-skip-verify", false);
+        UpstreamTlsSettings {
+            ca_files,
+            client_certificate,
+            insecure_skip_verify: skip_verify || old_name,
+            skip_verify_by_old_name: old_name,
+        }
     }
 
     fn proxy_prefix(&mut self) -> Option<String> {
@@ -908,36 +1043,23 @@ impl Resolver<'_> {
 
     fn session_store(&mut self) -> SessionStoreChoice {
         let kind = self.text("session-store-type").cloned();
-        let redis_url = self.text("redis-connection-url").cloned();
         match kind.as_ref().map(|s| s.value.trim().to_ascii_lowercase()) {
             None => SessionStoreChoice::Cookie,
             Some(k) if k == "cookie" => SessionStoreChoice::Cookie,
-            Some(k) if k == "redis" => match redis_url {
-                Some(url)
-                    if url.value.trim().starts_with("redis://")
-                        || url.value.trim().starts_with("rediss://") =>
-                {
-                    SessionStoreChoice::Redis {
-                        url: Secret::new(url.value.trim().to_owned()),
-                    }
-                }
-                Some(url) => {
-                    self.fail(
-                        "redis-connection-url",
-                        &url.source,
-                        "invalid_redis_url",
-                        "must start with redis:// or rediss:// (value not shown: it may hold a password)"
-                            .to_owned(),
-                    );
-                    SessionStoreChoice::Cookie
-                }
-                None => {
-                    self.missing(
-                        "redis-connection-url",
-                        "--session-store-type=redis needs --redis-connection-url",
-                    );
-                    SessionStoreChoice::Cookie
-                }
+            Some(k) if k == "redis" => match self.redis_target() {
+                Some(target) => SessionStoreChoice::Redis(RedisSettings {
+                    target,
+                    username: self
+                        .text("redis-username")
+                        .map(|s| s.value.trim().to_owned()),
+                    password: self
+                        .text("redis-password")
+                        .map(|s| Secret::new(s.value.clone())),
+                    sentinel_password: self
+                        .text("redis-sentinel-password")
+                        .map(|s| Secret::new(s.value.clone())),
+                }),
+                None => SessionStoreChoice::Cookie,
             },
             Some(other) => {
                 if let Some(s) = kind {
@@ -951,6 +1073,91 @@ impl Resolver<'_> {
                 SessionStoreChoice::Cookie
             }
         }
+    }
+
+    fn redis_target(&mut self) -> Option<RedisTarget> {
+        let sentinel = self.bool("redis-use-sentinel", false);
+        let cluster = self.bool("redis-use-cluster", false);
+        if sentinel && cluster {
+            let source = self
+                .layers
+                .value("redis-use-cluster")
+                .map(|s| s.source.clone())
+                .unwrap_or(Source::Default);
+            self.fail(
+                "redis-use-cluster",
+                &source,
+                "conflicting_redis_modes",
+                "--redis-use-sentinel and --redis-use-cluster exclude each other".to_owned(),
+            );
+            return None;
+        }
+        if sentinel {
+            let master_name = self.text("redis-sentinel-master-name").cloned();
+            let urls = self.redis_urls("redis-sentinel-connection-urls");
+            let Some(master_name) = master_name else {
+                self.missing(
+                    "redis-sentinel-master-name",
+                    "--redis-use-sentinel needs --redis-sentinel-master-name",
+                );
+                return None;
+            };
+            return Some(RedisTarget::Sentinel {
+                master_name: master_name.value.trim().to_owned(),
+                urls: urls?,
+            });
+        }
+        if cluster {
+            return Some(RedisTarget::Cluster {
+                urls: self.redis_urls("redis-cluster-connection-urls")?,
+            });
+        }
+        match self.text("redis-connection-url").cloned() {
+            Some(url) if is_redis_url(&url.value) => Some(RedisTarget::Single {
+                url: Secret::new(url.value.trim().to_owned()),
+            }),
+            Some(url) => {
+                self.fail(
+                    "redis-connection-url",
+                    &url.source,
+                    "invalid_redis_url",
+                    "must start with redis:// or rediss:// (value not shown: it may hold a password)"
+                        .to_owned(),
+                );
+                None
+            }
+            None => {
+                self.missing(
+                    "redis-connection-url",
+                    "--session-store-type=redis needs --redis-connection-url (or Sentinel or Cluster)",
+                );
+                None
+            }
+        }
+    }
+
+    /// The URLs of `option`, all `redis://` or `rediss://`, at least one.
+    fn redis_urls(&mut self, option: &'static str) -> Option<Vec<Secret>> {
+        let values = self.list(option);
+        if values.is_empty() {
+            self.missing(option, &format!("--{option} needs at least one URL"));
+            return None;
+        }
+        let mut urls = Vec::with_capacity(values.len());
+        for value in values {
+            if !is_redis_url(&value.value) {
+                self.fail(
+                    option,
+                    &value.source,
+                    "invalid_redis_url",
+                    "must start with redis:// or rediss:// (value not shown: it may hold a password)"
+                        .to_owned(),
+                );
+                return None;
+            }
+            urls.push(Secret::new(value.value.trim().to_owned()));
+        }
+        Some(urls)
     }
 
     fn route_rules<E: std::fmt::Display>(
@@ -1270,6 +1477,90 @@ mod tests {
     }
 
     #[test]
+    fn https_upstreams_take_a_ca_file_a_client_certificate_and_the_old_skip_verify_name() {
+        let mut pairs = minimal();
+        pairs.push(("upstream", "/api/=https://api.internal:8443/"));
+        pairs.push(("upstream-ca-file", "/etc/ssl/internal-ca.pem"));
+        pairs.push(("upstream-client-cert", "/etc/oidc/client.pem"));
+        pairs.push(("upstream-client-key", "/etc/oidc/client-key.pem"));
+        pairs.push(("upstream-body-idle-timeout", "30s"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(s.upstreams[1].url.scheme(), "https");
+        assert_eq!(
+            s.upstream_tls.ca_files,
+            [PathBuf::from("/etc/ssl/internal-ca.pem")]
+        );
+        assert!(s.upstream_tls.client_certificate.is_some());
+        assert!(!s.upstream_tls.insecure_skip_verify);
+        assert_eq!(s.upstream_body_idle_timeout, Duration::from_secs(30));
+
+        let mut pairs = minimal();
+        pairs.push(("ssl-upstream-insecure-skip-verify", "true"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert!(s.upstream_tls.insecure_skip_verify && s.upstream_tls.skip_verify_by_old_name);
+
+        let mut pairs = minimal();
+        pairs.push(("upstream-client-cert", "/etc/oidc/client.pem"));
+        let errs = errors(&pairs);
+        assert_eq!(errs[0].option, "upstream-client-key");
+        assert_eq!(errs[0].code, "incomplete_client_certificate");
+    }
+
+    #[test]
+    fn redis_sentinel_and_cluster_take_oauth2_proxy_flags() {
+        let mut pairs = minimal();
+        pairs.push(("session-store-type", "redis"));
+        pairs.push(("redis-use-sentinel", "true"));
+        pairs.push(("redis-sentinel-master-name", "mymaster"));
+        pairs.push(("redis-sentinel-connection-urls", "redis://10.0.0.1:26379"));
+        pairs.push(("redis-sentinel-connection-urls", "redis://10.0.0.2:26379"));
+        pairs.push(("redis-password", "hunter2"));
+        pairs.push(("redis-username", "oidc"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        let SessionStoreChoice::Redis(redis) = &s.session_store else {
+            panic!("redis expected");
+        };
+        assert!(
+            matches!(&redis.target, RedisTarget::Sentinel { master_name, urls } if master_name == "mymaster" && urls.len() == 2)
+        );
+        assert_eq!(redis.username.as_deref(), Some("oidc"));
+        assert!(!format!("{:?}", redis.store_config()).contains("hunter2"));
+
+        let mut pairs = minimal();
+        pairs.push(("session-store-type", "redis"));
+        pairs.push(("redis-use-cluster", "true"));
+        pairs.push(("redis-cluster-connection-urls", "rediss://10.0.0.1:6379"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert!(matches!(
+            &s.session_store,
+            SessionStoreChoice::Redis(RedisSettings {
+                target: RedisTarget::Cluster { .. },
+                ..
+            })
+        ));
+
+        let mut pairs = minimal();
+        pairs.push(("session-store-type", "redis"));
+        pairs.push(("redis-use-sentinel", "true"));
+        let errs = errors(&pairs);
+        for option in [
+            "redis-sentinel-master-name",
+            "redis-sentinel-connection-urls",
+        ] {
+            assert!(errs.iter().any(|e| e.option == option), "{errs:?}");
+        }
+        pairs.push(("redis-use-cluster", "true"));
+        assert_eq!(errors(&pairs)[0].code, "conflicting_redis_modes");
+        let mut pairs = minimal();
+        pairs.push(("session-store-type", "redis"));
+        pairs.push(("redis-use-cluster", "true"));
+        pairs.push(("redis-cluster-connection-urls", "http://secret@x"));
+        let errs = errors(&pairs);
+        assert_eq!(errs[0].code, "invalid_redis_url");
+        assert!(!errs[0].to_string().contains("secret@"));
+    }
+
+    #[test]
     fn redis_needs_a_url_and_its_value_is_never_shown() {
         let mut pairs = minimal();
         pairs.push(("session-store-type", "redis"));
@@ -1281,7 +1572,7 @@ mod tests {
         pairs.pop();
         pairs.push(("redis-connection-url", "redis://127.0.0.1:6379/0"));
         let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
-        assert!(matches!(s.session_store, SessionStoreChoice::Redis { .. }));
+        assert!(matches!(s.session_store, SessionStoreChoice::Redis(_)));
     }
 
     #[test]

@@ -46,6 +46,23 @@ pub enum ProxyError {
         /// What went wrong.
         detail: String,
     },
+    /// The TLS handshake with the upstream failed (untrusted or wrong-name certificate, client
+    /// certificate refused): 502.
+    #[error("upstream {upstream} failed the TLS handshake: {detail}")]
+    TlsFailed {
+        /// The upstream base URL.
+        upstream: String,
+        /// What rustls reported.
+        detail: String,
+    },
+    /// A body stopped moving for longer than the idle timeout and was cut off. When it is the
+    /// request body (a client stalled mid-upload) the answer is 408; a response body that stalls
+    /// is simply cut.
+    #[error("no body data moved for {after:?}")]
+    BodyIdle {
+        /// The idle timeout.
+        after: Duration,
+    },
     /// No route's prefix matches the request path: 404.
     #[error("no upstream is mapped for path {path}")]
     NoRoute {
@@ -68,6 +85,8 @@ impl ProxyError {
             ProxyError::ConnectTimedOut { .. } => "upstream_connect_timeout",
             ProxyError::TimedOut { .. } => "upstream_timeout",
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
+            ProxyError::TlsFailed { .. } => "upstream_tls_failed",
+            ProxyError::BodyIdle { .. } => "body_idle_timeout",
             ProxyError::NoRoute { .. } => "no_route",
             ProxyError::BadRequest { .. } => "bad_request",
         }
@@ -76,12 +95,13 @@ impl ProxyError {
     /// The status code the client receives.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::ConnectFailed { .. } | ProxyError::UpstreamFailed { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            ProxyError::ConnectFailed { .. }
+            | ProxyError::UpstreamFailed { .. }
+            | ProxyError::TlsFailed { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::ConnectTimedOut { .. } | ProxyError::TimedOut { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            ProxyError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         }
@@ -106,13 +126,32 @@ impl ProxyError {
         response
     }
 
-    /// Sorts a client error into connect/timeout/other.
+    /// Sorts a client error into TLS/connect/timeout/other.
     pub(crate) fn from_client_error(
         err: &hyper_util::client::legacy::Error,
         upstream: &str,
         connect_timeout: Duration,
+        over_tls: bool,
     ) -> ProxyError {
+        if let Some(idle) = find_in_chain::<ProxyError>(err) {
+            return idle.clone();
+        }
         let detail = error_chain(err);
+        if let Some(tls) = rustls_error(err) {
+            return ProxyError::TlsFailed {
+                upstream: upstream.to_owned(),
+                detail: tls.to_string(),
+            };
+        }
+        // An HTTP/2 connection keeps only the kind and text of the I/O error that ended it; over
+        // TLS, invalid data on the socket is the TLS layer's complaint (an alert such as
+        // "certificate required" after a TLS 1.3 handshake).
+        if over_tls && has_io_kind(err, std::io::ErrorKind::InvalidData) {
+            return ProxyError::TlsFailed {
+                upstream: upstream.to_owned(),
+                detail,
+            };
+        }
         if err.is_connect() {
             if has_io_kind(err, std::io::ErrorKind::TimedOut) {
                 ProxyError::ConnectTimedOut {
@@ -146,6 +185,13 @@ pub enum ProxyConfigError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// The TLS settings for the upstream cannot be used (unreadable CA or key file, no trust
+    /// anchor).
+    #[error("upstream TLS settings are not usable: {detail}")]
+    Tls {
+        /// What is wrong with them.
+        detail: String,
+    },
     /// Two routes of a router have the same (normalized) prefix.
     #[error("two routes share the prefix {prefix:?}")]
     DuplicateRoute {
@@ -159,6 +205,7 @@ impl ProxyConfigError {
     pub fn code(&self) -> &'static str {
         match self {
             ProxyConfigError::InvalidUpstream { .. } => "invalid_upstream",
+            ProxyConfigError::Tls { .. } => "invalid_upstream_tls",
             ProxyConfigError::DuplicateRoute { .. } => "duplicate_route",
         }
     }
@@ -173,6 +220,39 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The rustls error somewhere in the chain. TLS streams wrap it in an `io::Error` (sometimes
+/// twice), whose own `source` skips it, so each I/O error's inner error is followed too.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let mut io = cause.downcast_ref::<std::io::Error>();
+        while let Some(inner) = io.and_then(|io| io.get_ref()) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            io = inner.downcast_ref::<std::io::Error>();
+        }
+        current = cause.source();
+    }
+    None
+}
+
+fn find_in_chain<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = cause.source();
+    }
+    None
 }
 
 fn has_io_kind(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {

@@ -1,11 +1,14 @@
-//! A streaming reverse proxy: forwards requests to an HTTP upstream without buffering bodies.
+//! A streaming reverse proxy: forwards requests to an HTTP or HTTPS upstream without buffering
+//! bodies.
 //!
 //! [`ReverseProxy`] is a tower `Service` that sends each request to one upstream over a pooled
 //! hyper client and streams the response back. Bodies pass through frame by frame, so a
 //! multi-gigabyte upload or download uses constant memory. Hop-by-hop headers are removed,
 //! `X-Forwarded-For/Proto/Host` are set (see [`TrustedProxies`]), protocol upgrades such as
 //! WebSocket are spliced through, and upstream failures become 502 or 504 responses with a
-//! plain-text body (see [`ProxyError`]). [`ProxyRouter`] picks among several proxies by
+//! plain-text body (see [`ProxyError`]). An `https://` upstream is verified as [`UpstreamTls`]
+//! says and spoken to over HTTP/2 when it offers h2 by ALPN. A body that stops moving for the
+//! idle timeout is cut off. [`ProxyRouter`] picks among several proxies by
 //! longest path prefix; [`serve`] runs any service on hyper with graceful shutdown.
 //!
 //! ```
@@ -60,17 +63,22 @@
 
 mod error;
 mod headers;
+mod idle;
 mod path;
 mod router;
 mod serve;
 mod service;
+mod tls;
 
 pub use self::error::{ProxyConfigError, ProxyError};
 pub use self::headers::{PeerAddr, TrustedProxies};
 pub use self::path::normalize_path;
 pub use self::router::ProxyRouter;
-pub use self::serve::{serve, shutdown_signal};
+pub use self::serve::{
+    DEFAULT_WRITE_STALL_TIMEOUT, serve, serve_with_stall_timeout, shutdown_signal,
+};
 pub use self::service::{PrefixMode, ResponseFuture, ReverseProxy, ReverseProxyBuilder};
+pub use self::tls::UpstreamTls;
 
 /// The error type carried by streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -14,6 +14,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body;
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,8 +23,11 @@ use tower_service::Service;
 use super::headers::{
     ForwardedContext, PeerAddr, TrustedProxies, remove_hop_by_hop, set_forwarded, wants_upgrade,
 };
+use super::idle::IdleTimeoutBody;
 use super::path::{join_upstream_path, normalize_path_cow, normalize_prefix, strip_segment_prefix};
-use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError};
+use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError, UpstreamTls};
+
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 /// What happens to the mount prefix when a request is forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,11 @@ pub struct ReverseProxy {
 }
 
 struct Inner {
-    client: Client<HttpConnector, ProxyBody>,
+    client: UpstreamClient,
+    /// For protocol upgrades to an `https://` upstream: offers only HTTP/1.1, since a WebSocket
+    /// handshake is an HTTP/1.1 upgrade.
+    upgrade_client: Option<UpstreamClient>,
+    upstream_scheme: Scheme,
     upstream_text: String,
     upstream_authority: Authority,
     upstream_base_path: String,
@@ -55,6 +63,7 @@ struct Inner {
     trusted: TrustedProxies,
     response_timeout: Duration,
     connect_timeout: Duration,
+    body_idle_timeout: Duration,
     preserve_host: bool,
 }
 
@@ -69,10 +78,13 @@ impl std::fmt::Debug for ReverseProxy {
 }
 
 impl ReverseProxy {
-    /// Starts configuring a proxy to `upstream`, an `http://host[:port][/base-path]` URL.
+    /// Starts configuring a proxy to `upstream`, an `http://` or `https://host[:port][/base-path]`
+    /// URL.
     pub fn builder(upstream: impl Into<String>) -> ReverseProxyBuilder {
         ReverseProxyBuilder {
             upstream: upstream.into(),
+            tls: UpstreamTls::new(),
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
             prefix: String::new(),
             prefix_mode: PrefixMode::Keep,
             trusted: TrustedProxies::none(),
@@ -160,6 +172,8 @@ impl std::fmt::Debug for ResponseFuture {
 #[must_use]
 pub struct ReverseProxyBuilder {
     upstream: String,
+    tls: UpstreamTls,
+    body_idle_timeout: Duration,
     prefix: String,
     prefix_mode: PrefixMode,
     trusted: TrustedProxies,
@@ -211,6 +225,20 @@ impl ReverseProxyBuilder {
         self
     }
 
+    /// How an `https://` upstream is trusted and what client certificate is offered (default:
+    /// the system's CA store, no client certificate). Ignored for `http://` upstreams.
+    pub fn tls(mut self, tls: UpstreamTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// How long a request or response body may go without a single byte moving before it is
+    /// cut off (default 5 minutes): a stalled upstream or client does not hold the connection.
+    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.body_idle_timeout = timeout;
+        self
+    }
+
     /// How long an idle pooled connection is kept (default 60 s).
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
@@ -234,15 +262,11 @@ impl ReverseProxyBuilder {
             .upstream
             .parse()
             .map_err(|_| invalid("not a valid URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid(
-                    "https upstreams are not supported; run the upstream on a private http address",
-                ));
-            }
-            _ => return Err(invalid("the scheme must be http")),
-        }
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -255,17 +279,61 @@ impl ReverseProxyBuilder {
         }
         let base_path = normalize_prefix(uri.path());
 
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .build(connector);
+        let (client, upgrade_client) = if scheme == Scheme::HTTPS {
+            if self.tls.skips_verification() {
+                tracing::warn!(
+                    upstream = %self.upstream,
+                    "TLS certificate verification of this upstream is OFF: anyone on the path can read and change its traffic"
+                );
+            }
+            let config = self.tls.client_config()?;
+            (
+                self.client(
+                    hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(config.clone())
+                        .https_only()
+                        .enable_all_versions()
+                        .wrap_connector(self.http_connector()),
+                ),
+                Some(
+                    self.client(
+                        hyper_rustls::HttpsConnectorBuilder::new()
+                            .with_tls_config(config)
+                            .https_only()
+                            .enable_http1()
+                            .wrap_connector(self.http_connector()),
+                    ),
+                ),
+            )
+        } else {
+            // Never used for TLS: an http upstream's URIs all have the http scheme.
+            let unused = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|err| ProxyConfigError::Tls {
+                detail: err.to_string(),
+            })?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+            (
+                self.client(
+                    hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(unused)
+                        .https_or_http()
+                        .enable_http1()
+                        .wrap_connector(self.http_connector()),
+                ),
+                None,
+            )
+        };
 
         Ok(ReverseProxy {
             inner: Arc::new(Inner {
                 client,
+                upgrade_client,
+                upstream_scheme: scheme,
+                body_idle_timeout: self.body_idle_timeout,
                 upstream_text: self.upstream.trim_end_matches('/').to_owned(),
                 upstream_authority: authority,
                 upstream_base_path: base_path,
@@ -279,6 +347,27 @@ impl ReverseProxyBuilder {
         })
     }
 }
+
+impl ReverseProxyBuilder {
+    fn http_connector(&self) -> HttpConnector {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        // The TLS layer on top decides the scheme.
+        connector.enforce_http(false);
+        connector
+    }
+
+    fn client(&self, connector: HttpsConnector<HttpConnector>) -> UpstreamClient {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .build(connector)
+    }
+}
+
+/// How long a body may stand still by default before it is cut off.
+const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Inner {
     async fn forward(
@@ -323,10 +412,17 @@ impl Inner {
                 }
             }
         }
-        // The upstream connection is HTTP/1.1 whatever the client spoke.
+        // Sent as HTTP/1.1 whatever the client spoke; over a connection where the upstream chose
+        // h2 by ALPN, the client sends it as HTTP/2.
         *request.version_mut() = Version::HTTP_11;
+        let request =
+            request.map(|body| IdleTimeoutBody::new(body, self.body_idle_timeout).boxed_unsync());
+        let client = match (&self.upgrade_client, upgrade) {
+            (Some(upgrade_client), true) => upgrade_client,
+            _ => &self.client,
+        };
 
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let sent = tokio::time::timeout(self.response_timeout, client.request(request)).await;
         let mut response = match sent {
             Err(_elapsed) => {
                 return Err(ProxyError::TimedOut {
@@ -339,6 +435,7 @@ impl Inner {
                     &err,
                     &self.upstream_text,
                     self.connect_timeout,
+                    self.upstream_scheme == Scheme::HTTPS,
                 ));
             }
             Ok(Ok(response)) => response,
@@ -359,7 +456,8 @@ impl Inner {
             }
             (false, _) => remove_hop_by_hop(response.headers_mut(), false),
         }
-        Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+        let idle = self.body_idle_timeout;
+        Ok(response.map(|body| IdleTimeoutBody::new(body, idle).boxed_unsync()))
     }
 
     fn upstream_uri(&self, original: &Uri) -> Result<Uri, ProxyError> {
@@ -395,7 +493,7 @@ impl Inner {
             }
         };
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.upstream_scheme.clone());
         parts.authority = Some(self.upstream_authority.clone());
         parts.path_and_query = Some(path_and_query);
         Uri::from_parts(parts).map_err(|err| ProxyError::BadRequest {

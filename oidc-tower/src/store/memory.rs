@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{SessionStore, StoreError, StoreKey, check_ttl};
+use super::{LockToken, SessionStore, StoreError, StoreKey, check_ttl};
 
 /// A [`SessionStore`] in this process's memory. Clones share the same sessions.
 ///
@@ -110,11 +110,42 @@ impl SessionStore for MemoryStore {
         }
         Ok(removed)
     }
+
+    async fn try_lock(
+        &self,
+        name: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        check_ttl(ttl)?;
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.locks.retain(|_, (_, expires_at)| *expires_at > now);
+        if state.locks.contains_key(name) {
+            return Ok(false);
+        }
+        state.locks.insert(*name, (token.clone(), now + ttl));
+        Ok(true)
+    }
+
+    async fn unlock(&self, name: &StoreKey, token: &LockToken) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        match state.locks.get(name) {
+            Some((holder, expires_at)) if holder == token && *expires_at > now => {
+                state.locks.remove(name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     sessions: HashMap<StoreKey, Entry>,
+    /// Held locks: the holder's token and when the lock frees itself.
+    locks: HashMap<StoreKey, (LockToken, Instant)>,
     expiry: BTreeSet<(Instant, StoreKey)>,
     tags: HashMap<StoreKey, HashSet<StoreKey>>,
 }
@@ -220,6 +251,30 @@ mod tests {
         assert_eq!(store.load(&key(3)).await.unwrap(), Some(b"c".to_vec()));
         assert_eq!(store.delete_tagged(&tag).await.unwrap(), 0);
         assert!(store.lock().tags.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_is_exclusive_released_by_its_holder_only_and_frees_itself() {
+        let store = MemoryStore::new(10);
+        let name = StoreKey::for_refresh_of(&key(1));
+        let mut random = oidc_core::random::InsecureSeededRandom::new(1);
+        let (first, second) = (
+            LockToken::generate(&mut random),
+            LockToken::generate(&mut random),
+        );
+        let ttl = Duration::from_secs(5);
+        assert!(store.try_lock(&name, &first, ttl).await.unwrap());
+        assert!(!store.try_lock(&name, &second, ttl).await.unwrap());
+        assert!(!store.unlock(&name, &second).await.unwrap(), "not its lock");
+        assert!(store.unlock(&name, &first).await.unwrap());
+        assert!(store.try_lock(&name, &second, ttl).await.unwrap());
+
+        // The holder dies: after the TTL the lock is free, and the dead holder's late unlock
+        // does not release the new holder's lock.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(store.try_lock(&name, &first, ttl).await.unwrap());
+        assert!(!store.unlock(&name, &second).await.unwrap());
+        assert!(!store.try_lock(&name, &second, ttl).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,8 @@
 //! so a dump of Redis reveals no token, no cookie value and no user identifier.
 //!
 //! Three pieces:
-//! - [`SessionStore`]: the storage contract (opaque bytes, TTLs, revocation tags), implemented
+//! - [`SessionStore`]: the storage contract (opaque bytes, TTLs, revocation tags, expiring
+//!   locks shared by replicas), implemented
 //!   by [`MemoryStore`] (one process, bounded, expiring) and [`RedisStore`] (shared by replicas).
 //! - [`SessionVault`]: sealing and opening on top of any store; this is what layers call.
 //! - [`StoreError`]: a store that cannot answer says so ([`StoreError::Unavailable`],
@@ -75,6 +76,20 @@ pub trait SessionStore: Send + Sync {
     /// Removes every live value saved with `tag` and the tag's index; returns how many values
     /// were removed.
     async fn delete_tagged(&self, tag: &StoreKey) -> Result<usize, StoreError>;
+
+    /// Takes the lock `name` for `ttl` with `token` unless someone else holds it: `true` when
+    /// taken. The lock frees itself after `ttl`, so a holder that dies never blocks the others
+    /// for longer. Every replica sharing the store sees the same locks.
+    async fn try_lock(
+        &self,
+        name: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases the lock `name` if it is still held with `token`: `true` when it was. A lock
+    /// that expired and was taken by someone else is left to them.
+    async fn unlock(&self, name: &StoreKey, token: &LockToken) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -99,6 +114,45 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 
     async fn delete_tagged(&self, tag: &StoreKey) -> Result<usize, StoreError> {
         (**self).delete_tagged(tag).await
+    }
+
+    async fn try_lock(
+        &self,
+        name: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).try_lock(name, token, ttl).await
+    }
+
+    async fn unlock(&self, name: &StoreKey, token: &LockToken) -> Result<bool, StoreError> {
+        (**self).unlock(name, token).await
+    }
+}
+
+/// Proof of holding a lock: random bytes only the holder knows, so only it can release it.
+///
+/// `Debug` prints nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LockToken([u8; 16]);
+
+impl LockToken {
+    /// A fresh token drawn from `random`.
+    pub fn generate(random: &mut dyn oidc_core::RandomSource) -> Self {
+        let mut bytes = [0u8; 16];
+        random.fill_bytes(&mut bytes);
+        LockToken(bytes)
+    }
+
+    /// The raw token bytes, as stored.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockToken(<redacted>)")
     }
 }
 
@@ -127,6 +181,12 @@ impl StoreKey {
     /// The tag shared by every session opened under the provider session `sid` at `issuer`.
     pub fn for_provider_session(issuer: &str, sid: &str) -> Self {
         Self::digest(&[b"oidc-tower sid v1", issuer.as_bytes(), sid.as_bytes()])
+    }
+
+    /// The lock that lets one replica at a time refresh the tokens of the session stored under
+    /// `session` (see [`SessionStore::try_lock`]).
+    pub fn for_refresh_of(session: &StoreKey) -> Self {
+        Self::digest(&[b"oidc-tower refresh lock v1", session.as_bytes()])
     }
 
     /// The raw 32 digest bytes.

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_core::RandomSource;
 
-use super::{SessionStore, StoreError, StoreKey, check_ttl};
+use super::{LockToken, SessionStore, StoreError, StoreKey, check_ttl};
 
 const ID_LEN: usize = 32;
 const KEY_LEN: usize = 32;
@@ -260,6 +260,37 @@ impl<S: SessionStore> SessionVault<S> {
         self.store
             .delete_tagged(&StoreKey::for_provider_session(issuer, sid))
             .await
+    }
+
+    /// Takes the refresh lock of `handle`'s session for `ttl`, so that one replica at a time
+    /// refreshes its tokens: `Some(token)` when taken (pass it to
+    /// [`SessionVault::unlock_refresh`]), `None` when another request or replica holds it (wait
+    /// a moment and load the session again: the holder saves the refreshed tokens). A holder
+    /// that dies frees the lock when `ttl` runs out.
+    pub async fn try_lock_refresh(
+        &self,
+        random: &mut (dyn RandomSource + Send),
+        handle: &SessionHandle,
+        ttl: Duration,
+    ) -> Result<Option<LockToken>, StoreError> {
+        let token = LockToken::generate(random);
+        let name = StoreKey::for_refresh_of(&handle.store_key());
+        Ok(self
+            .store
+            .try_lock(&name, &token, ttl)
+            .await?
+            .then_some(token))
+    }
+
+    /// Releases the refresh lock taken with `token`; `false` when it had already expired (and
+    /// may now be someone else's, which is left alone).
+    pub async fn unlock_refresh(
+        &self,
+        handle: &SessionHandle,
+        token: &LockToken,
+    ) -> Result<bool, StoreError> {
+        let name = StoreKey::for_refresh_of(&handle.store_key());
+        self.store.unlock(&name, token).await
     }
 }
 

@@ -27,6 +27,14 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server already running at `addr` that stops when `stop` fires.
+    pub fn new(addr: SocketAddr, stop: oneshot::Sender<()>) -> Server {
+        Server {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

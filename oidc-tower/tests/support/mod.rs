@@ -5,3 +5,4 @@
 pub mod gzip;
 pub mod layers;
 pub mod redis;
+pub mod redis_ha;
