@@ -51,7 +51,7 @@ pub enum HttpError {
         after: Duration,
     },
     /// No connection could be made (refused, DNS, TLS handshake).
-    #[error("{url}: cannot connect: {reason}")]
+    #[error("cannot connect to {url}: {reason}")]
     Connect {
         /// The URL called.
         url: String,
@@ -204,7 +204,7 @@ impl ReqwestHttpClient {
         } else if error.is_connect() {
             HttpError::Connect {
                 url,
-                reason: error_chain(error),
+                reason: root_cause(error),
             }
         } else if error.is_builder() {
             HttpError::InvalidRequest {
@@ -257,6 +257,16 @@ impl HttpClient for ReqwestHttpClient {
         *answer.headers_mut() = std::mem::take(response.headers_mut());
         Ok(answer)
     }
+}
+
+/// The innermost cause of a failed connection (`Connection refused (os error 111)`, a DNS or
+/// TLS failure): the outer layers only repeat the URL and say "connect error".
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// The error's message followed by its causes, `: `-separated.
