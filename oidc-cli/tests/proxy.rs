@@ -16,6 +16,10 @@ const CLIENT_SECRET: &str = "proxy-client-secret-value";
 const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
 
 async fn provider(proxy_port: u16) -> RunningProvider {
+    provider_at(proxy_port, "127.0.0.1:0".parse().unwrap()).await
+}
+
+async fn provider_at(proxy_port: u16, addr: SocketAddr) -> RunningProvider {
     let mut builder = DevProvider::builder().client(
         DevClient::confidential("proxy", CLIENT_SECRET)
             .redirect_uri(format!("http://127.0.0.1:{proxy_port}/oauth2/callback")),
@@ -26,7 +30,7 @@ async fn provider(proxy_port: u16) -> RunningProvider {
     builder
         .build()
         .unwrap()
-        .serve("127.0.0.1:0".parse().unwrap())
+        .serve(addr)
         .await
         .unwrap()
 }
@@ -443,6 +447,58 @@ async fn user_headers_can_be_switched_off_while_the_token_is_passed() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "- - - true");
     kill_and_wait(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_started_before_its_provider_listens_at_once_and_is_ready_when_the_provider_is() {
+    let port = free_port();
+    let provider_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let issuer = format!("http://{provider_addr}");
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let mut child = oidc(&flags(&issuer, port), &env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut healthz = None;
+    for _ in 0..50 {
+        if let Ok(answer) = http.get(format!("{base}/healthz")).send().await {
+            healthz = Some(answer.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(healthz, Some(reqwest::StatusCode::OK), "/healthz within 2.5 s");
+    let readyz = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap().starts_with("provider_not_ready"));
+
+    let _op = provider_at(port, provider_addr).await;
+    let mut ready = false;
+    for _ in 0..150 {
+        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
+            && answer.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready once the provider is up");
+    let mut stderr = child.stderr.take().unwrap();
+    kill_and_wait(&mut child);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let loaded = log.find("provider metadata and keys loaded").expect(&log);
+    let announced = log.find("oidc proxy ready").expect(&log);
+    assert!(loaded < announced, "{log}");
+    assert_eq!(log.matches("oidc proxy ready").count(), 1, "{log}");
 }
 
 fn kill_and_wait(child: &mut std::process::Child) {
