@@ -90,8 +90,18 @@ pub(crate) fn load(
         Some(path) => Layer::read_toml_file(&path),
         None => (Layer::default(), Vec::new()),
     };
+    // A file that cannot be read or parsed would make every option it sets look missing.
+    let file_unusable = source_problems
+        .iter()
+        .any(sources::SourceError::is_whole_file);
     let (env, env_problems) = Layer::read_env(env);
     source_problems.extend(env_problems);
+    if file_unusable {
+        return Err(LoadError::Problems {
+            sources: source_problems,
+            settings: Vec::new(),
+        });
+    }
     let layers = Layers {
         flags: args.flags.clone(),
         env,

@@ -102,6 +102,14 @@ pub(crate) enum SourceError {
 }
 
 impl SourceError {
+    /// Whether the whole file is unusable (unreadable, or not TOML), not just one key.
+    pub(crate) fn is_whole_file(&self) -> bool {
+        matches!(
+            self,
+            SourceError::ReadFile { .. } | SourceError::Toml { .. }
+        )
+    }
+
     pub(crate) fn code(&self) -> &'static str {
         match self {
             SourceError::ReadFile { .. } => "config_unreadable",
@@ -314,6 +322,7 @@ fn file_entry(
 /// A TOML syntax error as one `path:line:column: message` line, without the parser's
 /// source-excerpt drawing.
 fn toml_syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> SourceError {
+    let at_end = error.span().is_some_and(|span| span.start >= text.len());
     let (line, column) = match error.span() {
         Some(span) => {
             let start = span.start.min(text.len());
@@ -333,6 +342,11 @@ fn toml_syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> Source
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    let message = match message.as_str() {
+        "" if at_end => "the file ends where more is expected".to_owned(),
+        "" => "syntax error".to_owned(),
+        _ => message,
+    };
     SourceError::Toml {
         path: path.to_owned(),
         line,
@@ -518,6 +532,41 @@ mod tests {
         assert_eq!(err.code(), "config_duplicate_key");
         let err = file("client_id = ").unwrap_err();
         assert_eq!(err.code(), "config_invalid_toml");
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_and_the_good_ones_are_kept() {
+        let (layer, problems) = Layer::read_toml_text(
+            Path::new("proxy.toml"),
+            "clinet_id = \"x\"\nclient_id = \"app\"\nprovider = \"github\"\ncookie_name = [\"a\"]\n",
+        );
+        let codes: Vec<_> = problems.iter().map(SourceError::code).collect();
+        assert_eq!(
+            codes,
+            ["config_unknown_key", "config_wrong_type", "refused_option"]
+        );
+        assert_eq!(layer.get("client-id").unwrap()[0].value, "app");
+        assert!(layer.get("cookie-name").is_none());
+    }
+
+    #[test]
+    fn toml_syntax_errors_are_one_line_with_line_and_column() {
+        let err = file("client_id = \"proxy\"\nupstreams = [\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:3:1: not valid TOML: invalid array; expected `]`"
+        );
+        let err = file("client_id = \n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:1:13: not valid TOML: invalid string; expected `\"`, `'`"
+        );
+        let err = file("client_id = ").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:1:13: not valid TOML: the file ends where more is expected"
+        );
+        assert!(err.is_whole_file());
     }
 
     #[test]
