@@ -206,6 +206,7 @@ pub(crate) struct Settings {
     pub(crate) algorithm: SigningAlgorithm,
     pub(crate) allow_non_loopback: bool,
     pub(crate) issuer: Option<String>,
+    pub(crate) sign_in_note: Option<String>,
 }
 
 /// State shared by the HTTP handlers and the [`RunningProvider`] handle.
@@ -281,6 +282,7 @@ pub struct DevProviderBuilder {
     algorithm: SigningAlgorithm,
     allow_non_loopback: bool,
     issuer: Option<String>,
+    sign_in_note: Option<String>,
 }
 
 impl DevProviderBuilder {
@@ -357,6 +359,12 @@ impl DevProviderBuilder {
         self
     }
 
+    /// A line the sign-in page shows above the form, such as the demo user to sign in as.
+    pub fn sign_in_note(mut self, note: impl Into<String>) -> Self {
+        self.sign_in_note = Some(note.into());
+        self
+    }
+
     /// Checks the configuration and generates the first signing key.
     pub fn build(self) -> Result<DevProvider, BuildError> {
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
@@ -426,6 +434,7 @@ impl DevProviderBuilder {
                 algorithm: self.algorithm,
                 allow_non_loopback: self.allow_non_loopback,
                 issuer: self.issuer.map(|i| i.trim_end_matches('/').to_owned()),
+                sign_in_note: self.sign_in_note,
             },
             keys: Mutex::new(KeyRing::generate(self.algorithm)?),
             store: Mutex::new(Store::default()),
