@@ -190,6 +190,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), "provider_not_json");
+        assert_eq!(
+            err.to_string(),
+            "the provider answered with `text/html` instead of JSON"
+        );
         let err =
             checked_json_body(&response(200, None, "{}"), StatusCode::OK, &[], 1).unwrap_err();
         assert_eq!(err, ResponseError::TooLarge { len: 2, limit: 1 });

@@ -195,6 +195,9 @@ impl ReqwestHttpClient {
     }
 
     fn classify(&self, url: &str, error: &reqwest::Error) -> HttpError {
+        // reqwest repeats the URL in its message; the error names it once.
+        let describe =
+            |error: &reqwest::Error| error_chain(error).replace(&format!(" for url ({url})"), "");
         let url = url.to_owned();
         if error.is_timeout() {
             HttpError::Timeout {
@@ -209,12 +212,12 @@ impl ReqwestHttpClient {
         } else if error.is_builder() {
             HttpError::InvalidRequest {
                 url,
-                reason: error_chain(error),
+                reason: describe(error),
             }
         } else {
             HttpError::Transport {
                 url,
-                reason: error_chain(error),
+                reason: describe(error),
             }
         }
     }
@@ -372,6 +375,10 @@ mod tests {
         let client = ReqwestHttpClient::new().unwrap();
         let err = client.execute(get(addr, "/")).await.unwrap_err();
         assert_eq!(err.code(), "connect");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to http://{addr}/: Connection refused (os error 111)")
+        );
     }
 
     #[tokio::test]

@@ -109,7 +109,7 @@ pub(crate) async fn run(
 /// the provider is still being reached; until the rest is built every other request gets 503
 /// `provider_not_ready`.
 pub(crate) async fn run_with_ready(
-    settings: ProxySettings,
+    mut settings: ProxySettings,
     shutdown: impl Future<Output = ()> + Send,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), ServeError> {
@@ -119,6 +119,10 @@ pub(crate) async fn run_with_ready(
             addr: settings.http_address,
             source,
         })?;
+    // Port 0 asks for any free port: the summary names the one bound.
+    if let Ok(bound) = listener.local_addr() {
+        settings.http_address = bound;
+    }
     let metrics_listener = match settings.metrics_address {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
