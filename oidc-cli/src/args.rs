@@ -279,4 +279,30 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
+
+    #[test]
+    fn bare_file_names_are_paths_and_tokens_are_not() {
+        for name in ["token.jwt", "keys.json", "t.txt", "access.token"] {
+            assert!(looks_like_file_name(name), "{name}");
+        }
+        for value in [
+            "hello",
+            "a.b.c",
+            "....",
+            ".jwt",
+            "eyJhbGciOiJub25lIn0",
+            "x.toolong",
+        ] {
+            assert!(!looks_like_file_name(value), "{value}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_tokens_are_never_taken_for_file_names(
+            token in "[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,40}",
+        ) {
+            proptest::prop_assert!(!looks_like_file_name(&token));
+        }
+    }
 }
