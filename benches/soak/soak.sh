@@ -102,6 +102,9 @@ PROXY_PORT="$(free_port)"
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 wait_for_port "$PROXY_PORT"
+# The port opens at once; /readyz answers 200 once the provider's metadata and keys are loaded.
+wait_for_ready() { for _ in $(seq 1 600); do python3 -c 'import sys, urllib.request; sys.exit(urllib.request.urlopen(sys.argv[1]).status != 200)' "http://127.0.0.1:$1/readyz" 2>/dev/null && return 0; sleep 0.1; done; echo "soak: the proxy on port $1 never became ready" >&2; exit 1; }
+wait_for_ready "$PROXY_PORT"
 URL="http://127.0.0.1:$PROXY_PORT/api/soak"
 COOKIE="$(cat "$WORK/op/cookie.txt")"
 # One request per credential kind proves the wiring before measuring (loadgen exits 0 either

@@ -233,6 +233,17 @@ export async function startProxy({ issuer, port, clientId, clientSecret, upstrea
     env: { RUST_LOG: process.env.RUST_LOG ?? 'info', ...env },
     readyPort: listenPort,
   });
+  // The port opens at once; /readyz answers 200 once the provider's metadata and keys are loaded.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await fetch(`${base}/readyz`).then((answer) => answer.status, () => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline) {
+      await handle.stop();
+      throw new Error(`proxy:${clientId} not ready within 30000 ms (last /readyz status ${status})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   return { ...handle, port: listenPort, url: base };
 }
 

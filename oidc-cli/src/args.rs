@@ -100,8 +100,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long = "alg", value_name = "ALG")]
     pub(crate) algorithms: Vec<String>,
     /// Clock skew tolerated for exp, nbf and iat, in seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) leeway: Option<u64>,
+    #[arg(long, value_name = "SECONDS", default_value_t = oidc_core::validation::DEFAULT_LEEWAY.as_secs())]
+    pub(crate) leeway: u64,
     /// Check as if it were this time (seconds since the epoch) instead of now.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub(crate) now: Option<u64>,
@@ -219,17 +219,17 @@ pub(crate) struct DevProviderArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Move all three ports: proxy BASE, provider BASE+1, upstream BASE+2.
-    #[arg(long, value_name = "PORT")]
+    /// Move all three ports: proxy BASE, provider BASE+1, upstream BASE+2 (BASE from 1 to 65533).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..=65533))]
     pub(crate) port_base: Option<u16>,
     /// Proxy port.
-    #[arg(long, value_name = "PORT", default_value_t = 4180)]
+    #[arg(long, value_name = "PORT", default_value_t = 4180, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) proxy_port: u16,
     /// Provider port.
-    #[arg(long, value_name = "PORT", default_value_t = 9090)]
+    #[arg(long, value_name = "PORT", default_value_t = 9090, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) provider_port: u16,
     /// Upstream port.
-    #[arg(long, value_name = "PORT", default_value_t = 8081)]
+    #[arg(long, value_name = "PORT", default_value_t = 8081, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) upstream_port: u16,
 }
 
@@ -239,9 +239,25 @@ pub(crate) struct CompletionsArgs {
     pub(crate) shell: clap_complete::Shell,
 }
 
-/// A path argument that names a file rather than a token or URL.
+/// A path argument that names a file rather than a token or URL: it has a path separator, is
+/// an existing file, or reads as a bare file name (`token.jwt`, `keys.json`), which no token
+/// does: a JWT has two or four dots, not one followed by a short extension.
 pub(crate) fn looks_like_path(value: &str) -> bool {
-    value.contains('/') || value.contains('\\') || PathBuf::from(value).is_file()
+    value.contains('/')
+        || value.contains('\\')
+        || PathBuf::from(value).is_file()
+        || looks_like_file_name(value)
+}
+
+fn looks_like_file_name(value: &str) -> bool {
+    match value.split_once('.') {
+        Some((stem, extension)) => {
+            !stem.is_empty()
+                && (1..=5).contains(&extension.len())
+                && extension.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +297,7 @@ mod tests {
         };
         assert_eq!(args.audiences, ["a", "b"]);
         assert_eq!(args.algorithms, ["RS256", "ES256"]);
-        assert_eq!((args.leeway, args.now), (Some(5), Some(7)));
+        assert_eq!((args.leeway, args.now), (5, Some(7)));
         assert_eq!(args.token.as_deref(), Some("t"));
     }
 
@@ -298,5 +314,31 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn bare_file_names_are_paths_and_tokens_are_not() {
+        for name in ["token.jwt", "keys.json", "t.txt", "access.token"] {
+            assert!(looks_like_file_name(name), "{name}");
+        }
+        for value in [
+            "hello",
+            "a.b.c",
+            "....",
+            ".jwt",
+            "eyJhbGciOiJub25lIn0",
+            "x.toolong",
+        ] {
+            assert!(!looks_like_file_name(value), "{value}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_tokens_are_never_taken_for_file_names(
+            token in "[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{0,40}",
+        ) {
+            proptest::prop_assert!(!looks_like_file_name(&token));
+        }
     }
 }

@@ -28,6 +28,12 @@ pub(crate) enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A key set file (`--jwks`, `oidc jwks FILE`) that cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the token from stdin: {0}")]
     ReadStdin(std::io::Error),
     #[error("no token given")]
@@ -44,8 +50,12 @@ pub(crate) enum CliError {
     Jwks(#[from] JwksError),
     #[error("not a JWT: {0}")]
     Malformed(#[from] JwsError),
-    #[error("token rejected: {0}")]
-    Rejected(#[from] ValidationError),
+    #[error("token rejected: {}", rejection_message(error, expected_issuer))]
+    Rejected {
+        error: ValidationError,
+        /// The issuer the token had to come from, for the message of a `wrong_issuer`.
+        expected_issuer: String,
+    },
     #[error("DPoP proof rejected: {0}")]
     DpopRejected(#[from] oidc_core::dpop::DpopError),
     /// The keys needed to verify a token could not be obtained: whatever the cause, the token
@@ -88,7 +98,7 @@ impl CliError {
             CliError::Discovery(_)
             | CliError::Jwks(_)
             | CliError::Malformed(_)
-            | CliError::Rejected(_)
+            | CliError::Rejected { .. }
             | CliError::DpopRejected(_)
             | CliError::Endpoints(_)
             | CliError::Callback(_)
@@ -101,6 +111,7 @@ impl CliError {
             | CliError::Cache(_) => EXIT_USAGE_OR_IO,
             CliError::Usage { .. }
             | CliError::ReadFile { .. }
+            | CliError::ReadKeyFile { .. }
             | CliError::ReadStdin(_)
             | CliError::NoToken
             | CliError::Issuer(_)
@@ -114,7 +125,7 @@ impl CliError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             CliError::Usage { .. } => "usage",
-            CliError::ReadFile { .. } => "read_file",
+            CliError::ReadFile { .. } | CliError::ReadKeyFile { .. } => "read_file",
             CliError::ReadStdin(_) => "read_stdin",
             CliError::NoToken => "no_token",
             CliError::Issuer(e) => e.code(),
@@ -123,7 +134,7 @@ impl CliError {
             CliError::Discovery(e) => e.code(),
             CliError::Jwks(e) => e.code(),
             CliError::Malformed(e) => e.code(),
-            CliError::Rejected(e) => e.code(),
+            CliError::Rejected { error, .. } => error.code(),
             CliError::DpopRejected(e) => e.code(),
             CliError::KeysUnavailable(inner) => inner.code(),
             CliError::Endpoints(e) => e.code(),
@@ -148,8 +159,12 @@ impl CliError {
             }
             CliError::Issuer(_) => "the issuer is a URL such as https://accounts.example.com",
             CliError::Policy(_) => "see `oidc verify --help`",
-            CliError::Http(HttpError::Connect { .. }) => {
-                "is the provider up and the URL right? Proxies are taken from HTTPS_PROXY"
+            CliError::Http(HttpError::Connect { url, .. }) => {
+                if is_loopback_url(url) {
+                    "is the provider up and the URL right?"
+                } else {
+                    "is the provider up and the URL right? Proxies are taken from HTTPS_PROXY"
+                }
             }
             CliError::Http(HttpError::Timeout { .. }) => "the provider is slow or unreachable",
             CliError::Http(_) => "check the URL",
@@ -172,9 +187,12 @@ impl CliError {
             CliError::Malformed(_) => {
                 "a JWT is three base64url parts separated by dots; was it copied whole?"
             }
-            CliError::Rejected(e) => return rejection_hint(e),
+            CliError::Rejected { error, .. } => return rejection_hint(error),
             CliError::DpopRejected(_) => {
                 "the proof must be signed for this method and URL (without query), within a minute, by the key the token is bound to"
+            }
+            CliError::ReadKeyFile { .. } => {
+                "check the path; a key set is a JWKS file or an http(s) URL"
             }
             CliError::KeysUnavailable(inner) => return inner.hint(),
             CliError::Endpoints(_) => {
@@ -197,6 +215,48 @@ impl CliError {
             CliError::Cache(_) => "set OIDC_CACHE_DIR to a writable directory",
         };
         Some(text.to_owned())
+    }
+}
+
+/// What was wrong with a rejected token, with times as dates and the expected issuer named.
+fn rejection_message(error: &ValidationError, expected_issuer: &str) -> String {
+    use crate::time_format::utc_date;
+    match error {
+        ValidationError::WrongIssuer { found } => {
+            format!("the issuer {found:?} is not the expected {expected_issuer:?}")
+        }
+        ValidationError::Expired { exp, now, leeway } => format!(
+            "the token expired at {} (now {}, leeway {}s)",
+            utc_date(exp.as_secs()),
+            utc_date(now.as_secs()),
+            leeway.as_secs()
+        ),
+        ValidationError::NotYetValid { nbf, now, leeway } => format!(
+            "the token is not valid before {} (now {}, leeway {}s)",
+            utc_date(nbf.as_secs()),
+            utc_date(now.as_secs()),
+            leeway.as_secs()
+        ),
+        ValidationError::IssuedInFuture { iat, now, leeway } => format!(
+            "the token is issued at {}, in the future (now {}, leeway {}s)",
+            utc_date(iat.as_secs()),
+            utc_date(now.as_secs()),
+            leeway.as_secs()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `url` names a loopback host, where no HTTP proxy is involved.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 

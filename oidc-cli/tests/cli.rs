@@ -315,7 +315,7 @@ fn missing_files_and_empty_stdin_exit_2() {
 
     let out = oidc(&[
         "verify",
-        "x.y.z",
+        &sample::sample_token(),
         "--issuer",
         SAMPLE_ISSUER,
         "--audience",
@@ -324,7 +324,163 @@ fn missing_files_and_empty_stdin_exit_2() {
         "/nonexistent/jwks.json",
     ]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("cannot read /nonexistent/jwks.json"));
+    assert_eq!(
+        stderr(&out),
+        "oidc: cannot get the keys to verify with: cannot read /nonexistent/jwks.json: No such file or directory (os error 2) [read_file]\n\
+         hint: check the path; a key set is a JWKS file or an http(s) URL\n"
+    );
+}
+
+/// Runs `oidc` in an empty directory, so that bare file names name nothing.
+fn oidc_in_empty_dir(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_oidc"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A loopback address nobody listens on.
+fn closed_address() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    address
+}
+
+#[test]
+fn a_missing_bare_file_name_is_a_file_error_not_a_token() {
+    let out = oidc_in_empty_dir(&[
+        "verify",
+        "token.jwt",
+        "--issuer",
+        SAMPLE_ISSUER,
+        "--audience",
+        SAMPLE_AUDIENCE,
+    ]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "oidc: cannot read token.jwt: No such file or directory (os error 2) [read_file]\n\
+         hint: check the path; pass the token itself or `-` for stdin\n"
+    );
+    let out = oidc_in_empty_dir(&["jwks", "keys.json"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "oidc: cannot read keys.json: No such file or directory (os error 2) [read_file]\n\
+         hint: check the path; a key set is a JWKS file or an http(s) URL\n"
+    );
+}
+
+#[test]
+fn verify_refuses_a_malformed_token_before_fetching_keys_with_a_hint() {
+    // The issuer is unreachable: had the keys been fetched first, this would be a network error.
+    let issuer = format!("http://{}", closed_address());
+    let out = oidc(&["verify", "hello", "--issuer", &issuer, "--audience", "a"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "oidc: not a JWT: a signed token has 3 dot-separated segments, this one has 1 [malformed_segments]\n\
+         hint: a JWT is three base64url parts separated by dots; was it copied whole?\n"
+    );
+}
+
+#[test]
+fn network_errors_name_the_url_once_with_the_cause() {
+    let address = closed_address();
+    let out = oidc(&["discover", &format!("http://{address}")]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "oidc: cannot connect to http://{address}/.well-known/openid-configuration: Connection refused (os error 111) [connect]\n\
+             hint: is the provider up and the URL right?\n"
+        )
+    );
+}
+
+#[test]
+fn a_non_json_answer_names_its_media_type() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Router::new().fallback(|| async { axum::response::Html("<h1>login</h1>") });
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let out = oidc(&["discover", &issuer]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "oidc: discovery: the provider answered with `text/html; charset=utf-8` instead of JSON [provider_not_json]\n\
+         hint: is this the issuer URL? Its discovery document lives under /.well-known/openid-configuration\n"
+    );
+}
+
+#[test]
+fn rejections_show_dates_and_the_expected_issuer() {
+    let jwks = sample_path("jwks.json");
+    let token = sample::sample_token();
+    let verify = |issuer: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            token.as_str(),
+            "--issuer",
+            issuer,
+            "--audience",
+            SAMPLE_AUDIENCE,
+            "--jwks",
+            jwks.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        oidc(&args)
+    };
+    let out = verify("https://other.example", &[]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "oidc: token rejected: the issuer \"https://op.example\" is not the expected \"https://other.example\" [wrong_issuer]\n\
+         hint: --issuer must equal the token's iss exactly (see `oidc decode`)\n"
+    );
+    let after_expiry = (SAMPLE_EXP + 100).to_string();
+    let out = verify(SAMPLE_ISSUER, &["--now", &after_expiry]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "oidc: token rejected: the token expired at 2100-01-01 00:00:00 UTC (now 2100-01-01 00:01:40 UTC, leeway 60s) [expired]\n\
+         hint: the token is past its exp; get a fresh one, or check with --now\n"
+    );
+    let before_nbf = (1_735_689_600u64 - 1000).to_string();
+    let out = verify(SAMPLE_ISSUER, &["--now", &before_nbf]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "oidc: token rejected: the token is not valid before 2025-01-01 00:00:00 UTC (now 2024-12-31 23:43:20 UTC, leeway 60s) [not_yet_valid]\n\
+         hint: check the clocks, or allow skew with --leeway\n"
+    );
+}
+
+#[test]
+fn verify_help_shows_the_leeway_default() {
+    let out = oidc(&["verify", "--help"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout(&out)
+            .contains("Clock skew tolerated for exp, nbf and iat, in seconds [default: 60]"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -23,6 +23,53 @@ fn free_port_base() -> u16 {
     panic!("no three consecutive free ports");
 }
 
+fn demo_output(base: u16) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_oidc"))
+        .args(["demo", "--port-base", &base.to_string()])
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_taken_port_is_named_with_a_hint_before_anything_starts() {
+    for (offset, role, flag) in [
+        (0, "proxy", "proxy-port"),
+        (1, "provider", "provider-port"),
+        (2, "upstream", "upstream-port"),
+    ] {
+        let base = free_port_base();
+        let taken = std::net::TcpListener::bind(("127.0.0.1", base + offset)).unwrap();
+        let out = demo_output(base);
+        drop(taken);
+        assert_eq!(out.status.code(), Some(2), "{role}");
+        assert!(out.stdout.is_empty(), "{role}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap(),
+            format!(
+                "oidc: cannot listen on 127.0.0.1:{port} for the {role}: Address already in use (os error 98)\nhint: another program uses port {port}; move all three ports with --port-base (e.g. `oidc demo --port-base 14180`) or this one with --{flag}\n",
+                port = base + offset
+            )
+        );
+    }
+}
+
+#[test]
+fn port_bases_outside_the_port_range_are_usage_errors() {
+    for base in [0, 65534, 65535] {
+        let out = demo_output(base);
+        assert_eq!(out.status.code(), Some(2), "{base}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap(),
+            format!(
+                "error: invalid value '{base}' for '--port-base <PORT>': {base} is not in 1..=65533\n\nFor more information, try '--help'.\n"
+            )
+        );
+    }
+}
+
 #[test]
 fn the_demo_serves_bearer_callers_and_redirects_browsers() {
     let base = free_port_base();
@@ -100,6 +147,34 @@ fn the_demo_serves_bearer_callers_and_redirects_browsers() {
         assert!(
             location.starts_with(&format!("http://127.0.0.1:{}/authorize?", base + 1)),
             "{location}"
+        );
+
+        let sign_in = http.get(location).send().await.unwrap();
+        assert_eq!(sign_in.status(), 200);
+        let page = sign_in.text().await.unwrap();
+        assert!(
+            page.contains(
+                "<p id=\"note\">Demo users: alice, password alice (groups admins, users); bob, password bob (group users).</p>"
+            ),
+            "{page}"
+        );
+
+        // Signed out at the provider without a redirect asked for: a link back to the demo.
+        let signed_out = http
+            .get(format!(
+                "http://127.0.0.1:{}/end_session?client_id=demo",
+                base + 1
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_out.status(), 200);
+        let page = signed_out.text().await.unwrap();
+        assert!(
+            page.contains(&format!(
+                "<a id=\"back\" href=\"http://127.0.0.1:{base}/\">Back to demo</a>"
+            )),
+            "{page}"
         );
 
         let forged = http

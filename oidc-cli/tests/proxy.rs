@@ -16,6 +16,10 @@ const CLIENT_SECRET: &str = "proxy-client-secret-value";
 const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
 
 async fn provider(proxy_port: u16) -> RunningProvider {
+    provider_at(proxy_port, "127.0.0.1:0".parse().unwrap()).await
+}
+
+async fn provider_at(proxy_port: u16, addr: SocketAddr) -> RunningProvider {
     let mut builder = DevProvider::builder().client(
         DevClient::confidential("proxy", CLIENT_SECRET)
             .redirect_uri(format!("http://127.0.0.1:{proxy_port}/oauth2/callback")),
@@ -23,12 +27,7 @@ async fn provider(proxy_port: u16) -> RunningProvider {
     for user in demo_users() {
         builder = builder.user(user);
     }
-    builder
-        .build()
-        .unwrap()
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    builder.build().unwrap().serve(addr).await.unwrap()
 }
 
 fn free_port() -> u16 {
@@ -113,6 +112,86 @@ async fn check_config_reaches_the_provider_and_never_prints_secrets() {
         "{stdout}"
     );
     assert!(!stdout.contains("a-wrong-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_without_a_secret_says_the_secret_is_missing() {
+    let port = free_port();
+    let op = provider(port).await;
+    let mut args = flags(op.issuer().as_str(), port);
+    args.push("--check-config".into());
+    let env = [("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET)];
+    let output = tokio::task::block_in_place(|| run(&args, &env));
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL client: the provider refuses client \"proxy\" without a secret (invalid_client): set --client-secret-file or --client-secret if it is a confidential client\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unknown_file_key_hides_no_other_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        "client_id = \"proxy\"\nclinet_secret = \"x\"\ncookie_secret = \"too-short\"\n",
+    )
+    .unwrap();
+    let file = path.display().to_string();
+    let output = run(
+        &[
+            "proxy".into(),
+            "--config".into(),
+            file.clone(),
+            "--oidc-issuer-url=https://op.example.com".into(),
+            "--redirect-url=https://app.example.com/oauth2/callback".into(),
+            "--email-domain=*".into(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "oidc: 2 problems in the proxy settings:\n  \u{2717} {file}:2: unknown key `clinet_secret` (did you mean `client_secret`?) [config_unknown_key]\n  \u{2717} cookie-secret: secret #1 has 9 characters, at least 32 are required (`openssl rand -base64 32`) (from {file}:3 (key `cookie_secret`)) [cookie_secret_too_short]\nhint: see `oidc proxy --help` and docs/migrating-from-oauth2-proxy.md\n"
+        )
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_is_one_line_and_a_missing_value_names_no_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, "client_id = \"proxy\"\nupstreams = [\n").unwrap();
+    let file = path.display().to_string();
+    let output = run(&["proxy".into(), "--config".into(), file.clone()], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "oidc: 1 problem in the proxy settings:\n  \u{2717} {file}:3:1: not valid TOML: invalid array; expected `]` [config_invalid_toml]\nhint: see `oidc proxy --help` and docs/migrating-from-oauth2-proxy.md\n"
+        )
+    );
+
+    let output = run(
+        &[
+            "proxy".into(),
+            "--oidc-issuer-url=https://op.example.com".into(),
+            "--client-id=proxy".into(),
+            "--redirect-url=https://app.example.com/oauth2/callback".into(),
+            "--email-domain=*".into(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        "oidc: 1 problem in the proxy settings:\n  \u{2717} cookie-secret: a cookie secret is required (--cookie-secret or --cookie-secret-file; make one with `openssl rand -base64 32`) (not set by any flag, variable or file key) [missing]\nhint: see `oidc proxy --help` and docs/migrating-from-oauth2-proxy.md\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -443,6 +522,62 @@ async fn user_headers_can_be_switched_off_while_the_token_is_passed() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "- - - true");
     kill_and_wait(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_started_before_its_provider_listens_at_once_and_is_ready_when_the_provider_is() {
+    let port = free_port();
+    let provider_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let issuer = format!("http://{provider_addr}");
+    let env = [
+        ("OIDC_PROXY_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_PROXY_COOKIE_SECRET", COOKIE_SECRET),
+    ];
+    let mut child = oidc(&flags(&issuer, port), &env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut healthz = None;
+    for _ in 0..50 {
+        if let Ok(answer) = http.get(format!("{base}/healthz")).send().await {
+            healthz = Some(answer.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        healthz,
+        Some(reqwest::StatusCode::OK),
+        "/healthz within 2.5 s"
+    );
+    let readyz = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap().starts_with("provider_not_ready"));
+
+    let _op = provider_at(port, provider_addr).await;
+    let mut ready = false;
+    for _ in 0..150 {
+        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
+            && answer.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready once the provider is up");
+    let mut stderr = child.stderr.take().unwrap();
+    kill_and_wait(&mut child);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let loaded = log.find("provider metadata and keys loaded").expect(&log);
+    let announced = log.find("oidc proxy ready").expect(&log);
+    assert!(loaded < announced, "{log}");
+    assert_eq!(log.matches("oidc proxy ready").count(), 1, "{log}");
 }
 
 fn kill_and_wait(child: &mut std::process::Child) {

@@ -20,7 +20,7 @@ pub enum ResponseError {
         body_excerpt: String,
     },
     /// The body was not JSON.
-    #[error("the provider answered with {content_type:?} instead of JSON")]
+    #[error("the provider answered with {} instead of JSON", describe_content_type(.content_type.as_deref()))]
     NotJson {
         /// The `Content-Type` received, if any.
         content_type: Option<String>,
@@ -50,6 +50,13 @@ impl ResponseError {
             ResponseError::TooLarge { .. } => "provider_response_too_large",
             ResponseError::Malformed { .. } => "provider_response_malformed",
         }
+    }
+}
+
+fn describe_content_type(content_type: Option<&str>) -> String {
+    match content_type {
+        Some(media) => format!("`{media}`"),
+        None => "no Content-Type".to_owned(),
     }
 }
 
@@ -183,6 +190,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), "provider_not_json");
+        assert_eq!(
+            err.to_string(),
+            "the provider answered with `text/html` instead of JSON"
+        );
         let err =
             checked_json_body(&response(200, None, "{}"), StatusCode::OK, &[], 1).unwrap_err();
         assert_eq!(err, ResponseError::TooLarge { len: 2, limit: 1 });

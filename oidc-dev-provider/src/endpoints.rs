@@ -554,7 +554,14 @@ async fn authorize(app: App, raw_params: &[u8], headers: HeaderMap) -> Response 
     drop(store);
     html_response(
         StatusCode::OK,
-        html::login_page(&login_id, &app.url("/login"), &client_id, &username, None),
+        html::login_page(
+            &login_id,
+            &app.url("/login"),
+            &client_id,
+            &username,
+            app.shared.settings.sign_in_note.as_deref(),
+            None,
+        ),
     )
 }
 
@@ -715,6 +722,7 @@ async fn login(State(app): State<App>, body: Bytes) -> Response {
                 &app.url("/login"),
                 &request.client_id,
                 username,
+                app.shared.settings.sign_in_note.as_deref(),
                 Some(&format!("Unknown user {username:?} or wrong password.")),
             ),
         );
@@ -1573,13 +1581,13 @@ async fn end_session(
             redirect(StatusCode::FOUND, url.as_str(), clear)
         }
         None => {
-            let mut response = html_response(
-                StatusCode::OK,
-                html::message_page(
-                    "Signed out",
-                    "You are signed out of the development provider.",
-                ),
-            );
+            let back = client.and_then(|client| {
+                client
+                    .post_logout_redirect_uris
+                    .first()
+                    .map(|url| (client.client_id.as_str(), url.as_str()))
+            });
+            let mut response = html_response(StatusCode::OK, html::signed_out_page(back));
             if let Some(value) = clear.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }

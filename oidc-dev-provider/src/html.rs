@@ -41,15 +41,19 @@ pub(crate) fn login_page(
     action: &str,
     client_id: &str,
     username: &str,
+    note: Option<&str>,
     error: Option<&str>,
 ) -> String {
+    let note = note
+        .map(|n| format!("<p id=\"note\">{}</p>", escape(n)))
+        .unwrap_or_default();
     let error = error
         .map(|e| format!("<p class=\"error\" id=\"error\">{}</p>", escape(e)))
         .unwrap_or_default();
     page(
         "Sign in",
         &format!(
-            "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
+            "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{note}{error}\
              <form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"login_id\" value=\"{login_id}\">\
              <label>Username <input name=\"username\" value=\"{username}\" autocomplete=\"username\" autofocus></label>\
@@ -80,6 +84,24 @@ pub(crate) fn message_page(title: &str, message: &str) -> String {
     page(
         title,
         &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(message)),
+    )
+}
+
+/// The page after a sign-out that asked for no redirect: with a link back to the client when
+/// one was identified and registered where to return to.
+pub(crate) fn signed_out_page(back: Option<(&str, &str)>) -> String {
+    let back = back
+        .map(|(client, url)| {
+            format!(
+                "<p><a id=\"back\" href=\"{}\">Back to {}</a></p>",
+                escape(url),
+                escape(client)
+            )
+        })
+        .unwrap_or_default();
+    page(
+        "Signed out",
+        &format!("<h1>Signed out</h1><p>You are signed out of the development provider.</p>{back}"),
     )
 }
 
@@ -117,12 +139,30 @@ mod tests {
 
     #[test]
     fn login_page_escapes_every_value() {
-        let html = login_page("id\"", "/login", "<c>", "<script>x</script>", Some("<b>"));
+        let html = login_page(
+            "id\"",
+            "/login",
+            "<c>",
+            "<script>x</script>",
+            Some("<i>note</i>"),
+            Some("<b>"),
+        );
         assert!(!html.contains("<script>x"));
+        assert!(!html.contains("<i>"));
+        assert!(html.contains("<p id=\"note\">&lt;i&gt;note&lt;/i&gt;</p>"));
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(html.contains("&lt;c&gt;"));
         assert!(html.contains("value=\"id&quot;\""));
         assert!(html.contains(NOT_FOR_PRODUCTION));
+    }
+
+    #[test]
+    fn the_signed_out_page_links_back_to_the_client() {
+        let html = signed_out_page(Some(("demo", "http://127.0.0.1:4180/?a=1&b=\"")));
+        assert!(html.contains(
+            "<a id=\"back\" href=\"http://127.0.0.1:4180/?a=1&amp;b=&quot;\">Back to demo</a>"
+        ));
+        assert!(!signed_out_page(None).contains("id=\"back\""));
     }
 
     proptest! {

@@ -209,6 +209,7 @@ pub(crate) struct Settings {
     pub(crate) allow_non_loopback: bool,
     pub(crate) issuer: Option<String>,
     pub(crate) pushed_authorization: PushedAuthorizationSupport,
+    pub(crate) sign_in_note: Option<String>,
 }
 
 /// Whether the provider offers pushed authorization requests (RFC 9126) and insists on them.
@@ -292,6 +293,7 @@ pub struct DevProviderBuilder {
     allow_non_loopback: bool,
     issuer: Option<String>,
     pushed_authorization: PushedAuthorizationSupport,
+    sign_in_note: Option<String>,
 }
 
 impl DevProviderBuilder {
@@ -385,6 +387,12 @@ impl DevProviderBuilder {
         self
     }
 
+    /// A line the sign-in page shows above the form, such as the demo user to sign in as.
+    pub fn sign_in_note(mut self, note: impl Into<String>) -> Self {
+        self.sign_in_note = Some(note.into());
+        self
+    }
+
     /// Checks the configuration and generates the first signing key.
     pub fn build(self) -> Result<DevProvider, BuildError> {
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
@@ -455,6 +463,7 @@ impl DevProviderBuilder {
                 allow_non_loopback: self.allow_non_loopback,
                 issuer: self.issuer.map(|i| i.trim_end_matches('/').to_owned()),
                 pushed_authorization: self.pushed_authorization,
+                sign_in_note: self.sign_in_note,
             },
             keys: Mutex::new(KeyRing::generate(self.algorithm)?),
             store: Mutex::new(Store::default()),

@@ -51,7 +51,7 @@ pub enum HttpError {
         after: Duration,
     },
     /// No connection could be made (refused, DNS, TLS handshake).
-    #[error("{url}: cannot connect: {reason}")]
+    #[error("cannot connect to {url}: {reason}")]
     Connect {
         /// The URL called.
         url: String,
@@ -195,6 +195,9 @@ impl ReqwestHttpClient {
     }
 
     fn classify(&self, url: &str, error: &reqwest::Error) -> HttpError {
+        // reqwest repeats the URL in its message; the error names it once.
+        let describe =
+            |error: &reqwest::Error| error_chain(error).replace(&format!(" for url ({url})"), "");
         let url = url.to_owned();
         if error.is_timeout() {
             HttpError::Timeout {
@@ -204,17 +207,17 @@ impl ReqwestHttpClient {
         } else if error.is_connect() {
             HttpError::Connect {
                 url,
-                reason: error_chain(error),
+                reason: root_cause(error),
             }
         } else if error.is_builder() {
             HttpError::InvalidRequest {
                 url,
-                reason: error_chain(error),
+                reason: describe(error),
             }
         } else {
             HttpError::Transport {
                 url,
-                reason: error_chain(error),
+                reason: describe(error),
             }
         }
     }
@@ -257,6 +260,16 @@ impl HttpClient for ReqwestHttpClient {
         *answer.headers_mut() = std::mem::take(response.headers_mut());
         Ok(answer)
     }
+}
+
+/// The innermost cause of a failed connection (`Connection refused (os error 111)`, a DNS or
+/// TLS failure): the outer layers only repeat the URL and say "connect error".
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// The error's message followed by its causes, `: `-separated.
@@ -362,6 +375,10 @@ mod tests {
         let client = ReqwestHttpClient::new().unwrap();
         let err = client.execute(get(addr, "/")).await.unwrap_err();
         assert_eq!(err.code(), "connect");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to http://{addr}/: Connection refused (os error 111)")
+        );
     }
 
     #[tokio::test]

@@ -48,6 +48,32 @@ impl DemoPorts {
     }
 }
 
+/// Why the demo stopped: one line of what went wrong and, where one helps, a hint.
+struct DemoError {
+    message: String,
+    hint: Option<String>,
+}
+
+impl DemoError {
+    fn plain(message: impl Into<String>) -> Self {
+        DemoError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A port of the demo that is taken.
+    fn port_taken(role: &str, addr: SocketAddr, error: &std::io::Error, flag: &str) -> Self {
+        DemoError {
+            message: format!("cannot listen on {addr} for the {role}: {error}"),
+            hint: Some(format!(
+                "another program uses port {}; move all three ports with --port-base (e.g. `oidc demo --port-base 14180`) or this one with --{flag}",
+                addr.port()
+            )),
+        }
+    }
+}
+
 /// Runs the demo until Ctrl-C or SIGTERM.
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     crate::logging::init();
@@ -57,26 +83,40 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start the I/O runtime: {e}")),
+        Err(e) => {
+            return fail(&DemoError::plain(format!(
+                "cannot start the I/O runtime: {e}"
+            )));
+        }
     };
     runtime.block_on(async move {
         match run_demo(ports).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(message) => fail(&message),
+            Err(error) => fail(&error),
         }
     })
 }
 
-async fn run_demo(ports: DemoPorts) -> Result<(), String> {
-    let provider = start_provider(ports).await?;
+async fn run_demo(ports: DemoPorts) -> Result<(), DemoError> {
+    // The proxy's and the provider's ports are checked before anything starts, so that a taken
+    // port (4180 is oauth2-proxy's default) is reported alone; each binds its port again when
+    // it starts.
+    for (role, port, flag) in [
+        ("proxy", ports.proxy, "proxy-port"),
+        ("provider", ports.provider, "provider-port"),
+    ] {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        drop(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| DemoError::port_taken(role, addr, &e, flag))?,
+        );
+    }
     let upstream_addr = SocketAddr::from(([127, 0, 0, 1], ports.upstream));
     let upstream = tokio::net::TcpListener::bind(upstream_addr)
         .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {upstream_addr} for the upstream: {e} (move the ports with --port-base or --upstream-port)"
-            )
-        })?;
+        .map_err(|e| DemoError::port_taken("upstream", upstream_addr, &e, "upstream-port"))?;
+    let provider = start_provider(ports).await?;
     let (stop_upstream, upstream_stopped) = tokio::sync::oneshot::channel::<()>();
     let upstream_task = tokio::spawn(async move {
         let app = Router::new().fallback(show_identity);
@@ -86,10 +126,10 @@ async fn run_demo(ports: DemoPorts) -> Result<(), String> {
             })
             .await;
     });
-    let settings = proxy_settings(ports, provider.issuer().as_str())?;
+    let settings = proxy_settings(ports, provider.issuer().as_str()).map_err(DemoError::plain)?;
     let token = provider
         .mint_access_token(DEMO_USER.0, "demo")
-        .map_err(|e| format!("cannot mint the demo bearer token: {e}"))?;
+        .map_err(|e| DemoError::plain(format!("cannot mint the demo bearer token: {e}")))?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let proxy_url = format!("http://127.0.0.1:{}", ports.proxy);
     let announce = tokio::spawn({
@@ -110,10 +150,18 @@ async fn run_demo(ports: DemoPorts) -> Result<(), String> {
     let _ = stop_upstream.send(());
     let _ = upstream_task.await;
     provider.shutdown().await;
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| match e {
+        crate::proxy::server::ServeError::Bind { addr, source } => {
+            DemoError::port_taken("proxy", addr, &source, "proxy-port")
+        }
+        other => DemoError {
+            message: other.to_string(),
+            hint: other.hint().map(str::to_owned),
+        },
+    })
 }
 
-async fn start_provider(ports: DemoPorts) -> Result<RunningProvider, String> {
+async fn start_provider(ports: DemoPorts) -> Result<RunningProvider, DemoError> {
     let args = DevProviderArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], ports.provider)),
         issuer: None,
@@ -124,11 +172,15 @@ async fn start_provider(ports: DemoPorts) -> Result<RunningProvider, String> {
         proxy_port: ports.proxy,
         insecure_allow_non_loopback: false,
     };
-    dev_provider::start(&args).await.map_err(|(message, _)| {
-        format!(
-            "{message} (is another demo running? move the ports with --port-base or --provider-port)"
-        )
-    })
+    dev_provider::start(&args)
+        .await
+        .map_err(|(message, _)| DemoError {
+            message,
+            hint: Some(format!(
+                "another program (another demo?) uses port {}; move all three ports with --port-base (e.g. `oidc demo --port-base 14180`) or this one with --provider-port",
+                ports.provider
+            )),
+        })
 }
 
 /// The proxy's settings, through the same resolution (and checks) as `oidc proxy` flags.
@@ -218,9 +270,12 @@ fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn fail(message: &str) -> ExitCode {
+fn fail(error: &DemoError) -> ExitCode {
     let style = Style::for_stderr();
-    eprintln!("{} {message}", style.red("oidc:"));
+    eprintln!("{} {}", style.red("oidc:"), error.message);
+    if let Some(hint) = &error.hint {
+        eprintln!("{} {hint}", style.bold("hint:"));
+    }
     ExitCode::from(EXIT_USAGE_OR_IO)
 }
 

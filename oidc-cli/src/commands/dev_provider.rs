@@ -42,6 +42,10 @@ pub(crate) fn default_clients(proxy_port: u16) -> Vec<DevClient> {
     ]
 }
 
+/// What the sign-in page says when the demo users are in use.
+pub(crate) const DEMO_USERS_NOTE: &str =
+    "Demo users: alice, password alice (groups admins, users); bob, password bob (group users).";
+
 /// Runs the provider until a shutdown signal.
 pub(crate) fn run(args: &DevProviderArgs) -> ExitCode {
     crate::logging::init();
@@ -92,6 +96,7 @@ pub(crate) async fn start(
             for user in demo_users() {
                 builder = builder.user(user);
             }
+            builder = builder.sign_in_note(DEMO_USERS_NOTE);
             for client in default_clients(args.proxy_port) {
                 builder = builder.client(client);
             }

@@ -53,7 +53,10 @@ pub(crate) fn run(args: &JwksArgs) -> Result<Outcome, CliError> {
 /// when the answer is not one, it is taken as an issuer and its discovery document is followed.
 pub(crate) fn load(value: &str, now: UnixTime) -> Result<(KeySource, KeySet), CliError> {
     if !is_url(value) && looks_like_path(value) {
-        let text = read_file(Path::new(value))?;
+        let text = read_file(Path::new(value)).map_err(|e| match e {
+            CliError::ReadFile { path, source } => CliError::ReadKeyFile { path, source },
+            other => other,
+        })?;
         let keys = KeySet::parse(text.as_bytes())?;
         return Ok((KeySource::File(value.to_owned()), keys));
     }

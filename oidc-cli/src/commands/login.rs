@@ -374,7 +374,13 @@ impl Client {
         };
         let keys = self.keys_async(fetcher, now).await?;
         let policy = id_token_policy(self.issuer.clone(), self.credentials.client_id())?;
-        let validated = oidc_core::validate(id_token.expose(), &keys, &policy, now)?;
+        let validated =
+            oidc_core::validate(id_token.expose(), &keys, &policy, now).map_err(|error| {
+                CliError::Rejected {
+                    error,
+                    expected_issuer: self.issuer.as_str().to_owned(),
+                }
+            })?;
         Ok(validated.claims.sub.clone())
     }
 

@@ -24,6 +24,8 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let issuer = Issuer::new(args.issuer.as_str())?;
     let policy = policy(args, &issuer)?;
     let now = UnixTime::from_secs(args.now.unwrap_or_else(clock_now));
+    // A token that is not even a JWT is refused before any key is fetched.
+    let decoded = decode_unverified(&token)?;
 
     let keys = match &args.jwks {
         Some(source) => jwks::load(source, now).map(|(_, keys)| keys),
@@ -34,12 +36,13 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<Outcome, CliError> {
     }
     .map_err(|e| CliError::KeysUnavailable(Box::new(e)))?;
 
-    let validated = validate(&token, &keys, &policy, now)?;
+    let validated = validate(&token, &keys, &policy, now).map_err(|error| CliError::Rejected {
+        error,
+        expected_issuer: issuer.as_str().to_owned(),
+    })?;
     if args.insecure_skip_audience {
         output::warn("the audience was NOT checked (--insecure-skip-audience)");
     }
-    // Show the token as sent; it verified, so decoding it again cannot fail.
-    let decoded = decode_unverified(&token)?;
     let now = now.as_secs();
     if args.json {
         return Ok(Outcome::json(
@@ -99,8 +102,6 @@ fn policy(args: &VerifyArgs, issuer: &Issuer) -> Result<Policy, CliError> {
             .collect::<Result<Vec<_>, _>>()?;
         builder = builder.algorithms(algorithms);
     }
-    if let Some(leeway) = args.leeway {
-        builder = builder.leeway(Duration::from_secs(leeway));
-    }
+    builder = builder.leeway(Duration::from_secs(args.leeway));
     Ok(builder.build()?)
 }

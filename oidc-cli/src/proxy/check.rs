@@ -326,6 +326,17 @@ async fn check_client(
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
     match error.as_deref() {
+        Some("invalid_client" | "unauthorized_client") if settings.client_secret.is_none() => {
+            report.push(
+                Status::Fail,
+                "client",
+                format!(
+                    "the provider refuses client {:?} without a secret ({}): set --client-secret-file or --client-secret if it is a confidential client",
+                    settings.client_id,
+                    error.unwrap_or_default()
+                ),
+            );
+        }
         Some("invalid_client" | "unauthorized_client") => report.push(
             Status::Fail,
             "client",

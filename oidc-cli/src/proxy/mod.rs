@@ -22,8 +22,11 @@ use sources::{Layer, Layers};
 /// Why the settings could not be read or are unusable.
 #[derive(Debug)]
 pub(crate) enum LoadError {
-    Source(sources::SourceError),
-    Settings(Vec<SettingError>),
+    /// Every problem found, in the sources (file, environment) and in the values.
+    Problems {
+        sources: Vec<sources::SourceError>,
+        settings: Vec<SettingError>,
+    },
     Refused {
         option: &'static str,
         reason: &'static str,
@@ -34,12 +37,10 @@ impl LoadError {
     /// `{"ok": false, "problems": [{"code", "message", ...}]}`.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         let problems: Vec<serde_json::Value> = match self {
-            LoadError::Source(e) => {
-                vec![serde_json::json!({ "code": e.code(), "message": e.to_string() })]
-            }
-            LoadError::Settings(errors) => errors
+            LoadError::Problems { sources, settings } => sources
                 .iter()
-                .map(|e| {
+                .map(|e| serde_json::json!({ "code": e.code(), "message": e.to_string() }))
+                .chain(settings.iter().map(|e| {
                     serde_json::json!({
                         "code": e.code,
                         "option": e.option,
@@ -47,7 +48,7 @@ impl LoadError {
                         "problem": e.problem,
                         "message": e.to_string(),
                     })
-                })
+                }))
                 .collect(),
             LoadError::Refused { option, reason } => vec![serde_json::json!({
                 "code": "refused_option",
@@ -61,10 +62,11 @@ impl LoadError {
     /// One line per problem, ready for stderr.
     pub(crate) fn lines(&self) -> Vec<String> {
         match self {
-            LoadError::Source(e) => vec![format!("{e} [{}]", e.code())],
-            LoadError::Settings(errors) => {
-                errors.iter().map(|e| format!("{e} [{}]", e.code)).collect()
-            }
+            LoadError::Problems { sources, settings } => sources
+                .iter()
+                .map(|e| format!("{e} [{}]", e.code()))
+                .chain(settings.iter().map(|e| format!("{e} [{}]", e.code)))
+                .collect(),
             LoadError::Refused { option, reason } => vec![format!(
                 "--{option} (an oauth2-proxy option) is not supported: {reason} [refused_option]"
             )],
@@ -84,16 +86,38 @@ pub(crate) fn load(
         .into_iter()
         .filter(|(name, _)| name != "OIDC_PROXY_CONFIG")
         .collect();
-    let file = match config_path(args.config.clone()) {
-        Some(path) => Layer::from_toml_file(&path).map_err(LoadError::Source)?,
-        None => Layer::default(),
+    let (file, mut source_problems) = match config_path(args.config.clone()) {
+        Some(path) => Layer::read_toml_file(&path),
+        None => (Layer::default(), Vec::new()),
     };
+    // A file that cannot be read or parsed would make every option it sets look missing.
+    let file_unusable = source_problems
+        .iter()
+        .any(sources::SourceError::is_whole_file);
+    let (env, env_problems) = Layer::read_env(env);
+    source_problems.extend(env_problems);
+    if file_unusable {
+        return Err(LoadError::Problems {
+            sources: source_problems,
+            settings: Vec::new(),
+        });
+    }
     let layers = Layers {
         flags: args.flags.clone(),
-        env: Layer::from_env(env).map_err(LoadError::Source)?,
+        env,
         file,
     };
-    ProxySettings::resolve(&layers).map_err(LoadError::Settings)
+    match ProxySettings::resolve(&layers) {
+        Ok(settings) if source_problems.is_empty() => Ok(settings),
+        Ok(_) => Err(LoadError::Problems {
+            sources: source_problems,
+            settings: Vec::new(),
+        }),
+        Err(settings) => Err(LoadError::Problems {
+            sources: source_problems,
+            settings,
+        }),
+    }
 }
 
 /// Runs `oidc proxy`: checks the settings, then either reports (`--check-config`) or serves

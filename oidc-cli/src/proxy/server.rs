@@ -18,7 +18,7 @@ use oidc_core::cookie::CookieSettings;
 use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Issuer, Policy, RedirectPolicy};
 use oidc_tower::auth::{AuthConfig, LoginSettings};
-use oidc_tower::health::Readiness;
+use oidc_tower::health::{Readiness, health_response};
 use oidc_tower::metrics::Metrics;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{ProxyBody, ProxyRouter, ReverseProxy};
@@ -88,19 +88,27 @@ pub(crate) async fn run(
     run_with_ready(settings, shutdown, None).await
 }
 
-/// Serves until `shutdown` completes; `ready` is told once the listener accepts requests.
+/// Serves until `shutdown` completes; `ready` is told once the provider's metadata and keys are
+/// loaded (when `/readyz` turns 200).
+///
+/// The listeners are bound first, so that `/healthz` answers 200 at once and `/readyz` 503 while
+/// the provider is still being reached; until the rest is built every other request gets 503
+/// `provider_not_ready`.
 pub(crate) async fn run_with_ready(
-    settings: ProxySettings,
+    mut settings: ProxySettings,
     shutdown: impl Future<Output = ()> + Send,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), ServeError> {
-    let app = Arc::new(App::build(&settings).await?);
     let listener = tokio::net::TcpListener::bind(settings.http_address)
         .await
         .map_err(|source| ServeError::Bind {
             addr: settings.http_address,
             source,
         })?;
+    // Port 0 asks for any free port: the summary names the one bound.
+    if let Ok(bound) = listener.local_addr() {
+        settings.http_address = bound;
+    }
     let metrics_listener = match settings.metrics_address {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -112,29 +120,22 @@ pub(crate) async fn run_with_ready(
     for line in settings.summary() {
         tracing::info!("{line}");
     }
-    tracing::info!("oidc proxy ready");
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
-    let readiness = app.readiness.clone();
-    let provider = app.provider.clone();
-    let ready_task = tokio::spawn(async move {
-        provider.wait_ready().await;
-        readiness.set_ready(true);
-        tracing::info!("provider metadata and keys loaded");
-    });
+    tracing::info!("waiting for the provider's metadata and keys; /readyz answers 503 until then");
+    let built: Arc<std::sync::OnceLock<Arc<App>>> = Arc::new(std::sync::OnceLock::new());
     let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
     let metrics_task = metrics_listener.map(|listener| {
-        let metrics = app.metrics.clone();
+        let built = built.clone();
         let mut stopped = metrics_stopped.clone();
         tokio::spawn(async move {
             let service = tower::service_fn(move |request: Request<Incoming>| {
-                let metrics = metrics.clone();
+                let metrics = built.get().map(|app| app.metrics.clone());
                 async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        metrics.response()
-                    } else {
-                        plain(StatusCode::NOT_FOUND, "only /metrics is served here\n")
+                    let response = match metrics {
+                        _ if request.uri().path() != "/metrics" => {
+                            plain(StatusCode::NOT_FOUND, "only /metrics is served here\n")
+                        }
+                        Some(metrics) => metrics.response(),
+                        None => plain(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
                     };
                     Ok::<_, Infallible>(response.map(Full::new))
                 }
@@ -145,9 +146,20 @@ pub(crate) async fn run_with_ready(
             .await;
         })
     });
-    let service = tower::service_fn(move |request: Request<Incoming>| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(request).await) }
+    let starting = Readiness::new();
+    let service = tower::service_fn({
+        let built = built.clone();
+        move |request: Request<Incoming>| {
+            let app = built.get().cloned();
+            let starting = starting.clone();
+            async move {
+                let response = match app {
+                    Some(app) => app.handle(request).await,
+                    None => while_starting(request.uri().path(), &starting).map(boxed_full),
+                };
+                Ok::<_, Infallible>(response)
+            }
+        }
     });
     let (drain_started, drain_signal) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -156,8 +168,34 @@ pub(crate) async fn run_with_ready(
         let _ = drain_started.send(());
     };
     let served = oidc_tower::proxy::serve(listener, service, shutdown);
+    tokio::pin!(served);
+    let app = tokio::select! {
+        app = App::build(&settings) => match app {
+            Ok(app) => Arc::new(app),
+            Err(error) => {
+                let _ = stop_metrics.send(true);
+                return Err(error);
+            }
+        },
+        result = &mut served => {
+            let _ = stop_metrics.send(true);
+            tracing::info!("oidc proxy stopped");
+            return result.map_err(ServeError::Io);
+        }
+    };
+    let readiness = app.readiness.clone();
+    let provider = app.provider.clone();
+    let _ = built.set(app);
+    let ready_task = tokio::spawn(async move {
+        provider.wait_ready().await;
+        readiness.set_ready(true);
+        tracing::info!("provider metadata and keys loaded");
+        tracing::info!("oidc proxy ready");
+        if let Some(ready) = ready {
+            let _ = ready.send(());
+        }
+    });
     let result = async {
-        tokio::pin!(served);
         tokio::select! {
             result = &mut served => result,
             () = async {
@@ -177,6 +215,17 @@ pub(crate) async fn run_with_ready(
     }
     tracing::info!("oidc proxy stopped");
     result.map_err(ServeError::Io)
+}
+
+/// The answer while the proxy is still starting: `/healthz` 200, `/readyz` 503, anything else
+/// 503 `provider_not_ready`.
+fn while_starting(path: &str, starting: &Readiness) -> Response<Bytes> {
+    health_response(path, starting).unwrap_or_else(|| {
+        plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_not_ready: the identity provider is not reachable yet; try again shortly\n",
+        )
+    })
 }
 
 /// Everything a request may need, built once.
@@ -380,6 +429,12 @@ fn authorization_rules(settings: &ProxySettings) -> AuthorizationRules {
         rules = rules.insecure_allow_unverified_email();
     }
     rules
+}
+
+fn boxed_full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Bytes> {

@@ -179,7 +179,7 @@ pub(crate) struct ProxySettings {
 
 /// One thing wrong with the settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{option}: {problem} (from {origin})")]
+#[error("{option}: {problem} ({})", describe_origin(origin, code))]
 pub(crate) struct SettingError {
     /// The option, as its flag name.
     pub(crate) option: &'static str,
@@ -187,6 +187,14 @@ pub(crate) struct SettingError {
     pub(crate) problem: String,
     /// A stable snake_case code.
     pub(crate) code: &'static str,
+}
+
+/// Where a problem's value came from, as the end of its message.
+fn describe_origin(origin: &Source, code: &str) -> String {
+    match origin {
+        Source::Default if code == "missing" => "not set by any flag, variable or file key".into(),
+        origin => format!("from {origin}"),
+    }
 }
 
 impl ProxySettings {

@@ -38,7 +38,7 @@ impl fmt::Display for Source {
             Source::File { path, line, key } => {
                 write!(f, "{}:{line} (key `{key}`)", path.display())
             }
-            Source::Default => f.write_str("not set by any flag, variable or file key"),
+            Source::Default => f.write_str("the built-in default"),
         }
     }
 }
@@ -58,8 +58,13 @@ pub(crate) enum SourceError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not valid TOML: {message}", path.display())]
-    Toml { path: PathBuf, message: String },
+    #[error("{}:{line}:{column}: not valid TOML: {message}", path.display())]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{}:{line}: unknown key `{key}`{}", path.display(), suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     UnknownKey {
         path: PathBuf,
@@ -97,6 +102,14 @@ pub(crate) enum SourceError {
 }
 
 impl SourceError {
+    /// Whether the whole file is unusable (unreadable, or not TOML), not just one key.
+    pub(crate) fn is_whole_file(&self) -> bool {
+        matches!(
+            self,
+            SourceError::ReadFile { .. } | SourceError::Toml { .. }
+        )
+    }
+
     pub(crate) fn code(&self) -> &'static str {
         match self {
             SourceError::ReadFile { .. } => "config_unreadable",
@@ -126,12 +139,22 @@ impl Layer {
         self.values.get(option)
     }
 
-    /// Reads the `OIDC_PROXY_*` variables from `vars`. A variable with that prefix that names no
-    /// option is an error (a typo would otherwise be ignored silently).
+    /// Reads the `OIDC_PROXY_*` variables from `vars`, stopping at the first problem.
+    #[cfg(test)]
     pub(crate) fn from_env(
         vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
     ) -> Result<Self, SourceError> {
+        first_problem(Self::read_env(vars))
+    }
+
+    /// Reads the `OIDC_PROXY_*` variables from `vars`: the layer of every usable variable, and
+    /// every problem. A variable with that prefix that names no option is a problem (a typo
+    /// would otherwise be ignored silently).
+    pub(crate) fn read_env(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> (Self, Vec<SourceError>) {
         let mut layer = Layer::default();
+        let mut problems = Vec::new();
         for (name, value) in vars {
             let Some(name) = name.to_str() else { continue };
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -140,26 +163,29 @@ impl Layer {
             let key = rest.to_ascii_lowercase();
             let value_text = value.to_str().unwrap_or_default();
             if let Some((option, reason)) = refused(&key, value_text) {
-                return Err(SourceError::Refused {
+                problems.push(SourceError::Refused {
                     place: format!("environment variable {name}"),
                     option,
                     reason,
                 });
+                continue;
             }
             if is_accepted_no_op(&key, value_text) {
                 continue;
             }
             let Some(spec) = find_option(&key.replace('_', "-")) else {
-                return Err(SourceError::UnknownEnv {
+                problems.push(SourceError::UnknownEnv {
                     var: name.to_owned(),
                     suggestion: suggest(&key.replace('_', "-")).map(|s| env_var_name(s.name)),
                 });
+                continue;
             };
-            let value = value
-                .into_string()
-                .map_err(|_| SourceError::EnvNotUnicode {
+            let Ok(value) = value.into_string() else {
+                problems.push(SourceError::EnvNotUnicode {
                     var: name.to_owned(),
-                })?;
+                });
+                continue;
+            };
             let source = Source::Env {
                 var: name.to_owned(),
             };
@@ -178,89 +204,162 @@ impl Layer {
             };
             layer.set(spec.name, values);
         }
-        Ok(layer)
+        (layer, problems)
     }
 
     /// Reads a TOML file: top-level keys named like the flags with `_` for `-` (oauth2-proxy's
     /// plural keys such as `upstreams` and `email_domains` are accepted too); strings, booleans,
-    /// integers, or arrays of them for repeatable options.
-    pub(crate) fn from_toml_file(path: &Path) -> Result<Self, SourceError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SourceError::ReadFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml_text(path, &text)
+    /// integers, or arrays of them for repeatable options. Gives the layer of every usable key
+    /// and every problem, so that a bad key does not hide the others.
+    pub(crate) fn read_toml_file(path: &Path) -> (Self, Vec<SourceError>) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::read_toml_text(path, &text),
+            Err(source) => (
+                Layer::default(),
+                vec![SourceError::ReadFile {
+                    path: path.to_owned(),
+                    source,
+                }],
+            ),
+        }
     }
 
+    /// [`Layer::read_toml_file`] stopping at the first problem.
+    #[cfg(test)]
     pub(crate) fn from_toml_text(path: &Path, text: &str) -> Result<Self, SourceError> {
-        let table: BTreeMap<String, toml::Spanned<toml::Value>> =
-            toml::from_str(text).map_err(|e| SourceError::Toml {
-                path: path.to_owned(),
-                message: e.to_string().trim_end().replace('\n', " "),
-            })?;
+        first_problem(Self::read_toml_text(path, text))
+    }
+
+    pub(crate) fn read_toml_text(path: &Path, text: &str) -> (Self, Vec<SourceError>) {
+        let table: BTreeMap<String, toml::Spanned<toml::Value>> = match toml::from_str(text) {
+            Ok(table) => table,
+            Err(e) => return (Layer::default(), vec![toml_syntax_error(path, text, &e)]),
+        };
         let mut layer = Layer::default();
+        let mut problems = Vec::new();
         let mut seen: BTreeMap<&'static str, String> = BTreeMap::new();
         for (key, spanned) in table {
             let line = line_of(text, spanned.span().start);
-            let scalar = spanned.get_ref().as_str().unwrap_or_default().to_owned();
-            if let Some((option, reason)) = refused(&key, &scalar) {
-                return Err(SourceError::Refused {
-                    place: format!("{}:{line}", path.display()),
-                    option,
-                    reason,
-                });
+            match file_entry(path, line, &key, spanned.into_inner(), &mut seen) {
+                Ok(Some((option, values))) => layer.set(option, values),
+                Ok(None) => {}
+                Err(problem) => problems.push(problem),
             }
-            if is_accepted_no_op(&key, &scalar) {
-                continue;
-            }
-            let Some(spec) = find_option(&key.replace('_', "-")) else {
-                return Err(SourceError::UnknownKey {
-                    path: path.to_owned(),
-                    line,
-                    suggestion: suggest(&key.replace('_', "-")).map(|s| s.name.replace('-', "_")),
-                    key,
-                });
-            };
-            if let Some(first) = seen.insert(spec.name, key.clone()) {
-                return Err(SourceError::DuplicateKey {
-                    path: path.to_owned(),
-                    line,
-                    first,
-                    second: key,
-                });
-            }
-            let source = Source::File {
-                path: path.to_owned(),
-                line,
-                key: key.clone(),
-            };
-            let wrong_type = |expected| SourceError::WrongType {
-                path: path.to_owned(),
-                line,
-                key: key.clone(),
-                expected,
-            };
-            let items: Vec<toml::Value> = match spanned.into_inner() {
-                toml::Value::Array(items) if spec.kind.is_list() => items,
-                toml::Value::Array(_) => return Err(wrong_type(spec.kind.toml_expectation())),
-                scalar => vec![scalar],
-            };
-            let mut values = Vec::with_capacity(items.len());
-            for item in items {
-                let value = match item {
-                    toml::Value::String(s) => s,
-                    toml::Value::Boolean(b) => b.to_string(),
-                    toml::Value::Integer(i) => i.to_string(),
-                    _ => return Err(wrong_type(spec.kind.toml_expectation())),
-                };
-                values.push(Sourced {
-                    value,
-                    source: source.clone(),
-                });
-            }
-            layer.set(spec.name, values);
         }
-        Ok(layer)
+        (layer, problems)
+    }
+}
+
+/// One top-level key of the file: its option and values, nothing (an accepted no-op), or the
+/// problem with it.
+fn file_entry(
+    path: &Path,
+    line: usize,
+    key: &str,
+    value: toml::Value,
+    seen: &mut BTreeMap<&'static str, String>,
+) -> Result<Option<(&'static str, Vec<Sourced>)>, SourceError> {
+    let scalar = value.as_str().unwrap_or_default().to_owned();
+    if let Some((option, reason)) = refused(key, &scalar) {
+        return Err(SourceError::Refused {
+            place: format!("{}:{line}", path.display()),
+            option,
+            reason,
+        });
+    }
+    if is_accepted_no_op(key, &scalar) {
+        return Ok(None);
+    }
+    let Some(spec) = find_option(&key.replace('_', "-")) else {
+        return Err(SourceError::UnknownKey {
+            path: path.to_owned(),
+            line,
+            suggestion: suggest(&key.replace('_', "-")).map(|s| s.name.replace('-', "_")),
+            key: key.to_owned(),
+        });
+    };
+    if let Some(first) = seen.get(spec.name) {
+        return Err(SourceError::DuplicateKey {
+            path: path.to_owned(),
+            line,
+            first: first.clone(),
+            second: key.to_owned(),
+        });
+    }
+    seen.insert(spec.name, key.to_owned());
+    let source = Source::File {
+        path: path.to_owned(),
+        line,
+        key: key.to_owned(),
+    };
+    let wrong_type = || SourceError::WrongType {
+        path: path.to_owned(),
+        line,
+        key: key.to_owned(),
+        expected: spec.kind.toml_expectation(),
+    };
+    let items: Vec<toml::Value> = match value {
+        toml::Value::Array(items) if spec.kind.is_list() => items,
+        toml::Value::Array(_) => return Err(wrong_type()),
+        scalar => vec![scalar],
+    };
+    let mut values = Vec::with_capacity(items.len());
+    for item in items {
+        let value = match item {
+            toml::Value::String(s) => s,
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            _ => return Err(wrong_type()),
+        };
+        values.push(Sourced {
+            value,
+            source: source.clone(),
+        });
+    }
+    Ok(Some((spec.name, values)))
+}
+
+/// A TOML syntax error as one `path:line:column: message` line, without the parser's
+/// source-excerpt drawing.
+fn toml_syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> SourceError {
+    let at_end = error.span().is_some_and(|span| span.start >= text.len());
+    let (line, column) = match error.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_start = text
+                .get(..start)
+                .and_then(|before| before.rfind('\n'))
+                .map_or(0, |i| i + 1);
+            let column = text.get(line_start..start).map_or(0, |s| s.chars().count()) + 1;
+            (line_of(text, start), column)
+        }
+        None => (1, 1),
+    };
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = match message.as_str() {
+        "" if at_end => "the file ends where more is expected".to_owned(),
+        "" => "syntax error".to_owned(),
+        _ => message,
+    };
+    SourceError::Toml {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+#[cfg(test)]
+fn first_problem((layer, problems): (Layer, Vec<SourceError>)) -> Result<Layer, SourceError> {
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(layer),
     }
 }
 
@@ -433,6 +532,41 @@ mod tests {
         assert_eq!(err.code(), "config_duplicate_key");
         let err = file("client_id = ").unwrap_err();
         assert_eq!(err.code(), "config_invalid_toml");
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_and_the_good_ones_are_kept() {
+        let (layer, problems) = Layer::read_toml_text(
+            Path::new("proxy.toml"),
+            "clinet_id = \"x\"\nclient_id = \"app\"\nprovider = \"github\"\ncookie_name = [\"a\"]\n",
+        );
+        let codes: Vec<_> = problems.iter().map(SourceError::code).collect();
+        assert_eq!(
+            codes,
+            ["config_unknown_key", "config_wrong_type", "refused_option"]
+        );
+        assert_eq!(layer.get("client-id").unwrap()[0].value, "app");
+        assert!(layer.get("cookie-name").is_none());
+    }
+
+    #[test]
+    fn toml_syntax_errors_are_one_line_with_line_and_column() {
+        let err = file("client_id = \"proxy\"\nupstreams = [\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:3:1: not valid TOML: invalid array; expected `]`"
+        );
+        let err = file("client_id = \n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:1:13: not valid TOML: invalid string; expected `\"`, `'`"
+        );
+        let err = file("client_id = ").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxy.toml:1:13: not valid TOML: the file ends where more is expected"
+        );
+        assert!(err.is_whole_file());
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub enum JwsError {
     #[error("the token is encrypted (JWE, five segments); only signed tokens are accepted")]
     Encrypted,
     /// The token does not have the three segments of a compact JWS.
-    #[error("the token has {segments} segments; a signed token has 3")]
+    #[error("a signed token has 3 dot-separated segments, this one has {segments}")]
     WrongSegmentCount {
         /// How many `.`-separated segments there were.
         segments: usize,
