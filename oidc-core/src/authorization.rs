@@ -1042,6 +1042,26 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_machine_client_passes_the_role_rule_as_it_passes_the_group_rule() {
+        let ci = claims(json!({"sub": "ci-bot", "client_id": "ci-bot"}));
+        let rules = AuthorizationRules::new()
+            .with_allowed_roles(["editor"])
+            .with_allowed_clients(["ci-bot"]);
+        assert_eq!(
+            rules.evaluate(&Identity::from_claims(&ci, "groups")),
+            Ok(())
+        );
+        let other = claims(json!({"sub": "x", "client_id": "other"}));
+        assert_eq!(
+            rules
+                .evaluate(&Identity::from_claims(&other, "groups"))
+                .unwrap_err()
+                .code(),
+            "not_in_allowed_role"
+        );
+    }
+
+    #[test]
     fn configured_email_and_user_id_claims() {
         let c = claims(json!({
             "sub": "0f3a",
