@@ -72,4 +72,9 @@ pub mod store;
 pub use http_client::{HttpClient, HttpError, ReqwestHttpClient};
 /// The sans-IO protocol core this crate drives, re-exported so that one dependency is enough.
 pub use oidc_core;
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
 pub use random::SystemRandom;

@@ -1,5 +1,6 @@
 //! The bearer layer on an axum API served on 127.0.0.1, against the dev provider: JWTs,
-//! opaque tokens through introspection (cached), RFC 6750 answers, scopes, the extractor.
+//! opaque tokens through introspection (cached), RFC 6750 answers, scopes, the extractor, and
+//! DPoP-bound tokens (RFC 9449) with their proofs.
 
 mod support;
 
@@ -319,4 +320,151 @@ async fn an_introspection_client_the_provider_refuses_is_an_outage() {
     let response = api.call(Some(&token)).await;
     assert_eq!(response.status(), 503);
     assert_eq!(api.op.request_count(Endpoint::Introspection), 1);
+}
+
+/// A client's DPoP key (P-256) and the proofs it signs (RFC 9449 §4).
+struct ProofKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    jwk: serde_json::Value,
+}
+
+impl ProofKey {
+    fn generate() -> ProofKey {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use base64::Engine as _;
+        let random = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65]),
+        });
+        ProofKey { pair, jwk }
+    }
+
+    fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let mut claims = serde_json::json!({
+            "jti": b64.encode(jti), "htm": method, "htu": url, "iat": now,
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = oidc_core::dpop::access_token_hash(token).into();
+        }
+        let input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let random = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self.pair.sign(&random, input.as_bytes()).unwrap();
+        format!("{input}.{}", b64.encode(signature.as_ref()))
+    }
+}
+
+#[tokio::test]
+async fn dpop_bound_tokens_pass_only_with_their_proof_and_never_as_bearer() {
+    let api = start(&[], Duration::from_secs(60)).await;
+    let key = ProofKey::generate();
+    let token_endpoint = api.op.endpoint("/token");
+    let issued: serde_json::Value = api
+        .client
+        .post(&token_endpoint)
+        .basic_auth("api", Some("api-secret"))
+        .header("dpop", key.proof("POST", &token_endpoint, None))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(issued["token_type"], "DPoP", "{issued}");
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    let url = format!("{}/whoami", api.url);
+    let with_proof = |proof: String| {
+        api.client
+            .get(&url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+    };
+
+    // A bound token without its proof is refused, with a DPoP challenge.
+    let as_bearer = api.call(Some(&token)).await;
+    assert_eq!(as_bearer.status(), 401);
+    let text = challenge(&as_bearer);
+    assert!(text.starts_with("DPoP "), "{text}");
+    assert!(text.contains("dpop_bound_token_sent_as_bearer"), "{text}");
+
+    let proof = key.proof("GET", &url, Some(&token));
+    let accepted = with_proof(proof.clone()).send().await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert!(accepted.text().await.unwrap().starts_with("api "));
+
+    let refusals = [
+        (proof, "dpop_replayed"),
+        (
+            ProofKey::generate().proof("GET", &url, Some(&token)),
+            "dpop_jkt_mismatch",
+        ),
+        (
+            key.proof("GET", &format!("{}/elsewhere", api.url), Some(&token)),
+            "dpop_htu_mismatch",
+        ),
+        (key.proof("POST", &url, Some(&token)), "dpop_htm_mismatch"),
+        (
+            key.proof("GET", &url, Some("another token")),
+            "dpop_ath_mismatch",
+        ),
+    ];
+    for (proof, code) in refusals {
+        let refused = with_proof(proof).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{code}");
+        let text = challenge(&refused);
+        assert!(text.contains(r#"error="invalid_dpop_proof""#), "{text}");
+        assert!(text.contains(code), "{code}: {text}");
+    }
+
+    // Still accepted after the refusals (a refused proof consumed nothing), and once more
+    // from the validated-token cache.
+    for _ in 0..2 {
+        let again = with_proof(key.proof("GET", &url, Some(&token)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 200);
+    }
+    let without_proof = api
+        .client
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_proof.status(), 400);
+
+    // A token bound to no key is not accepted under the DPoP scheme.
+    let plain = api.op.mint_access_token("alice", "api").unwrap();
+    let unbound = api
+        .client
+        .get(&url)
+        .header("authorization", format!("DPoP {plain}"))
+        .header("dpop", key.proof("GET", &url, Some(&plain)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unbound.status(), 401);
+    assert!(challenge(&unbound).contains("dpop_token_not_bound"));
 }

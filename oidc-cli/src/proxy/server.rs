@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use oidc_core::authorization::AuthorizationRules;
 use oidc_core::cookie::CookieSettings;
 use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Issuer, Policy, RedirectPolicy};
@@ -262,7 +261,7 @@ impl App {
         if !settings.cookie_secure {
             cookie = cookie.insecure_allow_plain_http(&settings.redirect_url)?;
         }
-        let rules = authorization_rules(settings);
+        let rules = settings.authorization_rules();
         let scopes = default_scopes(settings, &provider).await;
         let metrics = Metrics::new();
         let mut config = AuthConfig::new(provider.clone(), http.clone())
@@ -413,22 +412,6 @@ async fn default_scopes(settings: &ProxySettings, provider: &Provider) -> Vec<St
         scopes.push("groups".to_owned());
     }
     scopes
-}
-
-fn authorization_rules(settings: &ProxySettings) -> AuthorizationRules {
-    let mut rules = AuthorizationRules::new();
-    if !settings.any_email_domain {
-        rules = rules
-            .with_allowed_email_domains(settings.email_domains.iter().cloned())
-            .with_allowed_emails(settings.allowed_emails.iter().cloned());
-    }
-    rules = rules
-        .with_allowed_groups(settings.allowed_groups.iter().cloned())
-        .with_allowed_clients(settings.allowed_client_ids.iter().cloned());
-    if settings.allow_unverified_email {
-        rules = rules.insecure_allow_unverified_email();
-    }
-    rules
 }
 
 fn boxed_full(bytes: Bytes) -> ProxyBody {

@@ -200,13 +200,6 @@ fn describe_origin(origin: &Source, code: &str) -> String {
 impl ProxySettings {
     /// The allow rules these settings describe: e-mails and domains (unless any is admitted),
     /// groups, roles, machine clients, and the claim names identities are read with.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the proxy server still assembles its rules itself"
-        )
-    )]
     pub(crate) fn authorization_rules(&self) -> AuthorizationRules {
         let mut rules = AuthorizationRules::new();
         if !self.any_email_domain {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue};
 use oidc_core::authorization::{Denied, groups_from_claims};
 use oidc_core::cookie::{CookieCodec, CookieError, CookieKeys, RequestCookies};
+use oidc_core::dpop::{DpopError, DpopPolicy, DpopRequest, bound_key_thumbprint, verify_proof};
 use oidc_core::introspection::{
     IntrospectionError, IntrospectionPolicy, TokenTypeHint, introspection_request,
     parse_introspection,
@@ -34,7 +35,8 @@ use tokio::sync::OnceCell;
 
 use super::config::{AuthConfig, AuthConfigError, LoginSettings};
 use crate::bearer_response::{
-    BearerExtractError, BearerToken, QueryTokens, extract_bearer, unchecked_bearer,
+    BearerExtractError, BearerToken, DpopCredentials, DpopExtractError, QueryTokens,
+    extract_bearer, extract_dpop, unchecked_bearer,
 };
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::HttpError;
@@ -143,6 +145,21 @@ pub enum AuthFailure {
     /// The token is not a JWT and the provider offers no introspection (or no client is set).
     #[error("the bearer token is not a JWT and cannot be introspected")]
     OpaqueTokenUnsupported,
+    /// `Authorization: DPoP` without exactly one well-formed `DPoP` proof header (400).
+    #[error(transparent)]
+    BadDpop(#[from] DpopExtractError),
+    /// The DPoP proof failed a check of RFC 9449 (signature, method, URL, time, replay, key).
+    #[error("the DPoP proof was rejected: {0}")]
+    DpopRejected(#[source] DpopError),
+    /// A token bound to a key (`cnf.jkt`) came as a plain bearer token, without its proof.
+    #[error("a DPoP-bound token was sent as a bearer token")]
+    DpopBoundTokenAsBearer,
+    /// A token sent with the `DPoP` scheme is bound to no key.
+    #[error("a token sent with a DPoP proof is not bound to a key")]
+    DpopTokenNotBound,
+    /// The URL the DPoP proof must name could not be told (malformed forwarded headers).
+    #[error("the request's URL is unknown, so its DPoP proof cannot be checked")]
+    DpopRequestUnknown,
     /// The token lacks required scopes (403 `insufficient_scope`).
     #[error("the bearer token lacks the scopes {missing:?}")]
     InsufficientScope {
@@ -200,6 +217,11 @@ impl AuthFailure {
             AuthFailure::TokenRejected(e) => e.code(),
             AuthFailure::IntrospectionRejected(e) => e.code(),
             AuthFailure::OpaqueTokenUnsupported => "opaque_token_unsupported",
+            AuthFailure::BadDpop(e) => e.code(),
+            AuthFailure::DpopRejected(e) => e.code(),
+            AuthFailure::DpopBoundTokenAsBearer => "dpop_bound_token_sent_as_bearer",
+            AuthFailure::DpopTokenNotBound => "dpop_token_not_bound",
+            AuthFailure::DpopRequestUnknown => "dpop_request_url_unknown",
             AuthFailure::InsufficientScope { .. } => "insufficient_scope",
             AuthFailure::ProviderUnavailable { code } => code,
             AuthFailure::SessionInvalid(e) => e.code(),
@@ -235,6 +257,18 @@ impl AuthFailure {
                 | AuthFailure::IntrospectionRejected(_)
                 | AuthFailure::OpaqueTokenUnsupported
                 | AuthFailure::InsufficientScope { .. }
+        ) || self.is_dpop_failure()
+    }
+
+    /// Whether the failure is about DPoP credentials (answered with a `DPoP` challenge).
+    pub fn is_dpop_failure(&self) -> bool {
+        matches!(
+            self,
+            AuthFailure::BadDpop(_)
+                | AuthFailure::DpopRejected(_)
+                | AuthFailure::DpopBoundTokenAsBearer
+                | AuthFailure::DpopTokenNotBound
+                | AuthFailure::DpopRequestUnknown
         )
     }
 
@@ -288,6 +322,9 @@ pub(crate) struct Inner {
     completed_logins: moka::sync::Cache<[u8; 32], Duration>,
     revocations: Mutex<Revocations>,
     pub(crate) seen_jtis: Mutex<SeenJtis>,
+    /// What a DPoP proof must satisfy, and the proofs' `jti`s seen within their window.
+    pub(crate) dpop_policy: DpopPolicy,
+    dpop_jtis: Mutex<SeenJtis>,
 }
 
 /// An issuer whose bearer JWTs are accepted: the provider holding its keys, and the policy the
@@ -456,6 +493,14 @@ fn authenticated_by(
     }
 }
 
+/// Whether the request's `Authorization` names the `DPoP` scheme (RFC 9449 §7.1).
+fn is_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().get(..5))
+        .is_some_and(|start| start.eq_ignore_ascii_case(b"dpop "))
+}
+
 /// Whether a token has the shape of a compact JWS (three parts, so exactly two dots); anything
 /// else is an opaque token for introspection.
 fn is_compact_jws(token: &str) -> bool {
@@ -471,6 +516,9 @@ struct BearerPrincipal {
     /// For a JWT: the accepted issuer (index) and the `kid` of the key that verified it, so
     /// that a key the provider withdraws stops vouching for cached tokens at once.
     signed_by: Option<(usize, String)>,
+    /// The key thumbprint the token is bound to (`cnf.jkt`, RFC 9449): such a token is
+    /// accepted only with a DPoP proof by that key.
+    bound_jkt: Option<String>,
     /// The identity (without the access token) once the scopes and rules let the token in:
     /// the configuration is fixed, so the first positive answer holds for the cached lifetime.
     admitted: OnceLock<Identity>,
@@ -479,11 +527,13 @@ struct BearerPrincipal {
 impl BearerPrincipal {
     fn new(claims: Map<String, Value>, source: AuthSource) -> BearerPrincipal {
         let scopes = scopes_of(&claims);
+        let bound_jkt = bound_key_thumbprint(&claims).map(str::to_owned);
         BearerPrincipal {
             claims: Arc::new(claims),
             scopes,
             source,
             signed_by: None,
+            bound_jkt,
             admitted: OnceLock::new(),
         }
     }
@@ -556,6 +606,8 @@ impl Authenticator {
                 completed_logins,
                 revocations: Mutex::new(Revocations::default()),
                 seen_jtis: Mutex::new(SeenJtis::default()),
+                dpop_policy: DpopPolicy::new(),
+                dpop_jtis: Mutex::new(SeenJtis::default()),
             }),
         })
     }
@@ -602,13 +654,40 @@ impl Authenticator {
     /// Authenticates a request from its headers: a bearer token when present (always for
     /// `bearer_only`, otherwise when bearer tokens are accepted), else the session cookie.
     /// `query` is the raw query string, checked for `access_token` (refused) in bearer mode.
+    ///
+    /// Without the request's method and URL, a DPoP-bound token (RFC 9449) cannot be checked:
+    /// [`Self::authenticate_request`] takes them, and the layers use it.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
         bearer_only: bool,
     ) -> Result<Authentication, AuthFailure> {
+        self.authenticate_request(&http::Method::GET, || None, headers, query, bearer_only)
+            .await
+    }
+
+    /// [`Self::authenticate`] that also takes `Authorization: DPoP` tokens with their proof,
+    /// which must name `method` and the URL the client addressed (`url`, asked for only when
+    /// a DPoP proof came).
+    pub async fn authenticate_request(
+        &self,
+        method: &http::Method,
+        url: impl FnOnce() -> Option<url::Url>,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        bearer_only: bool,
+    ) -> Result<Authentication, AuthFailure> {
         let accept_bearer = bearer_only || self.inner.config.accept_bearer;
+        if accept_bearer && is_dpop_scheme(headers) {
+            if let Some(credentials) = extract_dpop(headers)? {
+                let authenticated = self.authenticate_dpop(credentials, method, url()).await?;
+                return Ok(Authentication {
+                    authenticated,
+                    set_cookies: Vec::new(),
+                });
+            }
+        }
         if accept_bearer {
             let query = if bearer_only { query } else { None };
             // A token validated and admitted before skips extraction's alphabet check and copy:
@@ -650,25 +729,75 @@ impl Authenticator {
         &self,
         token: BearerToken,
     ) -> Result<Authenticated, AuthFailure> {
-        let principal = if is_compact_jws(token.expose()) {
-            self.validate_jwt(token.expose()).await?
-        } else {
-            self.introspect(&token).await?
-        };
-        let identity = match principal.admitted.get() {
-            Some(identity) => identity.clone(),
-            None => {
-                let identity = self.admit(&principal)?;
-                principal.admitted.get_or_init(|| identity).clone()
-            }
-        };
+        let principal = self.principal_of(&token).await?;
+        if principal.bound_jkt.is_some() {
+            return Err(AuthFailure::DpopBoundTokenAsBearer);
+        }
+        let identity = self.admitted_identity(&principal)?;
         Ok(authenticated_by(&principal, identity, token.into_secret()))
     }
 
-    /// The request's identity when `token` is a JWT in the cache that was admitted before.
+    /// A JWT validated with the keys of its issuer, anything else by introspection.
+    async fn principal_of(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
+        if is_compact_jws(token.expose()) {
+            self.validate_jwt(token.expose()).await
+        } else {
+            self.introspect(token).await
+        }
+    }
+
+    /// The identity of an admitted principal: decided once per cached principal.
+    fn admitted_identity(&self, principal: &BearerPrincipal) -> Result<Identity, AuthFailure> {
+        match principal.admitted.get() {
+            Some(identity) => Ok(identity.clone()),
+            None => {
+                let identity = self.admit(principal)?;
+                Ok(principal.admitted.get_or_init(|| identity).clone())
+            }
+        }
+    }
+
+    /// A DPoP-bound token (RFC 9449): validated as any bearer token, then its proof checked
+    /// against the request and the key the token is bound to.
+    async fn authenticate_dpop(
+        &self,
+        credentials: DpopCredentials,
+        method: &http::Method,
+        url: Option<url::Url>,
+    ) -> Result<Authenticated, AuthFailure> {
+        let DpopCredentials { token, proof } = credentials;
+        let principal = self.principal_of(&token).await?;
+        let bound = principal
+            .bound_jkt
+            .as_deref()
+            .ok_or(AuthFailure::DpopTokenNotBound)?;
+        let url = url.ok_or(AuthFailure::DpopRequestUnknown)?;
+        let request = DpopRequest {
+            method: method.as_str(),
+            uri: &url,
+            access_token: Some(token.expose()),
+            bound_jkt: Some(bound),
+        };
+        verify_proof(
+            &proof,
+            &request,
+            &self.inner.dpop_policy,
+            &mut lock(&self.inner.dpop_jtis),
+            now(),
+        )
+        .map_err(AuthFailure::DpopRejected)?;
+        let identity = self.admitted_identity(&principal)?;
+        Ok(authenticated_by(&principal, identity, token.into_secret()))
+    }
+
+    /// The request's identity when `token` is a JWT in the cache that was admitted before (and
+    /// is not bound to a key, which needs its proof).
     fn cached_bearer(&self, token: &str) -> Option<Authenticated> {
         let fingerprint = self.inner.fingerprints.of(token.as_bytes())?;
         let principal = self.cached_jwt(&fingerprint)?;
+        if principal.bound_jkt.is_some() {
+            return None;
+        }
         let identity = principal.admitted.get()?.clone();
         Some(authenticated_by(&principal, identity, Secret::new(token)))
     }
@@ -708,18 +837,21 @@ impl Authenticator {
         let claims = &principal.claims;
         let groups_claim = &self.inner.config.groups_claim;
         let rules = &self.inner.config.rules;
-        let view = oidc_core::Identity::from_claims(claims, groups_claim);
+        let names = &rules.identity_claims;
+        let view = oidc_core::Identity::from_claims_named(claims, groups_claim, names);
         rules.evaluate(&view).map_err(AuthFailure::Forbidden)?;
         // A machine identity (a listed client's token) is named by its client, as is a token
-        // that names no subject.
-        let user = match view.client_id {
-            Some(client) if rules.admits_client(&view) || view.subject.is_empty() => client,
-            _ => view.subject,
+        // that names no user.
+        let user = match (view.client_id, names.user_id(claims)) {
+            (Some(client), _) if rules.admits_client(&view) => client.to_owned(),
+            (_, Some(user)) => user,
+            (Some(client), None) => client.to_owned(),
+            (None, None) => String::new(),
         };
         let groups = groups_from_claims(claims, groups_claim);
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         let mut identity = Identity::new(user).with_groups(groups);
-        if let Some(email) = text("email") {
+        if let Some(email) = names.email(claims) {
             identity = identity.with_email(email);
         }
         if let Some(name) = text("preferred_username").or_else(|| text("username")) {
@@ -1452,7 +1584,8 @@ fn pending_settings(config: &AuthConfig, suffix: &str) -> oidc_core::cookie::Coo
 
 /// The identity and claims of a session.
 pub(crate) fn session_authenticated(session: &Session) -> Authenticated {
-    let mut identity = Identity::new(session.subject.clone()).with_groups(session.groups.clone());
+    let mut identity =
+        Identity::new(session.user_id().to_owned()).with_groups(session.groups.clone());
     if let Some(email) = &session.email {
         identity = identity.with_email(email.clone());
     }

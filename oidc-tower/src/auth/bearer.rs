@@ -144,8 +144,9 @@ where
                     .await
                     .map(passed);
             }
+            let url = || auth.request_url(&parts);
             match auth
-                .authenticate(&parts.headers, parts.uri.query(), true)
+                .authenticate_request(&parts.method, url, &parts.headers, parts.uri.query(), true)
                 .await
             {
                 Ok(authentication) => {

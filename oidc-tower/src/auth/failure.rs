@@ -8,7 +8,7 @@ use oidc_core::cookie::RequestCookies;
 
 use super::answer::{append_cookies, error_answer};
 use super::authenticator::{AuthFailure, Authenticator};
-use crate::bearer_response::BearerRejection;
+use crate::bearer_response::{BearerRejection, DpopRejection};
 use crate::request_kind::{RequestKind, classify};
 
 impl Authenticator {
@@ -19,6 +19,9 @@ impl Authenticator {
         failure: &AuthFailure,
         headers: &HeaderMap,
     ) -> Response<Bytes> {
+        if failure.is_dpop_failure() {
+            return self.dpop_failure_response(failure);
+        }
         let rejection = match failure {
             AuthFailure::BadBearer(error) => BearerRejection::InvalidRequest(error.clone()),
             AuthFailure::TokenRejected(_)
@@ -36,6 +39,20 @@ impl Authenticator {
             _ => BearerRejection::MissingToken,
         };
         let mut response = rejection.response(&self.config().realm, headers);
+        response.extensions_mut().insert(failure.clone());
+        response
+    }
+
+    /// An RFC 9449 §7.1 answer: a `DPoP` challenge naming the accepted proof algorithms, and a
+    /// `Bearer` one beside it.
+    fn dpop_failure_response(&self, failure: &AuthFailure) -> Response<Bytes> {
+        let rejection = match failure {
+            AuthFailure::BadDpop(error) => DpopRejection::InvalidRequest(error.clone()),
+            AuthFailure::DpopRejected(error) => DpopRejection::invalid_proof(error.code()),
+            _ => DpopRejection::invalid_token(failure.code()),
+        };
+        let algorithms = self.inner.dpop_policy.allowed_algorithms();
+        let mut response = rejection.response(&self.config().realm, algorithms, true);
         response.extensions_mut().insert(failure.clone());
         response
     }

@@ -153,7 +153,11 @@ impl ForwardAuth {
             }
             return response;
         }
-        match auth.authenticate(&parts.headers, None, false).await {
+        let original_url = || Url::parse(&original.url()).ok();
+        match auth
+            .authenticate_request(original.method(), original_url, &parts.headers, None, false)
+            .await
+        {
             Ok(authentication) => {
                 let mut response = accepted();
                 if let Err(error) = identity_headers.apply(
@@ -260,6 +264,21 @@ impl Authenticator {
         })
     }
 
+    /// The absolute URL a request was addressed to, as its client saw it (scheme and host from
+    /// trusted proxies' `X-Forwarded-*`): what a DPoP proof must name.
+    pub(crate) fn request_url(&self, parts: &request::Parts) -> Option<Url> {
+        let original = OriginalRequest::from_parts(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            peer_ip(&parts.extensions),
+            &self.config().trusted_proxies,
+            self.direct_scheme(),
+        )
+        .ok()?;
+        Url::parse(&original.url()).ok()
+    }
+
     /// Where a browser returns after signing in on behalf of `original`: its path when it is
     /// on the callback URL's origin; otherwise its absolute URL when the redirect policy allows
     /// that host, else its path (on the callback's origin) as the best place left.
@@ -299,7 +318,7 @@ fn complete_identity_headers(headers: &mut HeaderMap, with_access_token: bool) {
 
 /// The TCP peer of the request: [`PeerAddr`] (set by [`crate::proxy::serve`]) or axum's
 /// `ConnectInfo`; unknown peers are never trusted proxies.
-fn peer_ip(extensions: &http::Extensions) -> IpAddr {
+pub(crate) fn peer_ip(extensions: &http::Extensions) -> IpAddr {
     if let Some(PeerAddr(addr)) = extensions.get::<PeerAddr>() {
         return addr.ip();
     }

@@ -180,7 +180,11 @@ where
                     .await
                     .map(passed);
             }
-            match auth.authenticate(&parts.headers, None, false).await {
+            let url = || auth.request_url(&parts);
+            match auth
+                .authenticate_request(&parts.method, url, &parts.headers, None, false)
+                .await
+            {
                 Ok(authentication) => {
                     let authenticated = authentication.authenticated;
                     let config = auth.config();
