@@ -1,7 +1,7 @@
 //! Two `oidc proxy` processes behind Caddy's load balancer, sharing sessions in a real
 //! `redis-server`, all on 127.0.0.1: a sign-in through the balancer is honoured by both
 //! replicas, a back-channel logout delivered to replica A ends the session on B at once, bearer
-//! tokens signed with a key the provider rotated in are accepted by both, and the throughput of
+//! tokens keep passing on both while the provider rotates its signing key, and the throughput of
 //! two replicas against one is measured and printed.
 //!
 //! Without `caddy` or `redis-server` the test prints a loud notice and passes, unless `CI` is set.
@@ -358,21 +358,52 @@ async fn two_replicas_behind_caddy_share_sessions_logout_and_keys() {
         assert_eq!(status, 200);
     }
 
-    // Keys rotated at the provider: a bearer token signed with the new key is accepted by both
-    // replicas (each fetches the key set again for the unknown key id).
-    let before = op.mint_access_token("bob", "proxy").unwrap();
+    // Keys rotated at the provider under bearer traffic on both replicas: tokens signed with the
+    // old key and, once it exists, with the new one are accepted by both throughout (each
+    // replica fetches the key set again for the unknown key id).
+    let tokens = Arc::new(std::sync::Mutex::new(vec![
+        op.mint_access_token("bob", "proxy").unwrap(),
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic: Vec<_> = [a_port, b_port]
+        .into_iter()
+        .map(|port| {
+            let (http, tokens, stop) = (http.clone(), tokens.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut served, mut refused) = (0u32, Vec::new());
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let token = {
+                        let tokens = tokens.lock().unwrap();
+                        tokens[i % tokens.len()].clone()
+                    };
+                    i += 1;
+                    let status = http
+                        .get(format!("http://127.0.0.1:{port}/bearer"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .map_or(0, |r| r.status().as_u16());
+                    if status == 200 {
+                        served += 1;
+                    } else {
+                        refused.push(status);
+                    }
+                }
+                (port, served, refused)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     op.rotate_keys().unwrap();
-    let after = op.mint_access_token("bob", "proxy").unwrap();
-    for port in [a_port, b_port] {
-        for token in [&before, &after] {
-            let answer = http
-                .get(format!("http://127.0.0.1:{port}/bearer"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200, "replica on {port}");
-        }
+    let signed_with_new_key = op.mint_access_token("bob", "proxy").unwrap();
+    tokens.lock().unwrap().push(signed_with_new_key);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in traffic {
+        let (port, served, refused) = task.await.unwrap();
+        assert!(served > 10, "replica on {port} served {served}");
+        assert!(refused.is_empty(), "replica on {port} refused {refused:?}");
     }
 
     // Throughput, two replicas against one, both behind Caddy.

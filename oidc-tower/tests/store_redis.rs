@@ -377,3 +377,109 @@ async fn one_refresh_at_a_time_across_replicas() {
             .is_some()
     );
 }
+
+/// Makes a CA and a server certificate for `localhost`; returns (CA PEM file, chain, key).
+fn tls_files(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("redis.pem"),
+        dir.join("redis-key.pem"),
+    );
+    std::fs::write(&files.0, ca.pem()).unwrap();
+    std::fs::write(&files.1, leaf.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_and_an_acl_user() {
+    if !support::redis::redis_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = tls_files(dir.path());
+    let port = support::redis::free_port();
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--tls-cert-file")
+        .arg(&chain)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .args(["--tls-auth-clients", "no"])
+        // Each word of an ACL rule is its own argument.
+        .args(["--user", "default", "off"])
+        .args([
+            "--user",
+            "oidc",
+            "on",
+            ">s3cret-pw",
+            "~oidc:*",
+            "&*",
+            "+@all",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let url = format!("rediss://localhost:{port}/");
+    let config = || RedisStoreConfig::new(&url).command_timeout(Duration::from_millis(1500));
+
+    let vault = SessionVault::new(
+        RedisStore::new(
+            config()
+                .ca_file(&ca)
+                .credentials(Some("oidc".to_owned()), "s3cret-pw"),
+        )
+        .unwrap(),
+    );
+    let mut random = InsecureSeededRandom::new(12);
+    let handle = vault
+        .create(
+            &mut random,
+            b"over tls",
+            &SessionTags::new(ISSUER).subject("alice"),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        vault.load(&handle).await.unwrap().as_deref(),
+        Some(&b"over tls"[..])
+    );
+    assert_eq!(vault.revoke_subject(ISSUER, "alice").await.unwrap(), 1);
+
+    // Without the password, or trusting only the system store, nothing is read.
+    let anonymous = RedisStore::new(config().ca_file(&ca)).unwrap();
+    let err = anonymous.load(&handle.store_key()).await.unwrap_err();
+    assert!(!matches!(err, StoreError::Tampered), "{err:?}");
+    let untrusted =
+        RedisStore::new(config().credentials(Some("oidc".to_owned()), "s3cret-pw")).unwrap();
+    let err = untrusted.load(&handle.store_key()).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(matches!(
+        RedisStore::new(config().ca_file(dir.path().join("missing.pem"))),
+        Err(StoreError::Config { .. })
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+}

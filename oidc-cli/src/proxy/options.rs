@@ -299,6 +299,11 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "Password for Redis (instead of one in the URL)",
     ),
     opt(
+        "redis-ca-path",
+        Kind::Text,
+        "Trust only the CA certificates in this PEM file for rediss:// (instead of the system store)",
+    ),
+    opt(
         "redis-use-sentinel",
         Kind::Bool,
         "Find the Redis primary through Redis Sentinel [default: false]",
@@ -573,6 +578,7 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "redis-username" => "USER",
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
         "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
+        "redis-ca-path" => "FILE",
         "cookie-expire" | "cookie-refresh" | "upstream-body-idle-timeout" => "DURATION",
         "extra-jwt-issuers" => "ISSUER=AUDIENCE",
         "skip-auth-route" => "[METHOD=]REGEX",

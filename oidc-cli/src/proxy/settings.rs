@@ -68,6 +68,7 @@ pub(crate) struct RedisSettings {
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Secret>,
     pub(crate) sentinel_password: Option<Secret>,
+    pub(crate) ca_path: Option<PathBuf>,
 }
 
 /// One server, the primary named by Sentinel, or a cluster.
@@ -104,6 +105,9 @@ impl RedisSettings {
         }
         if let Some(password) = &self.sentinel_password {
             config = config.sentinel_password(password.expose());
+        }
+        if let Some(path) = &self.ca_path {
+            config = config.ca_file(path);
         }
         config
     }
@@ -1059,6 +1063,9 @@ impl Resolver<'_> {
                     sentinel_password: self
                         .text("redis-sentinel-password")
                         .map(|s| Secret::new(s.value.clone())),
+                    ca_path: self
+                        .text("redis-ca-path")
+                        .map(|s| PathBuf::from(s.value.trim())),
                 }),
                 None => SessionStoreChoice::Cookie,
             },
@@ -1531,11 +1538,13 @@ mod tests {
         pairs.push(("session-store-type", "redis"));
         pairs.push(("redis-use-cluster", "true"));
         pairs.push(("redis-cluster-connection-urls", "rediss://10.0.0.1:6379"));
+        pairs.push(("redis-ca-path", "/etc/redis/ca.pem"));
         let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
         assert!(matches!(
             &s.session_store,
             SessionStoreChoice::Redis(RedisSettings {
                 target: RedisTarget::Cluster { .. },
+                ca_path: Some(_),
                 ..
             })
         ));

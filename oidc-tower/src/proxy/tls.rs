@@ -17,7 +17,9 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use super::ProxyConfigError;
 
-/// TLS settings for `https://` upstreams; see the [module docs](self).
+/// TLS settings for `https://` upstreams: which CAs are trusted (the system store, plus CA files),
+/// the client certificate offered, and the dangerous switch that skips verification. The server
+/// name checked and sent as SNI is the upstream URL's host.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct UpstreamTls {

@@ -77,6 +77,7 @@ pub struct RedisStoreConfig {
     username: Option<String>,
     password: Option<String>,
     sentinel_password: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
     key_prefix: String,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -132,6 +133,7 @@ impl RedisStoreConfig {
             username: None,
             password: None,
             sentinel_password: None,
+            ca_file: None,
             key_prefix: "oidc:".to_owned(),
             command_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(2),
@@ -150,6 +152,26 @@ impl RedisStoreConfig {
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
         self.sentinel_password = Some(password.into());
         self
+    }
+
+    /// Trust only the CA certificates in this PEM file for `rediss://` servers (one server or
+    /// cluster nodes), instead of the system store (oauth2-proxy's `--redis-ca-path`).
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, StoreError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path).map_err(|err| StoreError::Config {
+            detail: format!("Redis CA file {}: {err}", path.display()),
+        })?;
+        Ok(Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        }))
     }
 
     /// Prefix for every key this store writes, so several deployments can share one Redis.
@@ -283,8 +305,14 @@ impl RedisStore {
     pub fn new(config: RedisStoreConfig) -> Result<Self, StoreError> {
         let backend = match &config.topology {
             Topology::Single { url } => {
-                let client =
-                    redis::Client::open(config.connection_info(url)?).map_err(config_error)?;
+                let info = config.connection_info(url)?;
+                let client = match config.tls_certificates()? {
+                    Some(certificates) if url.starts_with("rediss://") => {
+                        redis::Client::build_with_tls(info, certificates)
+                    }
+                    _ => redis::Client::open(info),
+                }
+                .map_err(config_error)?;
                 Backend::Primary {
                     link: Link::new(Connector::Direct(client), config.connect_timeout),
                     sentinel: false,
@@ -354,6 +382,9 @@ impl RedisStore {
                 }
                 if tls {
                     builder = builder.tls(redis::TlsMode::Secure);
+                    if let Some(certificates) = config.tls_certificates()? {
+                        builder = builder.certs(certificates);
+                    }
                 }
                 Backend::Cluster(Box::new(ClusterLink {
                     client: builder.build().map_err(config_error)?,
