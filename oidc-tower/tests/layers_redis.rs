@@ -1,5 +1,6 @@
 //! The login layer with sessions in a real `redis-server` shared by two replicas: sign-out and
-//! back-channel logout reach both, and a stopped Redis gives 503, never a silent logout.
+//! back-channel logout reach both, a refresh happens once for both, and a stopped Redis gives
+//! 503, never a silent logout.
 
 mod support;
 
@@ -199,4 +200,44 @@ async fn first_requests_after_a_redis_restart_are_served() {
     // Nothing was lost across two outages.
     let still = get(&h.client, format!("{}/api", h.app), jar.header()).await;
     assert_eq!(still.status(), 200);
+}
+
+#[tokio::test]
+async fn a_session_due_for_refresh_is_refreshed_once_across_replicas() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Access tokens live 30 s, the refresh margin is 60 s: every request is due for refresh.
+    let mut h = Harness::start(Options {
+        store: Some(redis_store(&redis)),
+        access_token_lifetime: Some(Duration::from_secs(30)),
+        ..Options::default()
+    })
+    .await;
+    let second = h.replica().await;
+    let jar = h.sign_in("alice", "/").await;
+    let before = h.op.request_count(oidc_dev_provider::Endpoint::Token);
+    let requests = (0..12).map(|i| {
+        let base = if i % 2 == 0 {
+            h.app.clone()
+        } else {
+            second.clone()
+        };
+        get(&h.client, format!("{base}/api"), jar.header())
+    });
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        h.op.request_count(oidc_dev_provider::Endpoint::Token) - before,
+        1,
+        "one refresh for both replicas"
+    );
+    // The refreshed session is the one both replicas now serve.
+    assert_eq!(
+        get(&h.client, format!("{second}/api"), jar.header())
+            .await
+            .status(),
+        200
+    );
 }

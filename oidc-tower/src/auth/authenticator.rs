@@ -49,6 +49,16 @@ use crate::store::{
     HandleError, SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,
 };
 
+/// How long a replica may hold a session's refresh lock (about the provider call's timeout).
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(10);
+/// How often a replica waiting for another's refresh looks at the stored session.
+const REFRESH_LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// Whether two readings of a session carry the same tokens (no refresh happened in between).
+fn same_tokens(a: &Session, b: &Session) -> bool {
+    a.access_token == b.access_token && a.refresh_token == b.refresh_token
+}
+
 /// How long a finished refresh is remembered, so that requests still carrying the old cookie
 /// get the refreshed session instead of refreshing again with a rotated-away refresh token.
 const REFRESH_MEMORY: Duration = Duration::from_secs(120);
@@ -1338,7 +1348,67 @@ impl Authenticator {
         cell.get_or_init(|| self.refresh(loaded)).await.clone()
     }
 
+    /// Refreshes a session once: per process (the caller's single flight) and, for sessions in
+    /// a shared store, across replicas: the replica holding the store's refresh lock asks the
+    /// provider; the others wait for the session it saves. A holder that dies frees the lock
+    /// after [`REFRESH_LOCK_TTL`].
     async fn refresh(&self, loaded: &LoadedSession) -> RefreshOutcome {
+        let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.inner.vault)
+        else {
+            return self.refresh_at_provider(loaded).await;
+        };
+        let deadline = Instant::now() + REFRESH_LOCK_TTL + REFRESH_LOCK_POLL;
+        loop {
+            let locked = vault
+                .try_lock_refresh(&mut SystemRandom, handle, REFRESH_LOCK_TTL)
+                .await
+                .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+            if let Some(token) = locked {
+                // Another replica may have refreshed it between our read and the lock.
+                let outcome = match self.stored_session(handle).await? {
+                    Some(stored) if !same_tokens(&stored, &loaded.session) => Ok(Arc::new(stored)),
+                    Some(_) => self.refresh_at_provider(loaded).await,
+                    None => Err(RefreshFailure::Rejected("session_revoked")),
+                };
+                if let Err(error) = vault.unlock_refresh(handle, &token).await {
+                    tracing::warn!(code = error.code(), "refresh lock not released; it expires");
+                }
+                return outcome;
+            }
+            tokio::time::sleep(REFRESH_LOCK_POLL).await;
+            match self.stored_session(handle).await? {
+                Some(stored) if !same_tokens(&stored, &loaded.session) => {
+                    return Ok(Arc::new(stored));
+                }
+                Some(_) => {}
+                None => return Err(RefreshFailure::Rejected("session_revoked")),
+            }
+            if Instant::now() >= deadline {
+                return Err(RefreshFailure::Unavailable("refresh_lock_timeout"));
+            }
+        }
+    }
+
+    /// The session as the shared store holds it now.
+    async fn stored_session(
+        &self,
+        handle: &SessionHandle,
+    ) -> Result<Option<Session>, RefreshFailure> {
+        let Some(vault) = &self.inner.vault else {
+            return Ok(None);
+        };
+        let stored = vault
+            .load(handle)
+            .await
+            .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+        stored
+            .map(|json| serde_json::from_slice::<Session>(&json))
+            .transpose()
+            .map_err(|_| RefreshFailure::Unavailable("stored_session_unreadable"))
+    }
+
+    /// Asks the provider for fresh tokens and, for a stored session, saves the result.
+    async fn refresh_at_provider(&self, loaded: &LoadedSession) -> RefreshOutcome {
         let login = self
             .inner
             .login
