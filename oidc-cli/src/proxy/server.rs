@@ -296,6 +296,9 @@ impl App {
             .trusted_proxies(settings.trusted_proxies.clone())
             .forward_auth_redirect(false)
             .metrics(metrics.clone());
+        if let Some(url) = &settings.post_logout_redirect_url {
+            config = config.post_logout_redirect_uri(url.clone());
+        }
         if let SessionStoreChoice::Redis { url } = &settings.session_store {
             config = config.session_store(Arc::new(RedisStore::new(RedisStoreConfig::new(
                 url.expose(),

@@ -44,6 +44,8 @@ pub struct Options {
     /// The shortest time between unknown-`kid` key refetches (default 200 ms).
     pub refetch_interval: Option<Duration>,
     pub session_lifetime: Option<Duration>,
+    /// The provider returns to `{prefix}/signed_out` after logout (default: the app's root).
+    pub post_logout_to_signed_out: bool,
 }
 
 pub struct Harness {
@@ -131,6 +133,7 @@ impl Harness {
                 DevClient::confidential(CLIENT_ID, CLIENT_SECRET)
                     .redirect_uri(callback.clone())
                     .post_logout_redirect_uri(format!("{app}/"))
+                    .post_logout_redirect_uri(format!("{app}/oauth2/signed_out"))
                     .backchannel_logout_uri(format!("{app}/oauth2/backchannel_logout")),
             )
             .client(
@@ -183,7 +186,15 @@ impl Harness {
                     .insecure_allow_plain_http(&callback.parse().unwrap())
                     .unwrap(),
             )
-            .post_logout_redirect_uri(format!("{app}/").parse().unwrap())
+            .post_logout_redirect_uri(
+                if options.post_logout_to_signed_out {
+                    format!("{app}/oauth2/signed_out")
+                } else {
+                    format!("{app}/")
+                }
+                .parse()
+                .unwrap(),
+            )
             .forward_auth_redirect(options.forward_auth_redirect)
             .pass_access_token(options.pass_access_token)
             .required_scopes(options.required_scopes.clone());
