@@ -47,6 +47,16 @@ export const CLIENTS = [
   browserClient('sso-app', 'sso-app-secret', 4181),
   // The tests' own tiny relying party, which proves provider + browser without the proxy.
   browserClient('e2e-rp', 'e2e-rp-secret', 4182),
+  // `oidc token` on a person's machine: a public native client with a loopback redirect (RFC 8252);
+  // its access tokens are JWTs for the proxy's audience, like the SDK's.
+  {
+    client_id: 'mlflow-cli',
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1:8400/callback'],
+    token_endpoint_auth_method: 'none',
+  },
   // Scripts and the MLflow SDK: client credentials, JWT access tokens for the proxy's audience.
   {
     client_id: 'mlflow-sdk',
@@ -57,6 +67,9 @@ export const CLIENTS = [
     token_endpoint_auth_method: 'client_secret_basic',
   },
 ];
+
+/** Clients whose user access tokens are for the MLflow API without asking for a resource. */
+export const API_CLIENTS = ['mlflow-cli'];
 
 /** Looks up a built-in client's secret by id. */
 export function clientSecret(clientId) {

@@ -1,6 +1,8 @@
 """MLflow ``authorization_function`` that trusts the identity header set by the ``oidc`` proxy.
 
-MLflow's auth app (``mlflow server --app-name basic-auth``) calls the function named by
+Needs ``pip install 'mlflow[auth]'`` (the auth app's extra; without it MLflow fails with
+``ImportError ... requires the Flask-WTF package``). MLflow's auth app
+(``mlflow server --app-name basic-auth``) calls the function named by
 ``authorization_function`` in ``basic_auth.ini`` for every protected request. The function takes
 no arguments, reads ``flask.request`` and returns either a
 ``werkzeug.datastructures.Authorization`` naming the user (MLflow then applies its permission
