@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -40,6 +41,20 @@ function https(url, { method = 'GET', headers = {}, body, ca } = {}) {
     });
     req.on('error', fail);
     req.end(body);
+  });
+}
+
+/** A plain-http GET that may set the Host header (fetch may not). */
+function plainGet(url, headers) {
+  return new Promise((ok, fail) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => ok({ status: res.statusCode, body: text }));
+    });
+    req.on('error', fail);
+    req.end();
   });
 }
 
@@ -161,6 +176,7 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
     const mlflowDir = tempDir('deploy-mlflow');
     dirs.push(mlflowDir);
     const mlflowEnv = readEnvFile(join(DEPLOYMENT, 'mlflow.env'));
+    const mlflowProxySecret = randomCookieSecret();
     const ini = readFileSync(join(REPO_ROOT, mlflowEnv.MLFLOW_AUTH_CONFIG_PATH), 'utf8')
       .replace(/^database_uri = .*$/m, `database_uri = sqlite:///${join(mlflowDir.path, 'auth.db')}`);
     writeFileSync(join(mlflowDir.path, 'basic_auth.ini'), ini);
@@ -176,6 +192,7 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
         PYTHONPATH: join(REPO_ROOT, mlflowEnv.PYTHONPATH),
         MLFLOW_AUTH_ADMIN_PASSWORD: randomCookieSecret(),
         MLFLOW_FLASK_SERVER_SECRET_KEY: randomCookieSecret(),
+        MLFLOW_OIDC_PROXY_SECRET: mlflowProxySecret,
       },
       readyPort: mlflowPort,
       timeoutMs: 120_000,
@@ -218,6 +235,7 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
         OIDC_PROXY: `127.0.0.1:${proxyPort}`,
         MLFLOW_UPSTREAM: `127.0.0.1:${mlflowPort}`,
         AIRFLOW_UPSTREAM: `127.0.0.1:${airflowPort}`,
+        MLFLOW_PROXY_SECRET: mlflowProxySecret,
       },
     });
     caPath = join(caddy.dataDir, 'caddy', 'pki', 'authorities', 'local', 'root.crt');
@@ -284,6 +302,19 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
     assert.equal((await https(search, { ca: caCert, headers: { authorization: `Bearer ${token}` } })).status, 200);
     assert.equal((await https(search, { ca: caCert, headers: { authorization: 'Bearer not-a-token' } })).status, 401);
     assert.equal((await https(search, { ca: caCert, headers: { accept: 'application/json' } })).status, 401);
+  });
+
+  test("a forged identity header sent straight to MLflow's port is refused", async () => {
+    // With the Host MLflow allows (Caddy's), so that only the identity check can refuse.
+    const direct = (headers) => plainGet(`http://127.0.0.1:${mlflow.port}/mlflow/api/2.0/mlflow/experiments/search?max_results=5`, { host: new URL(site).host, ...headers });
+    const forged = await direct({ 'X-Auth-Request-Email': 'alice@example.com', 'X-Auth-Request-Groups': 'admins' });
+    assert.equal(forged.status, 401);
+    assert.match(forged.body, /did not come through the proxy/);
+    const guessed = await direct({ 'X-Auth-Request-Email': 'alice@example.com', 'X-Proxy-Secret': 'guess' });
+    assert.equal(guessed.status, 401);
+    // ...while the same request through Caddy, signed in, is answered.
+    const through = await alice.request.get(`${site}/mlflow/api/2.0/mlflow/experiments/search?max_results=5`, { maxRedirects: 0 });
+    assert.equal(through.status(), 200);
   });
 
   test('carol (outside the allowed group) is refused by both, with a clear page', async () => {
