@@ -292,8 +292,11 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^\d+$/);
 
+    // Without a token, MLflow's client reports the proxy's refusal as an authentication error.
     const refused = await mlflowCreateExperiment(`${site}/mlflow`, `${name}-no-token`, undefined, { MLFLOW_TRACKING_SERVER_CERT_PATH: caPath });
     assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /UNAUTHENTICATED/);
+    assert.doesNotMatch(refused.stderr, /INTERNAL_ERROR/);
   });
 
   test('a service account token (client credentials) works too; none or a bad one gets 401', async () => {

@@ -1,6 +1,9 @@
 //! How each front-end answers an [`AuthFailure`]: RFC 6750 challenges for bearer clients,
 //! a redirect to sign-in for browser navigations, 401 JSON for API calls, 403 for refusals and
-//! 503 for outages.
+//! 503 for outages. Under MLflow's REST API paths the JSON body is MLflow's own error format
+//! (`error_code` `UNAUTHENTICATED`, `PERMISSION_DENIED`, `TEMPORARILY_UNAVAILABLE` and a
+//! `message`), so that MLflow's client reports an authentication error rather than
+//! `INTERNAL_ERROR`; the status and the `WWW-Authenticate` challenge stay as they are.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
@@ -55,7 +58,12 @@ impl Authenticator {
         sign_in_return_to: Option<&str>,
     ) -> Response<Bytes> {
         if failure.is_bearer_failure() {
-            return self.bearer_failure_response(failure, headers);
+            let response = self.bearer_failure_response(failure, headers);
+            return if is_mlflow_api_path(original.path()) {
+                mlflow_error_body(response, failure)
+            } else {
+                response
+            };
         }
         let mut response = match failure {
             AuthFailure::Forbidden(denied) => {
@@ -102,9 +110,55 @@ impl Authenticator {
                 login.session_codec.clear(&cookies).unwrap_or_default(),
             );
         }
+        if is_mlflow_api_path(original.path()) {
+            response = mlflow_error_body(response, failure);
+        }
         response.extensions_mut().insert(failure.clone());
         response
     }
+}
+
+/// Whether `path` is one of MLflow's REST API paths, under any prefix:
+/// `…/api/2.0/mlflow/…`, `…/ajax-api/3.0/mlflow/…`, `…/api/2.0/mlflow-artifacts/…`.
+fn is_mlflow_api_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments.windows(3).any(|window| {
+        matches!(window[0], "api" | "ajax-api")
+            && window[1]
+                .strip_suffix(".0")
+                .is_some_and(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+            && matches!(window[2], "mlflow" | "mlflow-artifacts")
+    })
+}
+
+/// The same answer with MLflow's error body, for the error statuses MLflow's client reads.
+fn mlflow_error_body(response: Response<Bytes>, failure: &AuthFailure) -> Response<Bytes> {
+    let (error_code, message) = match response.status() {
+        StatusCode::UNAUTHORIZED => (
+            "UNAUTHENTICATED",
+            "Authentication required: sign in, or send a valid bearer token (MLFLOW_TRACKING_TOKEN).",
+        ),
+        StatusCode::FORBIDDEN => (
+            "PERMISSION_DENIED",
+            "Your account is not allowed to use this application.",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "TEMPORARILY_UNAVAILABLE",
+            "Authentication is unavailable right now. Please try again shortly.",
+        ),
+        _ => return response,
+    };
+    let body = serde_json::json!({
+        "error_code": error_code,
+        "message": format!("{message} ({})", failure.code()),
+    });
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Bytes::from(body.to_string()))
 }
 
 /// 503 with a clear message; the session, if any, is kept.
@@ -127,4 +181,43 @@ fn unavailable(failure: &AuthFailure, headers: &HeaderMap) -> Response<Bytes> {
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response.extensions_mut().insert(failure.clone());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn mlflow_api_paths_are_recognised_under_any_prefix() {
+        for path in [
+            "/api/2.0/mlflow/experiments/search",
+            "/mlflow/api/2.0/mlflow/experiments/create",
+            "/mlflow/ajax-api/2.0/mlflow/runs/search",
+            "/api/3.0/mlflow/traces",
+            "/a/b/api/2.0/mlflow-artifacts/artifacts/x",
+        ] {
+            assert!(is_mlflow_api_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/mlflow/",
+            "/mlflow/#/experiments/3",
+            "/api/2.0/other/x",
+            "/api/v2/mlflow/x",
+            "/api/.0/mlflow/x",
+            "/api/2.0",
+            "/airflow/api/v2/dags",
+            "/api/2.0mlflow/x",
+        ] {
+            assert!(!is_mlflow_api_path(path), "{path}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn path_matching_never_panics(path in "\\PC{0,80}") {
+            let _ = is_mlflow_api_path(&path);
+        }
+    }
 }
