@@ -333,3 +333,38 @@ async fn mlflow_api_paths_get_mlflow_error_bodies_others_rfc_6750() {
     assert_eq!(body["error"], "unauthorized");
     assert!(challenge.unwrap().starts_with("Bearer"));
 }
+
+#[tokio::test]
+async fn navigations_get_a_sign_in_page_that_keeps_the_fragment() {
+    let h = Harness::start(Options::default()).await;
+    let page = |uri: &'static str| {
+        let request = h
+            .client
+            .get(format!("{}/oauth2/auth", h.forward_auth))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("sec-fetch-mode", "navigate")
+            .header("x-forwarded-uri", uri);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let kind = value(&response, "content-type").to_owned();
+            (status, kind, response.text().await.unwrap())
+        }
+    };
+    let (status, kind, body) = page("/mlflow/?a=1").await;
+    assert_eq!(status, 401);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        body.contains("href=\"/oauth2/start?rd=%2Fmlflow%2F%3Fa%3D1\""),
+        "{body}"
+    );
+    assert!(body.contains("encodeURIComponent(location.hash)"), "{body}");
+    assert!(
+        body.contains("http-equiv=\"refresh\""),
+        "no-script fallback"
+    );
+    // A target the redirect policy refuses becomes the root.
+    let (_, _, body) = page("/%2F%2Fevil.example/x").await;
+    assert!(body.contains("href=\"/oauth2/start?rd=%2F\""), "{body}");
+    assert!(!body.contains("evil.example"), "{body}");
+}

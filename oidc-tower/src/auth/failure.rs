@@ -11,8 +11,8 @@ use oidc_core::cookie::RequestCookies;
 
 use super::answer::{append_cookies, error_answer};
 use super::authenticator::{AuthFailure, Authenticator};
-use crate::bearer_response::BearerRejection;
-use crate::request_kind::{RequestKind, classify};
+use crate::bearer_response::{BearerRejection, escape_html};
+use crate::request_kind::{RequestKind, classify, prefers_html};
 
 impl Authenticator {
     /// The bearer layer's answer: an RFC 6750 challenge, or 503 when the provider or store is
@@ -86,6 +86,17 @@ impl Authenticator {
                 let kind = classify(method, headers, on_api_route);
                 if let (Some(return_to), RequestKind::Navigation) = (sign_in_return_to, kind) {
                     self.begin_login(headers, return_to)
+                } else if kind == RequestKind::Navigation && prefers_html(headers) {
+                    // Forward-auth without redirects: the 401 page itself goes on to sign in,
+                    // keeping the fragment the server never saw (`/mlflow/#/experiments/3`).
+                    let target = original.path_and_query().map(|pq| pq.as_str());
+                    let return_to = self.config().redirect_policy.return_to_or_root(target);
+                    let mut response = sign_in_page(self.prefix(), &return_to);
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        BearerRejection::MissingToken.www_authenticate(&self.config().realm),
+                    );
+                    response
                 } else {
                     let mut response = error_answer(
                         StatusCode::UNAUTHORIZED,
@@ -116,6 +127,31 @@ impl Authenticator {
         response.extensions_mut().insert(failure.clone());
         response
     }
+}
+
+/// A 401 page for a browser navigation that continues to `{prefix}/start?rd=RETURN_TO`: its
+/// script appends the page's `location.hash` to `rd` first (a fragment never reaches a server);
+/// without script, a refresh and a link lead to the same place without the fragment.
+fn sign_in_page(prefix: &str, return_to: &str) -> Response<Bytes> {
+    let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let start = escape_html(&format!("{prefix}/start?rd={encoded}"));
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in</title>\
+         <noscript><meta http-equiv=\"refresh\" content=\"0;url={start}\"></noscript></head>\
+         <body><p>Sign-in required. <a id=\"oidc-sign-in\" href=\"{start}\">Continue to sign in</a></p>\
+         <script>(function () {{ var link = document.getElementById(\"oidc-sign-in\");\
+          if (location.hash) {{ link.href += encodeURIComponent(location.hash); }}\
+          location.replace(link.href); }})();</script></body></html>\n"
+    );
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Whether `path` is one of MLflow's REST API paths, under any prefix:
