@@ -2,8 +2,8 @@
 //! a redirect to sign-in for browser navigations, 401 JSON for API calls, 403 for refusals and
 //! 503 for outages. Under MLflow's REST API paths the JSON body is MLflow's own error format
 //! (`error_code` `UNAUTHENTICATED`, `PERMISSION_DENIED`, `TEMPORARILY_UNAVAILABLE` and a
-//! `message`), so that MLflow's client reports an authentication error rather than
-//! `INTERNAL_ERROR`; the status and the `WWW-Authenticate` challenge stay as they are.
+//! `message`, beside the RFC 6750 `error`), so that MLflow's client reports an authentication
+//! error rather than `INTERNAL_ERROR`; the status and the `WWW-Authenticate` challenge stay.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
@@ -184,17 +184,24 @@ fn mlflow_error_body(response: Response<Bytes>, failure: &AuthFailure) -> Respon
         ),
         _ => return response,
     };
-    let body = serde_json::json!({
-        "error_code": error_code,
-        "message": format!("{message} ({})", failure.code()),
-    });
-    let (mut parts, _) = response.into_parts();
+    let (mut parts, previous) = response.into_parts();
+    // The RFC 6750 fields of a JSON answer stay beside MLflow's, for clients reading those.
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&previous).unwrap_or_default();
+    body.insert("error_code".to_owned(), error_code.into());
+    body.insert(
+        "message".to_owned(),
+        format!("{message} ({})", failure.code()).into(),
+    );
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Bytes::from(body.to_string()))
+    Response::from_parts(
+        parts,
+        Bytes::from(serde_json::Value::Object(body).to_string()),
+    )
 }
 
 /// 503 with a clear message; the session, if any, is kept.
