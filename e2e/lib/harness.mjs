@@ -4,7 +4,7 @@
 // and, as a last resort, when this process exits.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -367,13 +367,13 @@ export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded
  * Runs the MLflow Python client against `trackingUri` with `MLFLOW_TRACKING_TOKEN=token` and
  * creates an experiment. Resolves to `{ code, stdout, stderr }` of the Python process.
  */
-export function mlflowCreateExperiment(trackingUri, name, token) {
+export function mlflowCreateExperiment(trackingUri, name, token, extraEnv = {}) {
   const script = [
     'import sys, mlflow',
     'mlflow.set_tracking_uri(sys.argv[1])',
     'print(mlflow.create_experiment(sys.argv[2]))',
   ].join('\n');
-  const env = { ...process.env, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', MLFLOW_HTTP_REQUEST_TIMEOUT: '30' };
+  const env = { ...process.env, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', MLFLOW_HTTP_REQUEST_TIMEOUT: '30', ...extraEnv };
   delete env.MLFLOW_TRACKING_TOKEN;
   if (token !== undefined) env.MLFLOW_TRACKING_TOKEN = token;
   return new Promise((ok) => {
@@ -386,6 +386,26 @@ export function mlflowCreateExperiment(trackingUri, name, token) {
   });
 }
 
+/** The Airflow virtualenv: `E2E_AIRFLOW_VENV`, else `.venv-airflow` at the repository root. */
+export function airflowVenvDir() {
+  return process.env.E2E_AIRFLOW_VENV ?? join(REPO_ROOT, '.venv-airflow');
+}
+
+/** True when Airflow is installed in its virtualenv (scripts/install-e2e-deps.sh). */
+export function airflowAvailable() {
+  return existsSync(join(airflowVenvDir(), 'bin', 'airflow'));
+}
+
+/** `KEY=VALUE` lines of an env file (comments and blank lines skipped), as an object. */
+export function readEnvFile(path) {
+  const env = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (match) env[match[1]] = match[2];
+  }
+  return env;
+}
+
 /** True when the `caddy` binary is on PATH. */
 export function caddyAvailable() {
   return which('caddy') !== undefined;
@@ -395,18 +415,18 @@ export function caddyAvailable() {
  * Runs `caddy run` with one of the Caddyfiles in examples/caddy on a free loopback port.
  * `env` fills the Caddyfile's `{$VAR}` placeholders (OIDC_PROXY, MLFLOW_UPSTREAM, ...).
  */
-export async function startCaddy({ caddyfile = 'Caddyfile', env = {} } = {}) {
+export async function startCaddy({ caddyfile = 'Caddyfile', configPath, env = {} } = {}) {
   // A caller that fixed the listen address (its callback URL names the port) is waited for there.
   const port = env.CADDY_LISTEN ? Number(env.CADDY_LISTEN.split(':').pop()) : await freePort();
   const dir = tempDir('caddy');
   const handle = await startProcess('caddy', which('caddy') ?? 'caddy', [
-    'run', '--config', join(REPO_ROOT, 'examples', 'caddy', caddyfile), '--adapter', 'caddyfile',
+    'run', '--config', configPath ?? join(REPO_ROOT, 'examples', 'caddy', caddyfile), '--adapter', 'caddyfile',
   ], {
     cwd: dir.path,
     env: { HOME: dir.path, XDG_DATA_HOME: dir.path, XDG_CONFIG_HOME: dir.path, CADDY_LISTEN: `127.0.0.1:${port}`, ...env },
     readyPort: port,
   });
-  return { ...handle, port, url: `http://127.0.0.1:${port}`, async stop() { await handle.stop(); dir.remove(); } };
+  return { ...handle, port, url: `http://127.0.0.1:${port}`, dataDir: dir.path, async stop() { await handle.stop(); dir.remove(); } };
 }
 
 /** Starts a throwaway redis-server on a free loopback port, persisting nothing. */

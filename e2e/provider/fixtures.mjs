@@ -47,8 +47,8 @@ export const CLIENTS = [
   browserClient('sso-app', 'sso-app-secret', 4181),
   // The tests' own tiny relying party, which proves provider + browser without the proxy.
   browserClient('e2e-rp', 'e2e-rp-secret', 4182),
-  // The `oidc login` / `oidc token` command line: a public native client on a loopback
-  // redirect (any port, RFC 8252), asking for the proxy's API with a resource indicator.
+  // `oidc token` on a person's machine: a public native client on a loopback redirect (any port,
+  // RFC 8252); its access tokens are JWTs for the proxy's audience, like the SDK's.
   {
     client_id: 'mlflow-cli',
     application_type: 'native',
@@ -68,6 +68,17 @@ export const CLIENTS = [
   },
 ];
 
+// A notebook's command-line client the provider is not told about the API for: without a
+// resource indicator its access tokens are opaque and name only the client.
+CLIENTS.push({
+  client_id: 'notebook-cli',
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/callback'],
+  token_endpoint_auth_method: 'none',
+});
+
 // CI jobs: client credentials with no person behind them (no email, no groups); the proxy lets
 // in the one it lists by client id (`--allowed-client-id`) and no other.
 for (const clientId of ['ci-pipeline', 'ci-other']) {
@@ -80,6 +91,9 @@ for (const clientId of ['ci-pipeline', 'ci-other']) {
     token_endpoint_auth_method: 'client_secret_basic',
   });
 }
+
+/** Clients whose user access tokens are for the MLflow API without asking for a resource. */
+export const API_CLIENTS = ['mlflow-cli'];
 
 /** Looks up a built-in client's secret by id. */
 export function clientSecret(clientId) {

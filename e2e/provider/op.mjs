@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
 
-import { CLIENTS, USERS, API_RESOURCES, SERVICE_ACCOUNT_CLAIMS } from './fixtures.mjs';
+import { API_CLIENTS, CLIENTS, USERS, API_RESOURCES, SERVICE_ACCOUNT_CLAIMS } from './fixtures.mjs';
 import { loginPage, consentPage, logoutPage, loggedOutPage, errorPage } from './pages.mjs';
 
 const { values: args } = parseArgs({
@@ -145,10 +145,12 @@ function buildConfiguration(overrides) {
       },
       resourceIndicators: {
         enabled: true,
-        // Client-credentials clients get the API audience without naming it; everyone else must ask.
+        // Client-credentials clients and the command-line client get the API audience without
+        // naming it; everyone else must ask.
         defaultResource: (ctx, client, oneOf) => {
           if (oneOf) return oneOf;
           if (ctx.oidc.params?.grant_type === 'client_credentials') return API_RESOURCES.default;
+          if (API_CLIENTS.includes(client?.clientId ?? ctx.oidc.client?.clientId)) return API_RESOURCES.default;
           return undefined;
         },
         useGrantedResource: () => false,

@@ -33,7 +33,7 @@ function challengeCode(response) {
  * the printed access token.
  */
 async function oidcToken(page, issuer, cacheDir, args, user) {
-  const child = spawn(oidcBinary(), ['token', '--issuer', issuer, '--client-id', 'mlflow-cli', '--no-browser', '--timeout', '60', ...args], {
+  const child = spawn(oidcBinary(), ['token', '--issuer', issuer, '--client-id', 'notebook-cli', '--no-browser', '--timeout', '60', ...args], {
     env: { ...process.env, OIDC_CACHE_DIR: cacheDir, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -80,7 +80,7 @@ describe('tokens are bound to the service that receives them', { skip }, () => {
       clientId: PROXY_CLIENT_ID,
       clientSecret: clientSecret(PROXY_CLIENT_ID),
       upstream: upstream.url,
-      args: ['--skip-jwt-bearer-tokens', '--trusted-client-id=mlflow-cli'],
+      args: ['--skip-jwt-bearer-tokens', '--trusted-client-id=notebook-cli'],
     });
     ssoProxy = await startProxy({
       issuer: op.issuer,

@@ -16,6 +16,9 @@ class FakeBaseSecurityManager:
     def get_oauth_user_info(self, provider, resp):
         return {"from": "base", "provider": provider}
 
+    def auth_user_oauth(self, userinfo, rotate_session_id=True):
+        return {"signed_in": userinfo["username"]}
+
 
 def stub_modules():
     override = ModuleType("airflow.providers.fab.auth_manager.security_manager.override")
@@ -71,6 +74,24 @@ class WebserverConfigTest(unittest.TestCase):
         info = manager.get_oauth_user_info("oidc", {"userinfo": {"sub": "bob", "email": "bob@example.com", "groups": []}})
         self.assertEqual(info["email"], "bob@example.com")
         self.assertEqual(manager.get_oauth_user_info("github", {}), {"from": "base", "provider": "github"})
+
+    def test_groups_map_to_roles_without_repeats_and_unknown_groups_to_none(self):
+        config = load_config({})
+        self.assertEqual(config.mapped_roles(["admins", "mlflow-users", "admins"]), ["Admin", "Viewer"])
+        self.assertEqual(config.mapped_roles(["other"]), [])
+        self.assertEqual(config.mapped_roles(None), [])
+
+    def test_users_with_a_role_go_on_to_fab(self):
+        config = load_config({})
+        manager = config.OidcSecurityManager()
+        self.assertEqual(manager.auth_user_oauth({"username": "bob", "role_keys": ["mlflow-users"]}), {"signed_in": "bob"})
+
+    def test_refusal_page_escapes_the_name_and_links_to_sign_out(self):
+        config = load_config({"AIRFLOW_OIDC_SIGN_OUT_URL": "/oauth2/sign_out?rd=/airflow/"})
+        page = config.refusal_page("<carol>")
+        self.assertIn("&lt;carol&gt;", page)
+        self.assertNotIn("<carol>", page)
+        self.assertIn('href="/oauth2/sign_out?rd=/airflow/"', page)
 
 
 if __name__ == "__main__":

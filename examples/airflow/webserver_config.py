@@ -1,35 +1,40 @@
-"""Airflow web server sign-in through the same OpenID Provider as the MLflow proxy (FAB AUTH_OAUTH).
+"""Airflow sign-in through the same OpenID Provider as MLflow's proxy (FAB AUTH_OAUTH).
 
 Users who signed in to MLflow through the proxy are not asked for their password again here:
-both are clients of one provider, whose session gives single sign-on.
+both are clients of one provider, whose session gives single sign-on. The whole deployment
+(Caddy, the proxy, MLflow and Airflow on one host) is examples/deployment/README.md.
 
 Register a confidential client at the provider with the redirect URI
-  Airflow 2.x:  https://airflow.example.com/oauth-authorized/oidc
-  Airflow 3.x:  https://airflow.example.com/auth/oauth-authorized/oidc
-(the FAB auth manager is mounted under /auth in Airflow 3), and set in the environment:
+  Airflow 3.x:  https://HOST[/PREFIX]/auth/oauth-authorized/oidc
+                (e.g. https://apps.example.com/airflow/auth/oauth-authorized/oidc with
+                `[api] base_url = https://apps.example.com/airflow`)
+  Airflow 2.x:  https://HOST/oauth-authorized/oidc
+and set in the environment:
   AIRFLOW_OIDC_ISSUER         e.g. https://login.example.com (exactly the provider's `issuer`)
   AIRFLOW_OIDC_CLIENT_ID      e.g. airflow
   AIRFLOW_OIDC_CLIENT_SECRET  the client's secret (never commit it)
   AIRFLOW_OIDC_ADMIN_GROUP    provider group whose members become Admin (default: admins)
   AIRFLOW_OIDC_USER_GROUP     provider group whose members become Viewer (default: mlflow-users)
+  AIRFLOW_OIDC_SIGN_OUT_URL   the "Sign out" link of the refusal page (default: /oauth2/sign_out)
+Users in neither group are refused with a 403 page; they never get an account (no Public role).
 
-Airflow 2.x: put this file at $AIRFLOW_HOME/webserver_config.py (FAB is part of Airflow, or of
-`apache-airflow-providers-fab` from 2.9 on).
-Airflow 3.x: install `apache-airflow-providers-fab`, set
+Airflow 3.x: `pip install apache-airflow apache-airflow-providers-fab authlib`, set
   AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
-and keep this file as $AIRFLOW_HOME/webserver_config.py; the FAB auth manager reads it. In 3.x
-the UI and API server are one process (`airflow api-server`) and API clients use JWTs issued
-by Airflow itself, not the provider's tokens.
+  AIRFLOW__FAB__CONFIG_FILE=/path/to/this/webserver_config.py  (or copy it to $AIRFLOW_HOME)
+and run `airflow api-server` (UI and API are one process). Behind a TLS-terminating proxy
+(Caddy, nginx) also:
+  AIRFLOW__FAB__ENABLE_PROXY_FIX=True   FAB believes X-Forwarded-Proto/Host: without it the
+                                        redirect URI sent to the provider is http://... and the
+                                        provider refuses it (invalid_redirect_uri)
+  airflow api-server --proxy-headers    the same for the FastAPI part: without it logout and
+                                        /airflow -> /airflow/ redirect to http://...
+  AIRFLOW__API__BASE_URL=https://HOST/PREFIX  when Airflow lives under a sub-path; the callback
+                                        then is /PREFIX/auth/oauth-authorized/oidc
+Airflow 2.x: put this file at $AIRFLOW_HOME/webserver_config.py.
 
-Needs `authlib` (FAB's OAuth client). PKCE (S256) is on, as the provider requires it.
-
-What has been verified: `test_webserver_config.py` (run by the end-to-end suite) loads this file
-with stand-ins for the Airflow and FAB modules it imports and checks the provider registration
-(discovery URL, PKCE, scopes), the claim-to-user mapping and the role mapping from groups. It has
-not been loaded in a running Airflow, which pulls in far more than the test machines install;
-the FAB settings used (`AUTH_OAUTH`, `OAUTH_PROVIDERS`, `AUTH_ROLES_MAPPING`,
-`SECURITY_MANAGER_CLASS`) are those documented for FAB 4.x, which Airflow 2.9+ and the
-Airflow 3 FAB provider both use.
+Verified: e2e/tests/deployment.test.mjs runs this file in a real Airflow 3.3.2 (FAB provider
+3.10.2) behind Caddy and the `oidc` proxy, with the certified `oidc-provider` and Chromium;
+test_webserver_config.py checks the mapping without Airflow installed.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ PROVIDER_NAME = "oidc"
 ISSUER = os.environ.get("AIRFLOW_OIDC_ISSUER", "http://127.0.0.1:9000").rstrip("/")
 ADMIN_GROUP = os.environ.get("AIRFLOW_OIDC_ADMIN_GROUP", "admins")
 USER_GROUP = os.environ.get("AIRFLOW_OIDC_USER_GROUP", "mlflow-users")
+# Where the "Sign out" link of the refusal page goes (the proxy's sign-out in examples/deployment).
+SIGN_OUT_URL = os.environ.get("AIRFLOW_OIDC_SIGN_OUT_URL", "/oauth2/sign_out")
 
 AUTH_TYPE = AUTH_OAUTH
 WTF_CSRF_ENABLED = True
@@ -73,14 +80,42 @@ OAUTH_PROVIDERS = [
 ]
 
 # Users are created on first sign-in; their roles follow the provider's groups at every sign-in.
+# Someone whose groups map to no role is refused (OidcSecurityManager.auth_user_oauth), so FAB's
+# registration role (Public by default) is never given to anyone.
 AUTH_USER_REGISTRATION = True
-AUTH_USER_REGISTRATION_ROLE = "Public"
 AUTH_ROLES_SYNC_AT_LOGIN = True
 AUTH_ROLES_MAPPING = {
     ADMIN_GROUP: ["Admin"],
     USER_GROUP: ["Viewer"],
 }
 PERMANENT_SESSION_LIFETIME = 8 * 3600
+# On a host shared with other applications, a name of its own: Flask's default `session` is
+# also MLflow's.
+SESSION_COOKIE_NAME = "airflow_session"
+
+
+def mapped_roles(role_keys, mapping=None) -> list:
+    """The Airflow roles the provider groups `role_keys` give, in mapping order, no repeats."""
+    mapping = AUTH_ROLES_MAPPING if mapping is None else mapping
+    roles = []
+    for key in role_keys or []:
+        for role in mapping.get(key, []):
+            if role not in roles:
+                roles.append(role)
+    return roles
+
+
+def refusal_page(username: str) -> str:
+    """The page shown to a signed-in user whose groups give no Airflow role."""
+    from html import escape
+
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>No access to Airflow</title></head>"
+        "<body><h1 id=airflow-no-access>No access to Airflow</h1>"
+        f"<p>You are signed in as <b>{escape(username)}</b>, but none of your groups gives "
+        "access to Airflow. Ask an administrator to add you to the right group.</p>"
+        f"<p><a href=\"{escape(SIGN_OUT_URL)}\">Sign out</a></p></body></html>"
+    )
 
 
 def user_info_from_claims(claims: dict) -> dict:
@@ -111,6 +146,15 @@ class OidcSecurityManager(_BaseSecurityManager):
         if not claims.get("email"):
             claims.update(self.appbuilder.sm.oauth_remotes[provider].userinfo())
         return user_info_from_claims(claims)
+
+    def auth_user_oauth(self, userinfo, *args, **kwargs):
+        """Refuses, with a 403 page and before any account change, users mapped to no role."""
+        if not mapped_roles(userinfo.get("role_keys")):
+            from flask import Response, abort
+
+            username = userinfo.get("username") or userinfo.get("email") or "?"
+            abort(Response(refusal_page(username), status=403, mimetype="text/html"))
+        return super().auth_user_oauth(userinfo, *args, **kwargs)
 
 
 SECURITY_MANAGER_CLASS = OidcSecurityManager

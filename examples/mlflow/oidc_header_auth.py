@@ -1,6 +1,8 @@
 """MLflow ``authorization_function`` that trusts the identity header set by the ``oidc`` proxy.
 
-MLflow's auth app (``mlflow server --app-name basic-auth``) calls the function named by
+Needs ``pip install 'mlflow[auth]'`` (the auth app's extra; without it MLflow fails with
+``ImportError ... requires the Flask-WTF package``). MLflow's auth app
+(``mlflow server --app-name basic-auth``) calls the function named by
 ``authorization_function`` in ``basic_auth.ini`` for every protected request. The function takes
 no arguments, reads ``flask.request`` and returns either a
 ``werkzeug.datastructures.Authorization`` naming the user (MLflow then applies its permission
@@ -21,7 +23,13 @@ safe only when
   * MLflow's ``--allowed-hosts`` names only the proxy's public host.
 Anyone who can reach MLflow directly can claim any identity, administrators included.
 
+Remedy when other processes share the host: set ``MLFLOW_OIDC_PROXY_SECRET`` here and make the
+proxy in front send it in ``X-Proxy-Secret`` (``examples/deployment/Caddyfile`` does with
+``header_up``). A request without the right value is refused before any header is believed, so
+reaching MLflow's port directly with a forged identity gets 401. The comparison is constant-time.
+
 Settings (environment variables of the MLflow server process):
+  MLFLOW_OIDC_PROXY_SECRET   when set, requests must carry it in X-Proxy-Secret (default: unset)
   MLFLOW_OIDC_USER_HEADER    header holding the user name   (default: X-Forwarded-Email)
   MLFLOW_OIDC_GROUPS_HEADER  header holding the groups, comma-separated (default: X-Forwarded-Groups)
   MLFLOW_OIDC_ADMIN_GROUP    members are MLflow admins, others are not (default: unset = never touch)
@@ -29,6 +37,7 @@ Settings (environment variables of the MLflow server process):
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 from typing import Mapping, Protocol
@@ -36,6 +45,7 @@ from typing import Mapping, Protocol
 from flask import Response, request
 from werkzeug.datastructures import Authorization
 
+PROXY_SECRET_HEADER = "X-Proxy-Secret"
 DEFAULT_USER_HEADER = "X-Forwarded-Email"
 DEFAULT_GROUPS_HEADER = "X-Forwarded-Groups"
 MAX_USERNAME_LENGTH = 320
@@ -62,6 +72,8 @@ def authenticate_request_from_proxy_headers() -> Authorization | Response:
 
 def authenticate(headers: Mapping[str, str], store: UserStore, settings: Mapping[str, str]) -> Authorization | Response:
     """Decides who sent the request from the proxy's headers; provisions the MLflow user."""
+    if not came_through_proxy(headers, settings):
+        return unauthenticated("the request did not come through the proxy")
     user_header = settings.get("MLFLOW_OIDC_USER_HEADER") or DEFAULT_USER_HEADER
     username = clean_username(headers.get(user_header))
     if username is None:
@@ -84,6 +96,15 @@ def authenticate(headers: Mapping[str, str], store: UserStore, settings: Mapping
             store.update_user(username, is_admin=should_be_admin)
 
     return Authorization("basic", {"username": username, "password": ""})
+
+
+def came_through_proxy(headers: Mapping[str, str], settings: Mapping[str, str]) -> bool:
+    """True unless MLFLOW_OIDC_PROXY_SECRET is set and the request lacks it (constant-time)."""
+    expected = settings.get("MLFLOW_OIDC_PROXY_SECRET")
+    if not expected:
+        return True
+    given = headers.get(PROXY_SECRET_HEADER) or ""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def clean_username(value: str | None) -> str | None:

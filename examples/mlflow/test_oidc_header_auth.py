@@ -54,6 +54,19 @@ class RacingStore(FakeStore):
 
 
 class AuthenticateTest(unittest.TestCase):
+    def test_with_a_proxy_secret_only_requests_carrying_it_are_believed(self):
+        store = FakeStore()
+        settings = {"MLFLOW_OIDC_PROXY_SECRET": "s3cret-from-caddy"}
+        forged = oidc_header_auth.authenticate({"X-Forwarded-Email": "alice@example.com"}, store, settings)
+        self.assertEqual(forged.status_code, 401)
+        self.assertIn(b"did not come through the proxy", forged.get_data())
+        wrong = oidc_header_auth.authenticate({"X-Forwarded-Email": "alice@example.com", "X-Proxy-Secret": "guess"}, store, settings)
+        self.assertEqual(wrong.status_code, 401)
+        self.assertEqual(store.created, [], "nobody provisioned by a refused request")
+        passed = oidc_header_auth.authenticate({"X-Forwarded-Email": "alice@example.com", "X-Proxy-Secret": "s3cret-from-caddy"}, store, settings)
+        self.assertIsInstance(passed, Authorization)
+        self.assertEqual(passed.username, "alice@example.com")
+
     def test_known_header_gives_authorization_and_provisions_user(self):
         store = FakeStore()
         result = oidc_header_auth.authenticate({"X-Forwarded-Email": "alice@example.com"}, store, {})

@@ -285,3 +285,86 @@ async fn sign_in_returns_to_a_path_on_the_callback_origin_and_never_to_a_host_no
         "/steal"
     );
 }
+
+#[tokio::test]
+async fn mlflow_api_paths_get_mlflow_error_bodies_others_rfc_6750() {
+    let h = Harness::start(Options::default()).await;
+    let ask = |uri: &'static str, bearer: Option<&'static str>| {
+        let mut request = h
+            .client
+            .get(format!("{}/oauth2/auth", h.forward_auth))
+            .header("accept", "application/json")
+            .header("x-forwarded-uri", uri);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, challenge, body)
+        }
+    };
+    // MLflow's client reads error_code; the RFC 6750 challenge is still there.
+    for (uri, bearer) in [
+        ("/mlflow/api/2.0/mlflow/experiments/create", None),
+        ("/api/2.0/mlflow/runs/search", Some("not-a-token")),
+        ("/mlflow/ajax-api/2.0/mlflow/experiments/search", None),
+    ] {
+        let (status, challenge, body) = ask(uri, bearer).await;
+        assert_eq!(status, 401, "{uri}");
+        assert_eq!(body["error_code"], "UNAUTHENTICATED", "{uri}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("MLFLOW_TRACKING_TOKEN")
+        );
+        assert!(challenge.unwrap().starts_with("Bearer"), "{uri}");
+    }
+    // Other clients keep the RFC 6750 answer.
+    let (status, challenge, body) = ask("/airflow/api/v2/dags", None).await;
+    assert_eq!(status, 401);
+    assert!(body.get("error_code").is_none(), "{body}");
+    assert_eq!(body["error"], "unauthorized");
+    assert!(challenge.unwrap().starts_with("Bearer"));
+}
+
+#[tokio::test]
+async fn navigations_get_a_sign_in_page_that_keeps_the_fragment() {
+    let h = Harness::start(Options::default()).await;
+    let page = |uri: &'static str| {
+        let request = h
+            .client
+            .get(format!("{}/oauth2/auth", h.forward_auth))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("sec-fetch-mode", "navigate")
+            .header("x-forwarded-uri", uri);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let kind = value(&response, "content-type").to_owned();
+            (status, kind, response.text().await.unwrap())
+        }
+    };
+    let (status, kind, body) = page("/mlflow/?a=1").await;
+    assert_eq!(status, 401);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        body.contains("href=\"/oauth2/start?rd=%2Fmlflow%2F%3Fa%3D1\""),
+        "{body}"
+    );
+    assert!(body.contains("encodeURIComponent(location.hash)"), "{body}");
+    assert!(
+        body.contains("http-equiv=\"refresh\""),
+        "no-script fallback"
+    );
+    // A target the redirect policy refuses becomes the root.
+    let (_, _, body) = page("/%2F%2Fevil.example/x").await;
+    assert!(body.contains("href=\"/oauth2/start?rd=%2F\""), "{body}");
+    assert!(!body.contains("evil.example"), "{body}");
+}

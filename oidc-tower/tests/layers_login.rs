@@ -237,6 +237,63 @@ async fn sign_out_clears_cookies_revokes_and_logs_out_at_the_provider() {
 }
 
 #[tokio::test]
+async fn sign_out_returns_to_the_checked_target_through_the_provider() {
+    let h = Harness::start(Options {
+        post_logout_to_signed_out: true,
+        ..Options::default()
+    })
+    .await;
+    let jar = h.sign_in("alice", "/").await;
+    let response = h
+        .client
+        .get(format!(
+            "{}/oauth2/sign_out?rd=%2Fexperiments%3Fx%3D1",
+            h.app
+        ))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    let provider_logout = location(&response);
+    assert!(
+        provider_logout.starts_with(h.op.issuer().as_str()),
+        "{provider_logout}"
+    );
+    // The provider hands the target back to signed_out, which goes on to it.
+    let back = h.client.get(&provider_logout).send().await.unwrap();
+    let signed_out = location(&back);
+    assert!(
+        signed_out.starts_with(&format!("{}/oauth2/signed_out?", h.app)),
+        "{signed_out}"
+    );
+    let response = h.client.get(&signed_out).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(location(&response), "/experiments?x=1");
+
+    // signed_out checks its target like sign-in does: a forged one falls back to the root.
+    for forged in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%5Cevil",
+    ] {
+        let response = h
+            .client
+            .get(format!("{}/oauth2/signed_out?state={forged}", h.app))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&response), "/", "{forged}");
+    }
+    let response = h
+        .client
+        .get(format!("{}/oauth2/signed_out", h.app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/");
+}
+
+#[tokio::test]
 async fn open_redirect_payloads_fall_back_to_root() {
     let h = Harness::start(Options::default()).await;
     let payloads = [

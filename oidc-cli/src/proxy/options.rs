@@ -356,6 +356,11 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "Domains that sign-in may return to (`.example.com` includes subdomains; `host:port`). Repeatable",
     ),
     opt(
+        "post-logout-redirect-url",
+        Kind::Text,
+        "Where the provider returns the browser after sign-out, registered there as a post-logout redirect URI: `{proxy-prefix}/signed_out` (e.g. https://host/oauth2/signed_out) goes on to sign_out's checked `rd`",
+    ),
+    opt(
         "pass-user-headers",
         Kind::Bool,
         "Send X-Forwarded-User/-Email/-Groups/-Preferred-Username upstream [default: true]",

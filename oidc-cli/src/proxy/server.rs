@@ -297,6 +297,9 @@ impl App {
                 http.clone(),
             ));
         }
+        if let Some(url) = &settings.post_logout_redirect_url {
+            config = config.post_logout_redirect_uri(url.clone());
+        }
         if let SessionStoreChoice::Redis(redis) = &settings.session_store {
             config = config.session_store(Arc::new(RedisStore::new(redis.store_config())?));
         }

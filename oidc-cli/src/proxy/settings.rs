@@ -169,6 +169,8 @@ pub(crate) struct ProxySettings {
     pub(crate) skip_auth_routes: Vec<String>,
     pub(crate) api_routes: Vec<String>,
     pub(crate) whitelist_domains: Vec<String>,
+    /// Registered at the provider; `{proxy_prefix}/signed_out` honours sign-out's `rd`.
+    pub(crate) post_logout_redirect_url: Option<Url>,
     pub(crate) pass_user_headers: bool,
     pub(crate) set_xauthrequest: bool,
     pub(crate) pass_access_token: bool,
@@ -654,6 +656,10 @@ impl Resolver<'_> {
         }
         let api_routes = self.route_rules("api-route", RouteRules::api);
         let whitelist_domains = self.whitelist_domains();
+        let post_logout_redirect_url = match self.text("post-logout-redirect-url").cloned() {
+            Some(s) => self.url("post-logout-redirect-url", &s),
+            None => None,
+        };
         let pass_user_headers = self.bool("pass-user-headers", true);
         let set_xauthrequest = self.bool("set-xauthrequest", false);
         let pass_access_token = self.bool("pass-access-token", false);
@@ -723,6 +729,7 @@ impl Resolver<'_> {
             skip_auth_routes,
             api_routes,
             whitelist_domains,
+            post_logout_redirect_url,
             pass_user_headers,
             set_xauthrequest,
             pass_access_token,
@@ -1363,6 +1370,30 @@ mod tests {
         );
         assert_eq!(s.client_secret.unwrap().expose(), "s3cret");
         assert!(matches!(s.session_store, SessionStoreChoice::Cookie));
+        assert_eq!(s.post_logout_redirect_url, None);
+    }
+
+    #[test]
+    fn the_post_logout_redirect_url_must_be_an_http_url() {
+        let mut pairs = minimal();
+        pairs.push((
+            "post-logout-redirect-url",
+            "https://mlflow.example.com/oauth2/signed_out",
+        ));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(
+            s.post_logout_redirect_url.unwrap().as_str(),
+            "https://mlflow.example.com/oauth2/signed_out"
+        );
+        let mut pairs = minimal();
+        pairs.push(("post-logout-redirect-url", "/oauth2/signed_out"));
+        let problems = errors(&pairs);
+        assert!(
+            problems
+                .iter()
+                .any(|e| e.option == "post-logout-redirect-url" && e.code == "invalid_url"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -689,14 +689,15 @@ impl Authenticator {
         bearer_only: bool,
     ) -> Result<Authentication, AuthFailure> {
         let accept_bearer = bearer_only || self.inner.config.accept_bearer;
-        if accept_bearer && is_dpop_scheme(headers) {
-            if let Some(credentials) = extract_dpop(headers)? {
-                let authenticated = self.authenticate_dpop(credentials, method, url()).await?;
-                return Ok(Authentication {
-                    authenticated,
-                    set_cookies: Vec::new(),
-                });
-            }
+        if accept_bearer
+            && is_dpop_scheme(headers)
+            && let Some(credentials) = extract_dpop(headers)?
+        {
+            let authenticated = self.authenticate_dpop(credentials, method, url()).await?;
+            return Ok(Authentication {
+                authenticated,
+                set_cookies: Vec::new(),
+            });
         }
         if accept_bearer {
             let query = if bearer_only { query } else { None };

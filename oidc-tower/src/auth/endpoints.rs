@@ -1,5 +1,10 @@
-//! The endpoints under the prefix: `start`, `callback`, `sign_out`, `userinfo` and
-//! `backchannel_logout`, shared by the login layer and forward-auth.
+//! The endpoints under the prefix: `start`, `callback`, `sign_out`, `signed_out`, `userinfo`
+//! and `backchannel_logout`, shared by the login layer and forward-auth.
+//!
+//! Sign-out returns the browser to the application: `sign_out?rd=TARGET` checks `TARGET` with
+//! the same redirect policy as sign-in targets; when the provider's session is ended too, the
+//! target travels as the logout request's `state` to the configured post-logout redirect URI
+//! (`{prefix}/signed_out`), which checks it again and redirects there.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request};
@@ -34,6 +39,7 @@ pub(crate) enum Endpoint {
     Start,
     Callback,
     SignOut,
+    SignedOut,
     Userinfo,
     BackchannelLogout,
     Auth,
@@ -53,6 +59,7 @@ impl Endpoint {
             Endpoint::Start => "start",
             Endpoint::Callback => "callback",
             Endpoint::SignOut => "sign_out",
+            Endpoint::SignedOut => "signed_out",
             Endpoint::Userinfo => "userinfo",
             Endpoint::BackchannelLogout => "backchannel_logout",
             Endpoint::Auth => "auth",
@@ -116,6 +123,16 @@ impl Authenticator {
             }
             Endpoint::Callback => self.callback(&parts, &body).await,
             Endpoint::SignOut => self.sign_out(&parts).await,
+            Endpoint::SignedOut => {
+                // Whatever arrives here was also acceptable as `sign_out?rd=`: checked again.
+                let target = query_param(parts.uri.query(), "state");
+                redirect(
+                    &self
+                        .config()
+                        .redirect_policy
+                        .return_to_or_root(target.as_deref()),
+                )
+            }
             Endpoint::Userinfo => self.userinfo(&parts).await,
             Endpoint::BackchannelLogout => self.backchannel_logout(&parts, &body).await,
             Endpoint::Auth => error_answer(
@@ -612,7 +629,10 @@ impl Authenticator {
                     request = request.id_token_hint(id_token.clone());
                 }
                 if let Some(uri) = &self.config().post_logout_redirect_uri {
-                    request = request.post_logout_redirect_uri(uri.clone());
+                    // The provider hands `state` back to `{prefix}/signed_out`, which goes on to it.
+                    request = request
+                        .post_logout_redirect_uri(uri.clone())
+                        .state(return_to.clone());
                 }
                 request.url(Some(&endpoint))
             });
@@ -747,6 +767,7 @@ pub(crate) fn endpoint_under(prefix: &str, path: &str) -> Option<Endpoint> {
         "start" => Some(Endpoint::Start),
         "callback" => Some(Endpoint::Callback),
         "sign_out" => Some(Endpoint::SignOut),
+        "signed_out" => Some(Endpoint::SignedOut),
         "userinfo" => Some(Endpoint::Userinfo),
         "backchannel_logout" => Some(Endpoint::BackchannelLogout),
         "auth" => Some(Endpoint::Auth),

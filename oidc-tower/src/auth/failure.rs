@@ -1,6 +1,9 @@
 //! How each front-end answers an [`AuthFailure`]: RFC 6750 challenges for bearer clients,
 //! a redirect to sign-in for browser navigations, 401 JSON for API calls, 403 for refusals and
-//! 503 for outages.
+//! 503 for outages. Under MLflow's REST API paths the JSON body is MLflow's own error format
+//! (`error_code` `UNAUTHENTICATED`, `PERMISSION_DENIED`, `TEMPORARILY_UNAVAILABLE` and a
+//! `message`, beside the RFC 6750 `error`), so that MLflow's client reports an authentication
+//! error rather than `INTERNAL_ERROR`; the status and the `WWW-Authenticate` challenge stay.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
@@ -8,8 +11,8 @@ use oidc_core::cookie::RequestCookies;
 
 use super::answer::{append_cookies, error_answer};
 use super::authenticator::{AuthFailure, Authenticator};
-use crate::bearer_response::{BearerRejection, DpopRejection};
-use crate::request_kind::{RequestKind, classify};
+use crate::bearer_response::{BearerRejection, DpopRejection, escape_html};
+use crate::request_kind::{RequestKind, classify, prefers_html};
 
 impl Authenticator {
     /// The bearer layer's answer: an RFC 6750 challenge, or 503 when the provider or store is
@@ -72,7 +75,12 @@ impl Authenticator {
         sign_in_return_to: Option<&str>,
     ) -> Response<Bytes> {
         if failure.is_bearer_failure() {
-            return self.bearer_failure_response(failure, headers);
+            let response = self.bearer_failure_response(failure, headers);
+            return if is_mlflow_api_path(original.path()) {
+                mlflow_error_body(response, failure)
+            } else {
+                response
+            };
         }
         let mut response = match failure {
             AuthFailure::Forbidden(denied) => {
@@ -95,6 +103,17 @@ impl Authenticator {
                 let kind = classify(method, headers, on_api_route);
                 if let (Some(return_to), RequestKind::Navigation) = (sign_in_return_to, kind) {
                     self.begin_login(headers, return_to)
+                } else if kind == RequestKind::Navigation && prefers_html(headers) {
+                    // Forward-auth without redirects: the 401 page itself goes on to sign in,
+                    // keeping the fragment the server never saw (`/mlflow/#/experiments/3`).
+                    let target = original.path_and_query().map(|pq| pq.as_str());
+                    let return_to = self.config().redirect_policy.return_to_or_root(target);
+                    let mut response = sign_in_page(self.prefix(), &return_to);
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        BearerRejection::MissingToken.www_authenticate(&self.config().realm),
+                    );
+                    response
                 } else {
                     let mut response = error_answer(
                         StatusCode::UNAUTHORIZED,
@@ -119,9 +138,87 @@ impl Authenticator {
                 login.session_codec.clear(&cookies).unwrap_or_default(),
             );
         }
+        if is_mlflow_api_path(original.path()) {
+            response = mlflow_error_body(response, failure);
+        }
         response.extensions_mut().insert(failure.clone());
         response
     }
+}
+
+/// A 401 page for a browser navigation that continues to `{prefix}/start?rd=RETURN_TO`: its
+/// script appends the page's `location.hash` to `rd` first (a fragment never reaches a server);
+/// without script, a refresh and a link lead to the same place without the fragment.
+fn sign_in_page(prefix: &str, return_to: &str) -> Response<Bytes> {
+    let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let start = escape_html(&format!("{prefix}/start?rd={encoded}"));
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in</title>\
+         <noscript><meta http-equiv=\"refresh\" content=\"0;url={start}\"></noscript></head>\
+         <body><p>Sign-in required. <a id=\"oidc-sign-in\" href=\"{start}\">Continue to sign in</a></p>\
+         <script>(function () {{ var link = document.getElementById(\"oidc-sign-in\");\
+          if (location.hash) {{ link.href += encodeURIComponent(location.hash); }}\
+          location.replace(link.href); }})();</script></body></html>\n"
+    );
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether `path` is one of MLflow's REST API paths, under any prefix:
+/// `…/api/2.0/mlflow/…`, `…/ajax-api/3.0/mlflow/…`, `…/api/2.0/mlflow-artifacts/…`.
+fn is_mlflow_api_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments.windows(3).any(|window| {
+        matches!(window[0], "api" | "ajax-api")
+            && window[1]
+                .strip_suffix(".0")
+                .is_some_and(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+            && matches!(window[2], "mlflow" | "mlflow-artifacts")
+    })
+}
+
+/// The same answer with MLflow's error body, for the error statuses MLflow's client reads.
+fn mlflow_error_body(response: Response<Bytes>, failure: &AuthFailure) -> Response<Bytes> {
+    let (error_code, message) = match response.status() {
+        StatusCode::UNAUTHORIZED => (
+            "UNAUTHENTICATED",
+            "Authentication required: sign in, or send a valid bearer token (MLFLOW_TRACKING_TOKEN).",
+        ),
+        StatusCode::FORBIDDEN => (
+            "PERMISSION_DENIED",
+            "Your account is not allowed to use this application.",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "TEMPORARILY_UNAVAILABLE",
+            "Authentication is unavailable right now. Please try again shortly.",
+        ),
+        _ => return response,
+    };
+    let (mut parts, previous) = response.into_parts();
+    // The RFC 6750 fields of a JSON answer stay beside MLflow's, for clients reading those.
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&previous).unwrap_or_default();
+    body.insert("error_code".to_owned(), error_code.into());
+    body.insert(
+        "message".to_owned(),
+        format!("{message} ({})", failure.code()).into(),
+    );
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        Bytes::from(serde_json::Value::Object(body).to_string()),
+    )
 }
 
 /// 503 with a clear message; the session, if any, is kept.
@@ -144,4 +241,43 @@ fn unavailable(failure: &AuthFailure, headers: &HeaderMap) -> Response<Bytes> {
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response.extensions_mut().insert(failure.clone());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn mlflow_api_paths_are_recognised_under_any_prefix() {
+        for path in [
+            "/api/2.0/mlflow/experiments/search",
+            "/mlflow/api/2.0/mlflow/experiments/create",
+            "/mlflow/ajax-api/2.0/mlflow/runs/search",
+            "/api/3.0/mlflow/traces",
+            "/a/b/api/2.0/mlflow-artifacts/artifacts/x",
+        ] {
+            assert!(is_mlflow_api_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/mlflow/",
+            "/mlflow/#/experiments/3",
+            "/api/2.0/other/x",
+            "/api/v2/mlflow/x",
+            "/api/.0/mlflow/x",
+            "/api/2.0",
+            "/airflow/api/v2/dags",
+            "/api/2.0mlflow/x",
+        ] {
+            assert!(!is_mlflow_api_path(path), "{path}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn path_matching_never_panics(path in "\\PC{0,80}") {
+            let _ = is_mlflow_api_path(&path);
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub provider_offers_par: bool,
     /// The provider requires pushed authorization requests.
     pub provider_requires_par: bool,
+    /// The provider returns to `{prefix}/signed_out` after logout (default: the app's root).
+    pub post_logout_to_signed_out: bool,
 }
 
 pub struct Harness {
@@ -145,6 +147,7 @@ impl Harness {
                 DevClient::confidential(CLIENT_ID, CLIENT_SECRET)
                     .redirect_uri(callback.clone())
                     .post_logout_redirect_uri(format!("{app}/"))
+                    .post_logout_redirect_uri(format!("{app}/oauth2/signed_out"))
                     .backchannel_logout_uri(format!("{app}/oauth2/backchannel_logout")),
             )
             .client(
@@ -200,7 +203,15 @@ impl Harness {
                     .insecure_allow_plain_http(&callback.parse().unwrap())
                     .unwrap(),
             )
-            .post_logout_redirect_uri(format!("{app}/").parse().unwrap())
+            .post_logout_redirect_uri(
+                if options.post_logout_to_signed_out {
+                    format!("{app}/oauth2/signed_out")
+                } else {
+                    format!("{app}/")
+                }
+                .parse()
+                .unwrap(),
+            )
             .forward_auth_redirect(options.forward_auth_redirect)
             .pass_access_token(options.pass_access_token)
             .required_scopes(options.required_scopes.clone());
