@@ -153,7 +153,9 @@ function buildConfiguration(overrides) {
           if (API_CLIENTS.includes(client?.clientId ?? ctx.oidc.client?.clientId)) return API_RESOURCES.default;
           return undefined;
         },
-        useGrantedResource: () => false,
+        // The command-line client's code and refresh grants keep the API granted at sign-in, as a
+        // provider with an audience mapper does; everyone else asks at the token endpoint.
+        useGrantedResource: (ctx) => API_CLIENTS.includes(ctx.oidc.client?.clientId),
         getResourceServerInfo: (ctx, resourceIndicator) => {
           const server = API_RESOURCES.servers[resourceIndicator];
           if (!server) throw new errors.InvalidTarget();
