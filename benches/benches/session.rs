@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
 use oidc_core::cookie::{CookieCodec, CookieKeys, CookieSettings, RequestCookies};
-use oidc_core::random::InsecureSeededRandom;
+use oidc_core::danger::InsecureSeededRandom;
 use oidc_core::session::Session;
 use oidc_core::{Secret, UnixTime};
 

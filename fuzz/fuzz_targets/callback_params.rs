@@ -13,7 +13,7 @@ use oidc_core::login::{
     CallbackParams, ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest, PendingLogin,
     ProviderEndpoints, handle_callback, start_login,
 };
-use oidc_core::random::InsecureSeededRandom;
+use oidc_core::danger::InsecureSeededRandom;
 use oidc_core::{Secret, UnixTime};
 use oidc_fuzz::{CLIENT_ID, ISSUER, NOW, now};
 use url::Url;

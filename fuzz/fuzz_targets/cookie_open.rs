@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use oidc_core::cookie::{CookieCodec, CookieKeys, CookieSettings, RequestCookies};
-use oidc_core::random::InsecureSeededRandom;
+use oidc_core::danger::InsecureSeededRandom;
 use oidc_core::{PendingLogin, Secret, Session, UnixTime};
 use oidc_fuzz::{NOW, now};
 

@@ -25,7 +25,7 @@ use oidc_core::UnixTime;
 use oidc_core::cookie::{
     CookieCodec, CookieError, CookieKeys, CookieSettings, MAX_COOKIE_BYTES, RequestCookies,
 };
-use oidc_core::random::InsecureSeededRandom;
+use oidc_core::danger::InsecureSeededRandom;
 use oidc_fuzz::NOW;
 
 const SESSION: &str = "session";

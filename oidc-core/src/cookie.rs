@@ -987,7 +987,7 @@ fn to_header_value(header: String) -> Result<HeaderValue, CookieError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::InsecureSeededRandom;
+    use crate::danger::InsecureSeededRandom;
     use serde::Deserialize;
 
     const NOW: UnixTime = UnixTime::from_secs(1_700_000_000);

@@ -420,8 +420,8 @@ fn check_binding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::danger::InsecureSeededRandom;
     use crate::login::ClientAuthMethod;
-    use crate::random::InsecureSeededRandom;
 
     fn answer(body: &str) -> http::Response<Vec<u8>> {
         http::Response::builder()

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// A source of cryptographically secure random bytes, passed in by the caller.
 ///
 /// Production code passes the operating system's generator (oidc-tower provides one); tests
-/// pass a seeded generator so that state values, nonces and cookie nonces are reproducible.
+/// pass a seeded generator ([`crate::danger::InsecureSeededRandom`]) so that state values, nonces and cookie nonces are reproducible.
 pub trait RandomSource {
     /// Fills `dest` entirely with random bytes.
     fn fill_bytes(&mut self, dest: &mut [u8]);
@@ -26,43 +26,10 @@ pub fn random_url_safe(random: &mut dyn RandomSource, byte_len: usize) -> String
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A deterministic generator for tests and reproducible examples. **Not random**: never use it
-/// outside tests.
-///
-/// It expands a 64-bit seed with SplitMix64, which is enough to make values distinct and
-/// reproducible; it has no cryptographic strength.
-#[derive(Clone, Debug)]
-pub struct InsecureSeededRandom {
-    state: u64,
-}
-
-impl InsecureSeededRandom {
-    /// A generator whose output is fully determined by `seed`.
-    pub fn new(seed: u64) -> Self {
-        InsecureSeededRandom { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl RandomSource for InsecureSeededRandom {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::danger::InsecureSeededRandom;
 
     #[test]
     fn seeded_source_is_reproducible_and_distinct() {

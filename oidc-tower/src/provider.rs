@@ -23,9 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use oidc_core::danger::decode_unverified;
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
 use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, RefetchLimiter, jwks_request};
-use oidc_core::jws::{JwsError, decode_unverified};
+use oidc_core::jws::JwsError;
 use oidc_core::validation::{Policy, ValidatedToken, ValidationError, validate};
 use oidc_core::{Issuer, UnixTime};
 use tokio::sync::{Mutex, watch};

@@ -5,7 +5,7 @@ use oidc_core::RandomSource;
 /// Cryptographically secure random bytes from the operating system (through aws-lc-rs).
 ///
 /// This is the source to pass to the core in production; tests pass
-/// `oidc_core::random::InsecureSeededRandom` instead.
+/// `oidc_core::danger::InsecureSeededRandom` instead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRandom;
 

@@ -1,6 +1,6 @@
 //! `oidc decode`: a token's header and claims, read WITHOUT verifying anything.
 
-use oidc_core::jws::decode_unverified;
+use oidc_core::danger::decode_unverified;
 use serde_json::json;
 
 use crate::args::DecodeArgs;

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use oidc_core::jws::{Algorithm, decode_unverified};
+use oidc_core::danger::decode_unverified;
+use oidc_core::jws::Algorithm;
 use oidc_core::validation::{Policy, validate};
 use oidc_core::{Issuer, UnixTime};
 use serde_json::json;

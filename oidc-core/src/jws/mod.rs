@@ -19,8 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// The largest token [`decode_unverified`] looks at (1 MiB). Validation applies the policy's
-/// own, much smaller limit first.
+/// The largest token [`crate::danger::decode_unverified`] looks at (1 MiB). Validation applies
+/// the policy's own, much smaller limit first.
 pub const MAX_UNVERIFIED_TOKEN_BYTES: usize = 1024 * 1024;
 
 /// The largest decoded JOSE header accepted (8 KiB). Real headers are under 1 KiB.
@@ -333,7 +333,7 @@ pub struct UnverifiedToken {
 /// Nothing in the result may be trusted. The checks are only syntactic: three segments, base64url,
 /// JSON objects without duplicate members, at most [`MAX_UNVERIFIED_TOKEN_BYTES`]. An empty
 /// signature is accepted here so that unsigned tokens can be inspected. Never panics.
-pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, JwsError> {
+pub(crate) fn decode_unverified(token: &str) -> Result<UnverifiedToken, JwsError> {
     let parts = split_compact(token, MAX_UNVERIFIED_TOKEN_BYTES)?;
     let header = decode_segment(Part::Header, parts.header)?;
     let payload = decode_segment(Part::Payload, parts.payload)?;

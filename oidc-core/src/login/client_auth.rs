@@ -344,7 +344,7 @@ pub fn client_assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::InsecureSeededRandom;
+    use crate::danger::InsecureSeededRandom;
 
     fn form(request: &Request<Vec<u8>>) -> Vec<(String, String)> {
         serde_urlencoded::from_bytes(request.body()).unwrap()

@@ -873,7 +873,7 @@ pub fn handle_callback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::InsecureSeededRandom;
+    use crate::danger::InsecureSeededRandom;
 
     fn endpoints() -> ProviderEndpoints {
         ProviderEndpoints::new(

@@ -248,8 +248,8 @@ pub fn refresh_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::danger::InsecureSeededRandom;
     use crate::login::ClientAuthMethod;
-    use crate::random::InsecureSeededRandom;
 
     fn response(status: u16, body: &str) -> http::Response<Vec<u8>> {
         http::Response::builder()

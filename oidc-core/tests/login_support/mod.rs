@@ -10,12 +10,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_core::danger::InsecureSeededRandom;
 use oidc_core::login::token::{TokenResponse, parse_token_response};
 use oidc_core::login::{
     self, CallbackParams, ClientAuthMethod, ClientCredentials, IdTokenError, LoginConfig,
     LoginExpectation, LoginOutcome, LoginRequest, ProviderEndpoints,
 };
-use oidc_core::random::InsecureSeededRandom;
 use oidc_core::{Issuer, KeySet, Policy, UnixTime};
 use serde_json::{Value, json};
 use url::Url;

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue};
 use oidc_core::authorization::{Denied, groups_from_claims};
 use oidc_core::cookie::{CookieCodec, CookieError, CookieKeys, RequestCookies};
+use oidc_core::danger::decode_unverified;
 use oidc_core::dpop::{DpopError, DpopPolicy, DpopRequest, bound_key_thumbprint, verify_proof};
 use oidc_core::introspection::{
     IntrospectionError, IntrospectionPolicy, TokenTypeHint, introspection_request,
     parse_introspection,
 };
-use oidc_core::jws::decode_unverified;
 use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
 use oidc_core::login::{
     ClientCredentials, IdTokenError, LoginConfig, ProviderEndpoints, finish_refresh,

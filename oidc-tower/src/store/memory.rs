@@ -257,7 +257,7 @@ mod tests {
     async fn a_lock_is_exclusive_released_by_its_holder_only_and_frees_itself() {
         let store = MemoryStore::new(10);
         let name = StoreKey::for_refresh_of(&key(1));
-        let mut random = oidc_core::random::InsecureSeededRandom::new(1);
+        let mut random = oidc_core::danger::InsecureSeededRandom::new(1);
         let (first, second) = (
             LockToken::generate(&mut random),
             LockToken::generate(&mut random),

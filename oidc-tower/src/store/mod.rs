@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use oidc_core::random::InsecureSeededRandom;
+//! use oidc_core::danger::InsecureSeededRandom;
 //! use oidc_tower::store::{MemoryStore, SessionTags, SessionVault};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

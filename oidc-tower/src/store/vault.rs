@@ -297,7 +297,7 @@ impl<S: SessionStore> SessionVault<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oidc_core::random::InsecureSeededRandom;
+    use oidc_core::danger::InsecureSeededRandom;
     use proptest::prelude::*;
 
     fn handle(seed: u64) -> SessionHandle {
