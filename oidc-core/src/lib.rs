@@ -30,6 +30,7 @@ pub mod authorization;
 pub mod cookie;
 pub mod discovery;
 pub mod dpop;
+pub mod error_kind;
 pub mod introspection;
 pub mod issuer;
 pub mod jwks;
@@ -46,6 +47,7 @@ pub mod validation;
 
 pub use authorization::{AuthorizationRules, Denied, Identity, IdentityClaims};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
+pub use error_kind::ErrorKind;
 pub use issuer::{Issuer, IssuerError};
 pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
 pub use jws::Algorithm;
