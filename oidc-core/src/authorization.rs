@@ -33,6 +33,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
 use crate::session::Session;
 
 /// What authorization rules look at: the parts of a session or of bearer-token claims that decide
@@ -380,17 +381,22 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Denied::EmailNotVerified { .. } => ErrorKind::EmailNotVerified,
+            Denied::MissingEmail => ErrorKind::MissingEmail,
+            Denied::MalformedEmail { .. } => ErrorKind::MalformedEmail,
+            Denied::EmailNotAllowed { .. } => ErrorKind::EmailNotAllowed,
+            Denied::NotInAllowedGroup { .. } => ErrorKind::NotInAllowedGroup,
+            Denied::NotInAllowedRole { .. } => ErrorKind::NotInAllowedRole,
+            Denied::ClaimMismatch { .. } => ErrorKind::ClaimMismatch,
+        }
+    }
+
     /// A stable snake_case code for this reason.
     pub fn code(&self) -> &'static str {
-        match self {
-            Denied::EmailNotVerified { .. } => "email_not_verified",
-            Denied::MissingEmail => "missing_email",
-            Denied::MalformedEmail { .. } => "malformed_email",
-            Denied::EmailNotAllowed { .. } => "email_not_allowed",
-            Denied::NotInAllowedGroup { .. } => "not_in_allowed_group",
-            Denied::NotInAllowedRole { .. } => "not_in_allowed_role",
-            Denied::ClaimMismatch { .. } => "claim_mismatch",
-        }
+        self.kind().code()
     }
 }
 

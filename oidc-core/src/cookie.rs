@@ -49,6 +49,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::ErrorKind;
 use crate::random::RandomSource;
 use crate::secret::Secret;
 use crate::time::UnixTime;
@@ -157,20 +158,25 @@ pub enum CookieConfigError {
 }
 
 impl CookieConfigError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CookieConfigError::NoSecrets => ErrorKind::CookieNoSecrets,
+            CookieConfigError::SecretTooShort { .. } => ErrorKind::CookieSecretTooShort,
+            CookieConfigError::KeyDerivation { .. } => ErrorKind::CookieKeyDerivation,
+            CookieConfigError::PlainHttpNotLoopback { .. } => ErrorKind::CookiePlainHttpNotLoopback,
+            CookieConfigError::InvalidName { .. } => ErrorKind::CookieInvalidName,
+            CookieConfigError::InvalidPath { .. } => ErrorKind::CookieInvalidPath,
+            CookieConfigError::InvalidDomain { .. } => ErrorKind::CookieInvalidDomain,
+            CookieConfigError::PrefixNeedsSecure { .. } => ErrorKind::CookiePrefixNeedsSecure,
+            CookieConfigError::InvalidMaxChunks { .. } => ErrorKind::CookieInvalidMaxChunks,
+            CookieConfigError::AttributesTooLong { .. } => ErrorKind::CookieAttributesTooLong,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            CookieConfigError::NoSecrets => "cookie_no_secrets",
-            CookieConfigError::SecretTooShort { .. } => "cookie_secret_too_short",
-            CookieConfigError::KeyDerivation { .. } => "cookie_key_derivation",
-            CookieConfigError::PlainHttpNotLoopback { .. } => "cookie_plain_http_not_loopback",
-            CookieConfigError::InvalidName { .. } => "cookie_invalid_name",
-            CookieConfigError::InvalidPath { .. } => "cookie_invalid_path",
-            CookieConfigError::InvalidDomain { .. } => "cookie_invalid_domain",
-            CookieConfigError::PrefixNeedsSecure { .. } => "cookie_prefix_needs_secure",
-            CookieConfigError::InvalidMaxChunks { .. } => "cookie_invalid_max_chunks",
-            CookieConfigError::AttributesTooLong { .. } => "cookie_attributes_too_long",
-        }
+        self.kind().code()
     }
 }
 
@@ -261,24 +267,29 @@ pub enum CookieError {
 }
 
 impl CookieError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CookieError::Serialize(_) => ErrorKind::CookieSerialize,
+            CookieError::AlreadyExpired { .. } => ErrorKind::CookieAlreadyExpired,
+            CookieError::TooLarge { .. } => ErrorKind::CookieTooLarge,
+            CookieError::NotBase64 => ErrorKind::CookieNotBase64,
+            CookieError::Truncated { .. } => ErrorKind::CookieTruncated,
+            CookieError::UnsupportedVersion { .. } => ErrorKind::CookieUnsupportedVersion,
+            CookieError::UnknownKey => ErrorKind::CookieUnknownKey,
+            CookieError::Undecryptable => ErrorKind::CookieUndecryptable,
+            CookieError::Expired { .. } => ErrorKind::CookieExpired,
+            CookieError::Payload(_) => ErrorKind::CookiePayload,
+            CookieError::InvalidHeaderValue { .. } => ErrorKind::CookieInvalidHeaderValue,
+            CookieError::MalformedChunkCount => ErrorKind::CookieMalformedChunkCount,
+            CookieError::TooManyChunks { .. } => ErrorKind::CookieTooManyChunks,
+            CookieError::MissingChunk { .. } => ErrorKind::CookieMissingChunk,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            CookieError::Serialize(_) => "cookie_serialize",
-            CookieError::AlreadyExpired { .. } => "cookie_already_expired",
-            CookieError::TooLarge { .. } => "cookie_too_large",
-            CookieError::NotBase64 => "cookie_not_base64",
-            CookieError::Truncated { .. } => "cookie_truncated",
-            CookieError::UnsupportedVersion { .. } => "cookie_unsupported_version",
-            CookieError::UnknownKey => "cookie_unknown_key",
-            CookieError::Undecryptable => "cookie_undecryptable",
-            CookieError::Expired { .. } => "cookie_expired",
-            CookieError::Payload(_) => "cookie_payload",
-            CookieError::InvalidHeaderValue { .. } => "cookie_invalid_header_value",
-            CookieError::MalformedChunkCount => "cookie_malformed_chunk_count",
-            CookieError::TooManyChunks { .. } => "cookie_too_many_chunks",
-            CookieError::MissingChunk { .. } => "cookie_missing_chunk",
-        }
+        self.kind().code()
     }
 }
 

@@ -40,6 +40,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::ErrorKind;
 use crate::issuer::{Issuer, IssuerTemplate, is_loopback_host};
 use crate::provider_response::{
     MAX_PROVIDER_RESPONSE_BYTES, ResponseError, checked_json_body, json_get_request,
@@ -195,15 +196,20 @@ pub enum DiscoveryError {
 }
 
 impl DiscoveryError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DiscoveryError::Response(e) => e.kind(),
+            DiscoveryError::NotAnObject => ErrorKind::DiscoveryNotAnObject,
+            DiscoveryError::MissingField { .. } => ErrorKind::DiscoveryMissingField,
+            DiscoveryError::InvalidField { .. } => ErrorKind::DiscoveryInvalidField,
+            DiscoveryError::IssuerMismatch { .. } => ErrorKind::DiscoveryIssuerMismatch,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            DiscoveryError::Response(e) => e.code(),
-            DiscoveryError::NotAnObject => "discovery_not_an_object",
-            DiscoveryError::MissingField { .. } => "discovery_missing_field",
-            DiscoveryError::InvalidField { .. } => "discovery_invalid_field",
-            DiscoveryError::IssuerMismatch { .. } => "discovery_issuer_mismatch",
-        }
+        self.kind().code()
     }
 }
 
@@ -247,16 +253,21 @@ pub enum MetadataWarning {
 }
 
 impl MetadataWarning {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MetadataWarning::InsecureEndpoint { .. } => ErrorKind::InsecureEndpoint,
+            MetadataWarning::NoS256Pkce { .. } => ErrorKind::NoS256Pkce,
+            MetadataWarning::NoEndSession => ErrorKind::NoEndSessionEndpoint,
+            MetadataWarning::UnsignedTokensAdvertised => ErrorKind::UnsignedTokensAdvertised,
+            MetadataWarning::NoRs256 => ErrorKind::NoRs256,
+            MetadataWarning::ForeignEndpointHost { .. } => ErrorKind::ForeignEndpointHost,
+        }
+    }
+
     /// A stable snake_case code for this warning.
     pub fn code(&self) -> &'static str {
-        match self {
-            MetadataWarning::InsecureEndpoint { .. } => "insecure_endpoint",
-            MetadataWarning::NoS256Pkce { .. } => "no_s256_pkce",
-            MetadataWarning::NoEndSession => "no_end_session_endpoint",
-            MetadataWarning::UnsignedTokensAdvertised => "unsigned_tokens_advertised",
-            MetadataWarning::NoRs256 => "no_rs256",
-            MetadataWarning::ForeignEndpointHost { .. } => "foreign_endpoint_host",
-        }
+        self.kind().code()
     }
 }
 

@@ -25,6 +25,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::ErrorKind;
 use crate::jwks::KeySet;
 use crate::jws::{self, Algorithm, JwsError, Part, strict_json};
 use crate::logout::SeenJtis;
@@ -235,28 +236,33 @@ pub enum DpopError {
 }
 
 impl DpopError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DpopError::TooLarge { .. } => ErrorKind::DpopProofTooLarge,
+            DpopError::Malformed(_) => ErrorKind::DpopMalformed,
+            DpopError::WrongType { .. } => ErrorKind::DpopWrongTyp,
+            DpopError::AlgorithmNotAllowed { .. } => ErrorKind::DpopAlgNotAllowed,
+            DpopError::UnsupportedCritical => ErrorKind::DpopUnsupportedCrit,
+            DpopError::MissingKey => ErrorKind::DpopMissingJwk,
+            DpopError::PrivateKey { .. } => ErrorKind::DpopPrivateJwk,
+            DpopError::UnusableKey { .. } => ErrorKind::DpopUnusableJwk,
+            DpopError::BadSignature => ErrorKind::DpopBadSignature,
+            DpopError::MissingClaim { .. } => ErrorKind::DpopMissingClaim,
+            DpopError::InvalidClaim { .. } => ErrorKind::DpopInvalidClaim,
+            DpopError::MethodMismatch { .. } => ErrorKind::DpopHtmMismatch,
+            DpopError::UriMismatch { .. } => ErrorKind::DpopHtuMismatch,
+            DpopError::TooOld { .. } => ErrorKind::DpopIatTooOld,
+            DpopError::IssuedInFuture { .. } => ErrorKind::DpopIatInFuture,
+            DpopError::AccessTokenHashMismatch => ErrorKind::DpopAthMismatch,
+            DpopError::KeyMismatch => ErrorKind::DpopJktMismatch,
+            DpopError::Replayed => ErrorKind::DpopReplayed,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            DpopError::TooLarge { .. } => "dpop_proof_too_large",
-            DpopError::Malformed(_) => "dpop_malformed",
-            DpopError::WrongType { .. } => "dpop_wrong_typ",
-            DpopError::AlgorithmNotAllowed { .. } => "dpop_alg_not_allowed",
-            DpopError::UnsupportedCritical => "dpop_unsupported_crit",
-            DpopError::MissingKey => "dpop_missing_jwk",
-            DpopError::PrivateKey { .. } => "dpop_private_jwk",
-            DpopError::UnusableKey { .. } => "dpop_unusable_jwk",
-            DpopError::BadSignature => "dpop_bad_signature",
-            DpopError::MissingClaim { .. } => "dpop_missing_claim",
-            DpopError::InvalidClaim { .. } => "dpop_invalid_claim",
-            DpopError::MethodMismatch { .. } => "dpop_htm_mismatch",
-            DpopError::UriMismatch { .. } => "dpop_htu_mismatch",
-            DpopError::TooOld { .. } => "dpop_iat_too_old",
-            DpopError::IssuedInFuture { .. } => "dpop_iat_in_future",
-            DpopError::AccessTokenHashMismatch => "dpop_ath_mismatch",
-            DpopError::KeyMismatch => "dpop_jkt_mismatch",
-            DpopError::Replayed => "dpop_replayed",
-        }
+        self.kind().code()
     }
 }
 

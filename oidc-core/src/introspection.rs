@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::ErrorKind;
 use crate::login::client_auth::{self, ClientAuthError, ClientCredentials};
 use crate::provider_response::{
     MAX_PROVIDER_RESPONSE_BYTES, ResponseError, checked_json_body, parse_json,
@@ -231,18 +232,23 @@ pub enum IntrospectionError {
 }
 
 impl IntrospectionError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IntrospectionError::ClientAuth(e) => e.kind(),
+            IntrospectionError::Response(e) => e.kind(),
+            IntrospectionError::Inactive => ErrorKind::TokenInactive,
+            IntrospectionError::IssuerMismatch { .. } => ErrorKind::IntrospectionIssuerMismatch,
+            IntrospectionError::AudienceMismatch { .. } => ErrorKind::IntrospectionAudienceMismatch,
+            IntrospectionError::WrongClient { .. } => ErrorKind::WrongClient,
+            IntrospectionError::Expired { .. } => ErrorKind::IntrospectionTokenExpired,
+            IntrospectionError::NotYetValid { .. } => ErrorKind::IntrospectionTokenNotYetValid,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            IntrospectionError::ClientAuth(e) => e.code(),
-            IntrospectionError::Response(e) => e.code(),
-            IntrospectionError::Inactive => "token_inactive",
-            IntrospectionError::IssuerMismatch { .. } => "introspection_issuer_mismatch",
-            IntrospectionError::AudienceMismatch { .. } => "introspection_audience_mismatch",
-            IntrospectionError::WrongClient { .. } => "wrong_client",
-            IntrospectionError::Expired { .. } => "introspection_token_expired",
-            IntrospectionError::NotYetValid { .. } => "introspection_token_not_yet_valid",
-        }
+        self.kind().code()
     }
 }
 

@@ -3,6 +3,8 @@
 
 use url::Url;
 
+use crate::ErrorKind;
+
 /// An OpenID Provider's issuer identifier, as configured.
 ///
 /// Comparison with the `iss` of metadata and tokens is exact, character for character, as
@@ -47,14 +49,19 @@ pub enum IssuerError {
 }
 
 impl IssuerError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IssuerError::NotAUrl { .. } => ErrorKind::IssuerNotAUrl,
+            IssuerError::BadScheme { .. } => ErrorKind::IssuerBadScheme,
+            IssuerError::QueryOrFragment { .. } => ErrorKind::IssuerQueryOrFragment,
+            IssuerError::BadTemplate { .. } => ErrorKind::IssuerBadTemplate,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            IssuerError::NotAUrl { .. } => "issuer_not_a_url",
-            IssuerError::BadScheme { .. } => "issuer_bad_scheme",
-            IssuerError::QueryOrFragment { .. } => "issuer_query_or_fragment",
-            IssuerError::BadTemplate { .. } => "issuer_bad_template",
-        }
+        self.kind().code()
     }
 }
 

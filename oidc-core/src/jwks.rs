@@ -23,6 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
 use crate::jws::{Algorithm, KeyFamily, strict_json};
 use crate::provider_response::{self, MAX_PROVIDER_RESPONSE_BYTES, ResponseError};
 use crate::{Secret, UnixTime};
@@ -164,15 +165,20 @@ pub enum JwksError {
 }
 
 impl JwksError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JwksError::Response(inner) => inner.kind(),
+            JwksError::Malformed { .. } => ErrorKind::JwksMalformed,
+            JwksError::NotAKeySet => ErrorKind::JwksNotAKeySet,
+            JwksError::NoUsableKeys { .. } => ErrorKind::JwksNoUsableKeys,
+            JwksError::MixedSymmetricAndPublicKeys => ErrorKind::JwksMixedSymmetric,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            JwksError::Response(inner) => inner.code(),
-            JwksError::Malformed { .. } => "jwks_malformed",
-            JwksError::NotAKeySet => "jwks_not_a_key_set",
-            JwksError::NoUsableKeys { .. } => "jwks_no_usable_keys",
-            JwksError::MixedSymmetricAndPublicKeys => "jwks_mixed_symmetric",
-        }
+        self.kind().code()
     }
 }
 

@@ -34,6 +34,7 @@ pub mod cookie;
 pub mod danger;
 pub mod discovery;
 pub mod dpop;
+pub mod error_kind;
 pub mod introspection;
 pub mod issuer;
 pub mod jwks;
@@ -50,6 +51,7 @@ pub mod validation;
 
 pub use authorization::{AuthorizationRules, Denied, Identity, IdentityClaims};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
+pub use error_kind::ErrorKind;
 pub use issuer::{Issuer, IssuerError};
 pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
 pub use jws::Algorithm;

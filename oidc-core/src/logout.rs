@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+use crate::ErrorKind;
 use crate::jwks::KeySet;
 use crate::secret::Secret;
 use crate::validation::{self, Policy, PolicyError, ValidationError};
@@ -144,19 +145,24 @@ pub enum LogoutTokenError {
 }
 
 impl LogoutTokenError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LogoutTokenError::TokenMissing => ErrorKind::LogoutTokenMissing,
+            LogoutTokenError::Invalid(e) => e.kind(),
+            LogoutTokenError::WrongType { .. } => ErrorKind::LogoutTokenWrongTyp,
+            LogoutTokenError::EventMissing => ErrorKind::LogoutEventMissing,
+            LogoutTokenError::EventNotObject => ErrorKind::LogoutEventNotObject,
+            LogoutTokenError::NoncePresent => ErrorKind::LogoutTokenNoncePresent,
+            LogoutTokenError::TargetMissing => ErrorKind::LogoutTargetMissing,
+            LogoutTokenError::JtiMissing => ErrorKind::LogoutJtiMissing,
+            LogoutTokenError::Replayed { .. } => ErrorKind::LogoutTokenReplayed,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            LogoutTokenError::TokenMissing => "logout_token_missing",
-            LogoutTokenError::Invalid(e) => e.code(),
-            LogoutTokenError::WrongType { .. } => "logout_token_wrong_typ",
-            LogoutTokenError::EventMissing => "logout_event_missing",
-            LogoutTokenError::EventNotObject => "logout_event_not_object",
-            LogoutTokenError::NoncePresent => "logout_token_nonce_present",
-            LogoutTokenError::TargetMissing => "logout_target_missing",
-            LogoutTokenError::JtiMissing => "logout_jti_missing",
-            LogoutTokenError::Replayed { .. } => "logout_token_replayed",
-        }
+        self.kind().code()
     }
 }
 

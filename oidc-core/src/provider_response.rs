@@ -3,6 +3,8 @@
 
 use http::{HeaderMap, Method, Request, StatusCode, header};
 
+use crate::ErrorKind;
+
 /// The largest provider answer the core will parse (1 MiB). Discovery documents and key sets
 /// are a few KiB; anything far larger is a misconfiguration or an attack.
 pub const MAX_PROVIDER_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -42,14 +44,19 @@ pub enum ResponseError {
 }
 
 impl ResponseError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ResponseError::UnexpectedStatus { .. } => ErrorKind::ProviderUnexpectedStatus,
+            ResponseError::NotJson { .. } => ErrorKind::ProviderNotJson,
+            ResponseError::TooLarge { .. } => ErrorKind::ProviderResponseTooLarge,
+            ResponseError::Malformed { .. } => ErrorKind::ProviderResponseMalformed,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            ResponseError::UnexpectedStatus { .. } => "provider_unexpected_status",
-            ResponseError::NotJson { .. } => "provider_not_json",
-            ResponseError::TooLarge { .. } => "provider_response_too_large",
-            ResponseError::Malformed { .. } => "provider_response_malformed",
-        }
+        self.kind().code()
     }
 }
 

@@ -19,6 +19,8 @@
 
 use url::{Host, Url};
 
+use crate::ErrorKind;
+
 /// The longest target accepted, in bytes.
 pub const MAX_TARGET_BYTES: usize = 2048;
 
@@ -78,19 +80,24 @@ pub enum RedirectError {
 }
 
 impl RedirectError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RedirectError::Empty => ErrorKind::RedirectEmpty,
+            RedirectError::TooLong { .. } => ErrorKind::RedirectTooLong,
+            RedirectError::ForbiddenByte { .. } => ErrorKind::RedirectForbiddenByte,
+            RedirectError::SuspiciousPath => ErrorKind::RedirectSuspiciousPath,
+            RedirectError::NotPathOrHttpUrl => ErrorKind::RedirectNotPathOrHttpUrl,
+            RedirectError::Unparsable => ErrorKind::RedirectUnparsable,
+            RedirectError::Userinfo => ErrorKind::RedirectUserinfo,
+            RedirectError::HostNotAllowed { .. } => ErrorKind::RedirectHostNotAllowed,
+            RedirectError::PortNotAllowed { .. } => ErrorKind::RedirectPortNotAllowed,
+        }
+    }
+
     /// A stable snake_case code for this reason.
     pub fn code(&self) -> &'static str {
-        match self {
-            RedirectError::Empty => "redirect_empty",
-            RedirectError::TooLong { .. } => "redirect_too_long",
-            RedirectError::ForbiddenByte { .. } => "redirect_forbidden_byte",
-            RedirectError::SuspiciousPath => "redirect_suspicious_path",
-            RedirectError::NotPathOrHttpUrl => "redirect_not_path_or_http_url",
-            RedirectError::Unparsable => "redirect_unparsable",
-            RedirectError::Userinfo => "redirect_userinfo",
-            RedirectError::HostNotAllowed { .. } => "redirect_host_not_allowed",
-            RedirectError::PortNotAllowed { .. } => "redirect_port_not_allowed",
-        }
+        self.kind().code()
     }
 }
 
@@ -108,11 +115,16 @@ pub enum RedirectConfigError {
 }
 
 impl RedirectConfigError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RedirectConfigError::InvalidDomain { .. } => ErrorKind::RedirectInvalidDomain,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            RedirectConfigError::InvalidDomain { .. } => "redirect_invalid_domain",
-        }
+        self.kind().code()
     }
 }
 

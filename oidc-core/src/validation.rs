@@ -44,6 +44,7 @@ use std::time::Duration;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
 use crate::issuer::IssuerTemplate;
 use crate::jwks::{KeySet, Verifier};
 use crate::jws::{self, Algorithm, Header, JwsError, Part, strict_json};
@@ -125,15 +126,20 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PolicyError::NoIssuer => ErrorKind::PolicyNoIssuer,
+            PolicyError::NoAudience => ErrorKind::PolicyNoAudience,
+            PolicyError::NoAlgorithms => ErrorKind::PolicyNoAlgorithms,
+            PolicyError::MixedHmacAndPublicKey { .. } => ErrorKind::PolicyMixedHmac,
+            PolicyError::ZeroTokenLimit => ErrorKind::PolicyZeroTokenLimit,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            PolicyError::NoIssuer => "policy_no_issuer",
-            PolicyError::NoAudience => "policy_no_audience",
-            PolicyError::NoAlgorithms => "policy_no_algorithms",
-            PolicyError::MixedHmacAndPublicKey { .. } => "policy_mixed_hmac",
-            PolicyError::ZeroTokenLimit => "policy_zero_token_limit",
-        }
+        self.kind().code()
     }
 }
 
@@ -592,29 +598,34 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ValidationError::TooLarge { .. } => ErrorKind::TokenTooLarge,
+            ValidationError::Malformed(inner) => inner.kind(),
+            ValidationError::AlgorithmNotAllowed { .. } => ErrorKind::AlgNotAllowed,
+            ValidationError::WrongType { .. } => ErrorKind::WrongTyp,
+            ValidationError::UnknownKid { .. } => ErrorKind::UnknownKid,
+            ValidationError::NoMatchingKey { .. } => ErrorKind::NoMatchingKey,
+            ValidationError::AmbiguousKey { .. } => ErrorKind::AmbiguousKey,
+            ValidationError::BadSignature => ErrorKind::BadSignature,
+            ValidationError::MissingClaim { .. } => ErrorKind::MissingClaim,
+            ValidationError::InvalidClaim { .. } => ErrorKind::InvalidClaim,
+            ValidationError::WrongIssuer { .. } => ErrorKind::WrongIssuer,
+            ValidationError::WrongAudience { .. } => ErrorKind::WrongAudience,
+            ValidationError::AzpMismatch { .. } => ErrorKind::AzpMismatch,
+            ValidationError::NonceMismatch => ErrorKind::NonceMismatch,
+            ValidationError::Expired { .. } => ErrorKind::Expired,
+            ValidationError::NotYetValid { .. } => ErrorKind::NotYetValid,
+            ValidationError::IssuedInFuture { .. } => ErrorKind::IssuedInFuture,
+            ValidationError::TooOld { .. } => ErrorKind::TooOld,
+        }
+    }
+
     /// A stable snake_case code for this error; for [`ValidationError::Malformed`] it is the
     /// code of the [`JwsError`] inside (e.g. `alg_none`).
     pub fn code(&self) -> &'static str {
-        match self {
-            ValidationError::TooLarge { .. } => "token_too_large",
-            ValidationError::Malformed(inner) => inner.code(),
-            ValidationError::AlgorithmNotAllowed { .. } => "alg_not_allowed",
-            ValidationError::WrongType { .. } => "wrong_typ",
-            ValidationError::UnknownKid { .. } => "unknown_kid",
-            ValidationError::NoMatchingKey { .. } => "no_matching_key",
-            ValidationError::AmbiguousKey { .. } => "ambiguous_key",
-            ValidationError::BadSignature => "bad_signature",
-            ValidationError::MissingClaim { .. } => "missing_claim",
-            ValidationError::InvalidClaim { .. } => "invalid_claim",
-            ValidationError::WrongIssuer { .. } => "wrong_issuer",
-            ValidationError::WrongAudience { .. } => "wrong_audience",
-            ValidationError::AzpMismatch { .. } => "azp_mismatch",
-            ValidationError::NonceMismatch => "nonce_mismatch",
-            ValidationError::Expired { .. } => "expired",
-            ValidationError::NotYetValid { .. } => "not_yet_valid",
-            ValidationError::IssuedInFuture { .. } => "issued_in_future",
-            ValidationError::TooOld { .. } => "too_old",
-        }
+        self.kind().code()
     }
 
     /// Whether fetching the key set again may make the token verify (its `kid` is unknown).

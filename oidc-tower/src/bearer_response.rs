@@ -39,6 +39,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use oidc_core::ErrorKind;
 use oidc_core::Secret;
 
 use crate::request_kind::prefers_html;
@@ -109,15 +110,20 @@ pub enum BearerExtractError {
 }
 
 impl BearerExtractError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MultipleAuthorizationHeaders => ErrorKind::MultipleAuthorizationHeaders,
+            Self::MalformedCredentials => ErrorKind::MalformedBearerCredentials,
+            Self::TokenTooLong { .. } => ErrorKind::BearerTokenTooLong,
+            Self::TokenInQuery => ErrorKind::BearerTokenInQuery,
+            Self::MultipleTokens => ErrorKind::MultipleBearerTokens,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
-            Self::MalformedCredentials => "malformed_bearer_credentials",
-            Self::TokenTooLong { .. } => "bearer_token_too_long",
-            Self::TokenInQuery => "bearer_token_in_query",
-            Self::MultipleTokens => "multiple_bearer_tokens",
-        }
+        self.kind().code()
     }
 }
 
@@ -211,14 +217,19 @@ impl BearerRejection {
         }
     }
 
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MissingToken => ErrorKind::MissingToken,
+            Self::InvalidRequest(error) => error.kind(),
+            Self::InvalidToken { .. } => ErrorKind::InvalidToken,
+            Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
+        }
+    }
+
     /// A stable snake_case code for metrics and logs.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingToken => "missing_token",
-            Self::InvalidRequest(error) => error.code(),
-            Self::InvalidToken { .. } => "invalid_token",
-            Self::InsufficientScope { .. } => "insufficient_scope",
-        }
+        self.kind().code()
     }
 
     /// The HTTP status: 401, 400 or 403.
@@ -373,15 +384,20 @@ pub enum DpopExtractError {
 }
 
 impl DpopExtractError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MultipleAuthorizationHeaders => ErrorKind::MultipleAuthorizationHeaders,
+            Self::MalformedCredentials => ErrorKind::MalformedDpopCredentials,
+            Self::MissingProof => ErrorKind::MissingDpopProof,
+            Self::MultipleProofs => ErrorKind::MultipleDpopProofs,
+            Self::MalformedProof => ErrorKind::MalformedDpopProof,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
-            Self::MalformedCredentials => "malformed_dpop_credentials",
-            Self::MissingProof => "missing_dpop_proof",
-            Self::MultipleProofs => "multiple_dpop_proofs",
-            Self::MalformedProof => "malformed_dpop_proof",
-        }
+        self.kind().code()
     }
 }
 

@@ -39,6 +39,7 @@ use std::str::FromStr;
 
 use http::uri::Authority;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use oidc_core::ErrorKind;
 
 /// Header naming the original method.
 pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
@@ -88,13 +89,18 @@ pub enum TrustedProxyError {
 }
 
 impl TrustedProxyError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidAddress { .. } => ErrorKind::TrustedProxyInvalidAddress,
+            Self::InvalidPrefix { .. } => ErrorKind::TrustedProxyInvalidPrefix,
+            Self::HostBitsSet { .. } => ErrorKind::TrustedProxyHostBitsSet,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidAddress { .. } => "trusted_proxy_invalid_address",
-            Self::InvalidPrefix { .. } => "trusted_proxy_invalid_prefix",
-            Self::HostBitsSet { .. } => "trusted_proxy_host_bits_set",
-        }
+        self.kind().code()
     }
 }
 
@@ -205,14 +211,19 @@ pub enum ForwardedError {
 }
 
 impl ForwardedError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Ambiguous { .. } => ErrorKind::ForwardedHeaderAmbiguous,
+            Self::InvalidValue { .. } => ErrorKind::ForwardedHeaderInvalid,
+            Self::MissingHost => ErrorKind::ForwardedMissingHost,
+            Self::InvalidHost => ErrorKind::ForwardedInvalidHost,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Ambiguous { .. } => "forwarded_header_ambiguous",
-            Self::InvalidValue { .. } => "forwarded_header_invalid",
-            Self::MissingHost => "forwarded_missing_host",
-            Self::InvalidHost => "forwarded_invalid_host",
-        }
+        self.kind().code()
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use oidc_core::ErrorKind;
 use oidc_core::provider_response::MAX_PROVIDER_RESPONSE_BYTES;
 
 /// Sends one request to the provider and reads the whole answer.
@@ -91,16 +92,21 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            HttpError::Timeout { .. } => ErrorKind::HttpTimeout,
+            HttpError::Connect { .. } => ErrorKind::HttpConnect,
+            HttpError::TooLarge { .. } => ErrorKind::HttpTooLarge,
+            HttpError::InvalidRequest { .. } => ErrorKind::HttpInvalidRequest,
+            HttpError::Transport { .. } => ErrorKind::HttpTransport,
+            HttpError::Build { .. } => ErrorKind::HttpClientBuild,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            HttpError::Timeout { .. } => "timeout",
-            HttpError::Connect { .. } => "connect",
-            HttpError::TooLarge { .. } => "too_large",
-            HttpError::InvalidRequest { .. } => "invalid_request",
-            HttpError::Transport { .. } => "transport",
-            HttpError::Build { .. } => "client_build",
-        }
+        self.kind().code()
     }
 }
 

@@ -21,6 +21,7 @@
 //! ```
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use oidc_core::ErrorKind;
 use oidc_core::Secret;
 
 /// The header families the layers set.
@@ -144,11 +145,16 @@ pub enum IdentityHeaderError {
 }
 
 impl IdentityHeaderError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidValue { .. } => ErrorKind::IdentityHeaderInvalidValue,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidValue { .. } => "identity_header_invalid_value",
-        }
+        self.kind().code()
     }
 }
 

@@ -19,7 +19,9 @@
 //! - [`store`]: server-side session stores (memory, Redis) with revocation by session, subject
 //!   and provider session;
 //! - the parts the front-ends share: [`bearer_response`], [`identity_headers`], [`routes`],
-//!   [`request_kind`], [`forwarded`], [`metrics`] and [`health`].
+//!   [`request_kind`], [`forwarded`], [`metrics`] and [`health`];
+//! - [`ErrorKind`] (from [`oidc_core`]): every failure's stable code, and [`error_status`]: the
+//!   HTTP status a layer answers with for it.
 //!
 //! # Example: an axum API behind the bearer layer
 //!
@@ -55,6 +57,7 @@
 
 pub mod auth;
 pub mod bearer_response;
+pub mod error_status;
 mod fingerprint;
 pub mod forwarded;
 pub mod health;
@@ -72,6 +75,7 @@ pub mod store;
 pub use http_client::{HttpClient, HttpError, ReqwestHttpClient};
 /// The sans-IO protocol core this crate drives, re-exported so that one dependency is enough.
 pub use oidc_core;
+pub use oidc_core::ErrorKind;
 
 /// The README's Rust examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use oidc_core::ErrorKind;
 use oidc_core::danger::decode_unverified;
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
 use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, RefetchLimiter, jwks_request};
@@ -68,17 +69,22 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderError::NotReady { .. } => ErrorKind::ProviderNotReady,
+            ProviderError::Http(e) => e.kind(),
+            ProviderError::Discovery(e) => e.kind(),
+            ProviderError::Jwks(e) => e.kind(),
+            ProviderError::Rejected(e) => e.kind(),
+            ProviderError::Malformed(e) => e.kind(),
+            ProviderError::UnknownIssuer { .. } => ErrorKind::UnknownIssuer,
+        }
+    }
+
     /// A stable snake_case code: the inner error's code, or this error's own.
     pub fn code(&self) -> &'static str {
-        match self {
-            ProviderError::NotReady { .. } => "provider_not_ready",
-            ProviderError::Http(e) => e.code(),
-            ProviderError::Discovery(e) => e.code(),
-            ProviderError::Jwks(e) => e.code(),
-            ProviderError::Rejected(e) => e.code(),
-            ProviderError::Malformed(e) => e.code(),
-            ProviderError::UnknownIssuer { .. } => "unknown_issuer",
-        }
+        self.kind().code()
     }
 
     /// Whether the token itself was judged and refused (as opposed to the provider being

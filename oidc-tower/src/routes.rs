@@ -43,6 +43,7 @@
 use std::fmt;
 
 use http::{Method, Uri};
+use oidc_core::ErrorKind;
 use regex::{Regex, RegexSet};
 
 /// Longest raw path, in bytes, that [`normalize_path`] accepts.
@@ -125,21 +126,26 @@ pub enum PathError {
 }
 
 impl PathError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotAbsolute => ErrorKind::PathNotAbsolute,
+            Self::TooLong { .. } => ErrorKind::PathTooLong,
+            Self::InvalidPercentEncoding { .. } => ErrorKind::PathInvalidPercentEncoding,
+            Self::EncodedSeparator { .. } => ErrorKind::PathEncodedSeparator,
+            Self::DoubleEncoding { .. } => ErrorKind::PathDoubleEncoding,
+            Self::Backslash => ErrorKind::PathBackslash,
+            Self::Parameter => ErrorKind::PathParameter,
+            Self::QueryOrFragment => ErrorKind::PathQueryOrFragment,
+            Self::ControlCharacter { .. } => ErrorKind::PathControlCharacter,
+            Self::InvalidUtf8 => ErrorKind::PathInvalidUtf8,
+            Self::AmbiguousDotSegments => ErrorKind::PathAmbiguousDotSegments,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotAbsolute => "path_not_absolute",
-            Self::TooLong { .. } => "path_too_long",
-            Self::InvalidPercentEncoding { .. } => "path_invalid_percent_encoding",
-            Self::EncodedSeparator { .. } => "path_encoded_separator",
-            Self::DoubleEncoding { .. } => "path_double_encoding",
-            Self::Backslash => "path_backslash",
-            Self::Parameter => "path_parameter",
-            Self::QueryOrFragment => "path_query_or_fragment",
-            Self::ControlCharacter { .. } => "path_control_character",
-            Self::InvalidUtf8 => "path_invalid_utf8",
-            Self::AmbiguousDotSegments => "path_ambiguous_dot_segments",
-        }
+        self.kind().code()
     }
 }
 
@@ -223,13 +229,18 @@ pub enum RouteRuleError {
 }
 
 impl RouteRuleError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::EmptyPattern { .. } => ErrorKind::RouteRuleEmpty,
+            Self::InvalidRegex { .. } => ErrorKind::RouteRuleInvalidRegex,
+            Self::InvalidSet { .. } => ErrorKind::RouteRulesTooLarge,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::EmptyPattern { .. } => "route_rule_empty",
-            Self::InvalidRegex { .. } => "route_rule_invalid_regex",
-            Self::InvalidSet { .. } => "route_rules_too_large",
-        }
+        self.kind().code()
     }
 }
 

@@ -19,6 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
+
 /// The largest token [`crate::danger::decode_unverified`] looks at (1 MiB). Validation applies
 /// the policy's own, much smaller limit first.
 pub const MAX_UNVERIFIED_TOKEN_BYTES: usize = 1024 * 1024;
@@ -296,26 +298,31 @@ pub enum JwsError {
 }
 
 impl JwsError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JwsError::TooLarge { .. } => ErrorKind::TokenTooLarge,
+            JwsError::Encrypted => ErrorKind::EncryptedToken,
+            JwsError::WrongSegmentCount { .. } => ErrorKind::MalformedSegments,
+            JwsError::InvalidBase64 { .. } => ErrorKind::InvalidBase64,
+            JwsError::InvalidJson { .. } => ErrorKind::InvalidJson,
+            JwsError::DuplicateMember { .. } => ErrorKind::DuplicateMember,
+            JwsError::HeaderTooLarge { .. } => ErrorKind::HeaderTooLarge,
+            JwsError::MissingAlgorithm => ErrorKind::MissingAlg,
+            JwsError::NoneAlgorithm { .. } => ErrorKind::AlgNone,
+            JwsError::UnsupportedAlgorithm { .. } => ErrorKind::UnsupportedAlg,
+            JwsError::InvalidHeaderMember { .. } => ErrorKind::InvalidHeader,
+            JwsError::UnencodedPayload => ErrorKind::UnencodedPayload,
+            JwsError::UnsupportedCritical { .. } => ErrorKind::UnsupportedCrit,
+            JwsError::UntrustedKeyReference { .. } => ErrorKind::UntrustedKeyReference,
+            JwsError::EmptyPayload => ErrorKind::EmptyPayload,
+            JwsError::EmptySignature => ErrorKind::EmptySignature,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            JwsError::TooLarge { .. } => "token_too_large",
-            JwsError::Encrypted => "encrypted_token",
-            JwsError::WrongSegmentCount { .. } => "malformed_segments",
-            JwsError::InvalidBase64 { .. } => "invalid_base64",
-            JwsError::InvalidJson { .. } => "invalid_json",
-            JwsError::DuplicateMember { .. } => "duplicate_member",
-            JwsError::HeaderTooLarge { .. } => "header_too_large",
-            JwsError::MissingAlgorithm => "missing_alg",
-            JwsError::NoneAlgorithm { .. } => "alg_none",
-            JwsError::UnsupportedAlgorithm { .. } => "unsupported_alg",
-            JwsError::InvalidHeaderMember { .. } => "invalid_header",
-            JwsError::UnencodedPayload => "unencoded_payload",
-            JwsError::UnsupportedCritical { .. } => "unsupported_crit",
-            JwsError::UntrustedKeyReference { .. } => "untrusted_key_reference",
-            JwsError::EmptyPayload => "empty_payload",
-            JwsError::EmptySignature => "empty_signature",
-        }
+        self.kind().code()
     }
 }
 

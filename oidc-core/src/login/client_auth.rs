@@ -13,6 +13,7 @@ use http::{HeaderValue, Method, Request, header};
 use url::Url;
 use url::form_urlencoded;
 
+use crate::ErrorKind;
 use crate::random::random_url_safe;
 use crate::{RandomSource, Secret, UnixTime};
 
@@ -233,12 +234,17 @@ pub enum ClientAuthError {
 }
 
 impl ClientAuthError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientAuthError::KeyRejected { .. } => ErrorKind::ClientKeyRejected,
+            ClientAuthError::SigningFailed => ErrorKind::ClientAssertionSigningFailed,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            ClientAuthError::KeyRejected { .. } => "client_key_rejected",
-            ClientAuthError::SigningFailed => "client_assertion_signing_failed",
-        }
+        self.kind().code()
     }
 }
 

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::LoginExpectation;
 use super::token::TokenResponse;
+use crate::ErrorKind;
 use crate::jwks::KeySet;
 use crate::secret::constant_time_eq;
 use crate::session::{RefreshedTokens, Session};
@@ -132,20 +133,25 @@ pub enum IdTokenError {
 }
 
 impl IdTokenError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IdTokenError::Missing => ErrorKind::IdTokenMissing,
+            IdTokenError::Invalid(e) => e.kind(),
+            IdTokenError::ClaimMissing { .. } => ErrorKind::IdTokenClaimMissing,
+            IdTokenError::NonceMissing => ErrorKind::NonceMissing,
+            IdTokenError::NonceMismatch => ErrorKind::NonceMismatch,
+            IdTokenError::AccessTokenHashMismatch => ErrorKind::AtHashMismatch,
+            IdTokenError::AuthTimeMissing => ErrorKind::AuthTimeMissing,
+            IdTokenError::AuthenticationTooOld { .. } => ErrorKind::AuthenticationTooOld,
+            IdTokenError::RefreshIssuerChanged { .. } => ErrorKind::RefreshIssuerChanged,
+            IdTokenError::RefreshSubjectChanged { .. } => ErrorKind::RefreshSubjectChanged,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            IdTokenError::Missing => "id_token_missing",
-            IdTokenError::Invalid(e) => e.code(),
-            IdTokenError::ClaimMissing { .. } => "id_token_claim_missing",
-            IdTokenError::NonceMissing => "nonce_missing",
-            IdTokenError::NonceMismatch => "nonce_mismatch",
-            IdTokenError::AccessTokenHashMismatch => "at_hash_mismatch",
-            IdTokenError::AuthTimeMissing => "auth_time_missing",
-            IdTokenError::AuthenticationTooOld { .. } => "authentication_too_old",
-            IdTokenError::RefreshIssuerChanged { .. } => "refresh_issuer_changed",
-            IdTokenError::RefreshSubjectChanged { .. } => "refresh_subject_changed",
-        }
+        self.kind().code()
     }
 }
 

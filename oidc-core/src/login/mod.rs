@@ -42,6 +42,8 @@ use openidconnect::{PkceCodeChallenge, PkceCodeVerifier};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::ErrorKind;
+
 pub use client_auth::{
     AssertionAlgorithm, ClientAuthError, ClientAuthMethod, ClientCredentials, ClientSigningKey,
 };
@@ -116,12 +118,17 @@ pub enum EndpointsError {
 }
 
 impl EndpointsError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EndpointsError::NoTokenEndpoint => ErrorKind::NoTokenEndpoint,
+            EndpointsError::Issuer(e) => e.kind(),
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            EndpointsError::NoTokenEndpoint => "no_token_endpoint",
-            EndpointsError::Issuer(e) => e.code(),
-        }
+        self.kind().code()
     }
 }
 
@@ -479,11 +486,16 @@ pub enum StartError {
 }
 
 impl StartError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StartError::ReservedParameter { .. } => ErrorKind::LoginReservedParameter,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            StartError::ReservedParameter { .. } => "login_reserved_parameter",
-        }
+        self.kind().code()
     }
 }
 
@@ -731,19 +743,24 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CallbackError::DuplicateParameter { .. } => ErrorKind::CallbackDuplicateParameter,
+            CallbackError::PendingLoginExpired { .. } => ErrorKind::LoginExpired,
+            CallbackError::StateMissing => ErrorKind::StateMissing,
+            CallbackError::StateMismatch => ErrorKind::StateMismatch,
+            CallbackError::Provider { .. } => ErrorKind::AuthorizationError,
+            CallbackError::IssuerMismatch { .. } => ErrorKind::CallbackIssuerMismatch,
+            CallbackError::IssuerMissing => ErrorKind::CallbackIssuerMissing,
+            CallbackError::CodeMissing => ErrorKind::CodeMissing,
+            CallbackError::ClientAuth(e) => e.kind(),
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            CallbackError::DuplicateParameter { .. } => "callback_duplicate_parameter",
-            CallbackError::PendingLoginExpired { .. } => "login_expired",
-            CallbackError::StateMissing => "state_missing",
-            CallbackError::StateMismatch => "state_mismatch",
-            CallbackError::Provider { .. } => "authorization_error",
-            CallbackError::IssuerMismatch { .. } => "callback_issuer_mismatch",
-            CallbackError::IssuerMissing => "callback_issuer_missing",
-            CallbackError::CodeMissing => "code_missing",
-            CallbackError::ClientAuth(e) => e.code(),
-        }
+        self.kind().code()
     }
 }
 

@@ -22,6 +22,7 @@ use url::Url;
 
 use super::client_auth::{self, ClientAuthError, ClientAuthMethod};
 use super::{AuthorizationRedirect, LoginConfig, ProviderEndpoints};
+use crate::ErrorKind;
 use crate::provider_response::{
     MAX_PROVIDER_RESPONSE_BYTES, ResponseError, checked_json_body, excerpt, parse_json,
 };
@@ -88,17 +89,22 @@ pub enum ParError {
 }
 
 impl ParError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ParError::EndpointMissing => ErrorKind::ParEndpointMissing,
+            ParError::RequiredByProvider => ErrorKind::ParRequiredByProvider,
+            ParError::Provider { .. } => ErrorKind::ParRefused,
+            ParError::Response(e) => e.kind(),
+            ParError::InvalidRequestUri { .. } => ErrorKind::ParInvalidRequestUri,
+            ParError::AlreadyExpired => ErrorKind::ParAlreadyExpired,
+            ParError::ClientAuth(e) => e.kind(),
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            ParError::EndpointMissing => "par_endpoint_missing",
-            ParError::RequiredByProvider => "par_required_by_provider",
-            ParError::Provider { .. } => "par_refused",
-            ParError::Response(e) => e.code(),
-            ParError::InvalidRequestUri { .. } => "par_invalid_request_uri",
-            ParError::AlreadyExpired => "par_already_expired",
-            ParError::ClientAuth(e) => e.code(),
-        }
+        self.kind().code()
     }
 }
 

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::client_auth::{self, ClientAuthError, ClientCredentials};
+use crate::ErrorKind;
 use crate::provider_response::{
     MAX_PROVIDER_RESPONSE_BYTES, ResponseError, checked_json_body, parse_json,
 };
@@ -120,15 +121,20 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TokenError::Provider { .. } => ErrorKind::TokenEndpointError,
+            TokenError::Response(e) => e.kind(),
+            TokenError::UnsupportedTokenType { .. } => ErrorKind::UnsupportedTokenType,
+            TokenError::IdTokenMissing => ErrorKind::IdTokenMissing,
+            TokenError::ClientAuth(e) => e.kind(),
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            TokenError::Provider { .. } => "token_endpoint_error",
-            TokenError::Response(e) => e.code(),
-            TokenError::UnsupportedTokenType { .. } => "unsupported_token_type",
-            TokenError::IdTokenMissing => "id_token_missing",
-            TokenError::ClientAuth(e) => e.code(),
-        }
+        self.kind().code()
     }
 }
 

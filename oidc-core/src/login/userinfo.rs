@@ -8,6 +8,7 @@
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
 use crate::Secret;
 use crate::provider_response::{
     MAX_PROVIDER_RESPONSE_BYTES, ResponseError, checked_json_body, parse_json,
@@ -40,14 +41,19 @@ pub enum UserinfoError {
 }
 
 impl UserinfoError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UserinfoError::Response(e) => e.kind(),
+            UserinfoError::SignedUserinfoUnsupported => ErrorKind::UserinfoJwtUnsupported,
+            UserinfoError::SubjectMissing => ErrorKind::UserinfoSubMissing,
+            UserinfoError::SubjectMismatch { .. } => ErrorKind::UserinfoSubMismatch,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            UserinfoError::Response(e) => e.code(),
-            UserinfoError::SignedUserinfoUnsupported => "userinfo_jwt_unsupported",
-            UserinfoError::SubjectMissing => "userinfo_sub_missing",
-            UserinfoError::SubjectMismatch { .. } => "userinfo_sub_mismatch",
-        }
+        self.kind().code()
     }
 }
 

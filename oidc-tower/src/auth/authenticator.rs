@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
+use oidc_core::ErrorKind;
 use oidc_core::authorization::{Denied, groups_from_claims};
 use oidc_core::cookie::{CookieCodec, CookieError, CookieKeys, RequestCookies};
 use oidc_core::danger::decode_unverified;
@@ -137,6 +138,10 @@ pub struct Authentication {
 }
 
 /// Why a request is not let through.
+///
+/// [`kind`](AuthFailure::kind) tells a program which of the stable codes it is; the answer's
+/// status for each kind is [`answer_status`](crate::error_status::answer_status), and
+/// `docs/error-codes.md` in the repository lists every code with its status and meaning.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthFailure {
@@ -179,10 +184,10 @@ pub enum AuthFailure {
         required: Vec<String>,
     },
     /// The provider could not be reached or is not ready (503).
-    #[error("the OpenID Provider is unavailable ({code})")]
+    #[error("the OpenID Provider is unavailable ({kind})")]
     ProviderUnavailable {
-        /// The stable code of the underlying failure.
-        code: &'static str,
+        /// The underlying failure.
+        kind: ErrorKind,
     },
     /// The session cookie does not open (tampered, sealed with a retired key, truncated).
     #[error("the session cookie is invalid: {0}")]
@@ -202,10 +207,10 @@ pub enum AuthFailure {
     #[error("the session was revoked")]
     SessionRevoked,
     /// The provider refused to refresh the session's tokens (refresh token revoked or expired).
-    #[error("the provider refused to refresh the session ({code})")]
+    #[error("the provider refused to refresh the session ({kind})")]
     RefreshRejected {
-        /// The stable code of the refusal.
-        code: &'static str,
+        /// Why it refused.
+        kind: ErrorKind,
     },
     /// The server-side store holds a session this version cannot read (the cookie is cleared).
     #[error("the stored session cannot be read")]
@@ -219,30 +224,35 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuthFailure::NoCredentials => ErrorKind::NoCredentials,
+            AuthFailure::BadBearer(e) => e.kind(),
+            AuthFailure::TokenRejected(e) => e.kind(),
+            AuthFailure::IntrospectionRejected(e) => e.kind(),
+            AuthFailure::OpaqueTokenUnsupported => ErrorKind::OpaqueTokenUnsupported,
+            AuthFailure::BadDpop(e) => e.kind(),
+            AuthFailure::DpopRejected(e) => e.kind(),
+            AuthFailure::DpopBoundTokenAsBearer => ErrorKind::DpopBoundTokenSentAsBearer,
+            AuthFailure::DpopTokenNotBound => ErrorKind::DpopTokenNotBound,
+            AuthFailure::DpopRequestUnknown => ErrorKind::DpopRequestUrlUnknown,
+            AuthFailure::InsufficientScope { .. } => ErrorKind::InsufficientScope,
+            AuthFailure::ProviderUnavailable { kind } => *kind,
+            AuthFailure::SessionInvalid(e) => e.kind(),
+            AuthFailure::SessionHandleInvalid(e) => e.kind(),
+            AuthFailure::SessionExpired { .. } => ErrorKind::SessionExpired,
+            AuthFailure::SessionRevoked => ErrorKind::SessionRevoked,
+            AuthFailure::RefreshRejected { .. } => ErrorKind::RefreshRejected,
+            AuthFailure::StoredSessionUnreadable => ErrorKind::StoredSessionUnreadable,
+            AuthFailure::StoreUnavailable(e) => e.kind(),
+            AuthFailure::Forbidden(e) => e.kind(),
+        }
+    }
+
     /// A stable snake_case code for this failure.
     pub fn code(&self) -> &'static str {
-        match self {
-            AuthFailure::NoCredentials => "no_credentials",
-            AuthFailure::BadBearer(e) => e.code(),
-            AuthFailure::TokenRejected(e) => e.code(),
-            AuthFailure::IntrospectionRejected(e) => e.code(),
-            AuthFailure::OpaqueTokenUnsupported => "opaque_token_unsupported",
-            AuthFailure::BadDpop(e) => e.code(),
-            AuthFailure::DpopRejected(e) => e.code(),
-            AuthFailure::DpopBoundTokenAsBearer => "dpop_bound_token_sent_as_bearer",
-            AuthFailure::DpopTokenNotBound => "dpop_token_not_bound",
-            AuthFailure::DpopRequestUnknown => "dpop_request_url_unknown",
-            AuthFailure::InsufficientScope { .. } => "insufficient_scope",
-            AuthFailure::ProviderUnavailable { code } => code,
-            AuthFailure::SessionInvalid(e) => e.code(),
-            AuthFailure::SessionHandleInvalid(e) => e.code(),
-            AuthFailure::SessionExpired { .. } => "session_expired",
-            AuthFailure::SessionRevoked => "session_revoked",
-            AuthFailure::RefreshRejected { .. } => "refresh_rejected",
-            AuthFailure::StoredSessionUnreadable => "stored_session_unreadable",
-            AuthFailure::StoreUnavailable(e) => e.code(),
-            AuthFailure::Forbidden(e) => e.code(),
-        }
+        self.kind().code()
     }
 
     /// Whether the session cookie the request carried is dead and should be cleared.
@@ -426,9 +436,9 @@ struct RefreshSlot {
 #[derive(Clone, Copy, Debug)]
 enum RefreshFailure {
     /// The provider refused: the session is over.
-    Rejected(&'static str),
+    Rejected(ErrorKind),
     /// The provider could not be asked: keep the session as it is.
-    Unavailable(&'static str),
+    Unavailable(ErrorKind),
 }
 
 #[derive(Clone)]
@@ -889,7 +899,7 @@ impl Authenticator {
                         .config
                         .metrics
                         .record_provider_error(error.code());
-                    AuthFailure::ProviderUnavailable { code: error.code() }
+                    AuthFailure::ProviderUnavailable { kind: error.kind() }
                 }
             })?;
         let mut principal =
@@ -945,7 +955,7 @@ impl Authenticator {
             .provider()
             .metadata()
             .ok_or(AuthFailure::ProviderUnavailable {
-                code: "provider_not_ready",
+                kind: ErrorKind::ProviderNotReady,
             })?;
         let endpoint = metadata
             .introspection_endpoint
@@ -978,7 +988,7 @@ impl Authenticator {
                     .metrics
                     .record_provider_error(error.code());
                 return Err(AuthFailure::ProviderUnavailable {
-                    code: "introspection_unavailable",
+                    kind: ErrorKind::IntrospectionUnavailable,
                 });
             }
             Err(error) => return Err(AuthFailure::IntrospectionRejected(error)),
@@ -1081,12 +1091,18 @@ impl Authenticator {
                             Vec::new()
                         });
                 }
-                Err(RefreshFailure::Rejected(code)) => {
-                    tracing::info!(code, "session refresh refused by the provider: signing out");
-                    return Err(AuthFailure::RefreshRejected { code });
+                Err(RefreshFailure::Rejected(kind)) => {
+                    tracing::info!(
+                        code = kind.code(),
+                        "session refresh refused by the provider: signing out"
+                    );
+                    return Err(AuthFailure::RefreshRejected { kind });
                 }
-                Err(RefreshFailure::Unavailable(code)) => {
-                    tracing::warn!(code, "session refresh failed: keeping the current tokens");
+                Err(RefreshFailure::Unavailable(kind)) => {
+                    tracing::warn!(
+                        code = kind.code(),
+                        "session refresh failed: keeping the current tokens"
+                    );
                 }
             }
         }
@@ -1331,7 +1347,7 @@ impl Authenticator {
     /// caller asks the provider, the others wait for its answer.
     async fn refresh_once(&self, loaded: &LoadedSession) -> RefreshOutcome {
         let Some(refresh_token) = &loaded.session.refresh_token else {
-            return Err(RefreshFailure::Rejected("no_refresh_token"));
+            return Err(RefreshFailure::Rejected(ErrorKind::NoRefreshToken));
         };
         let key = sha256(refresh_token.expose().as_bytes());
         let cell = {
@@ -1363,13 +1379,13 @@ impl Authenticator {
             let locked = vault
                 .try_lock_refresh(&mut SystemRandom, handle, REFRESH_LOCK_TTL)
                 .await
-                .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+                .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
             if let Some(token) = locked {
                 // Another replica may have refreshed it between our read and the lock.
                 let outcome = match self.stored_session(handle).await? {
                     Some(stored) if !same_tokens(&stored, &loaded.session) => Ok(Arc::new(stored)),
                     Some(_) => self.refresh_at_provider(loaded).await,
-                    None => Err(RefreshFailure::Rejected("session_revoked")),
+                    None => Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
                 };
                 if let Err(error) = vault.unlock_refresh(handle, &token).await {
                     tracing::warn!(code = error.code(), "refresh lock not released; it expires");
@@ -1382,10 +1398,10 @@ impl Authenticator {
                     return Ok(Arc::new(stored));
                 }
                 Some(_) => {}
-                None => return Err(RefreshFailure::Rejected("session_revoked")),
+                None => return Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
             }
             if Instant::now() >= deadline {
-                return Err(RefreshFailure::Unavailable("refresh_lock_timeout"));
+                return Err(RefreshFailure::Unavailable(ErrorKind::RefreshLockTimeout));
             }
         }
     }
@@ -1401,11 +1417,11 @@ impl Authenticator {
         let stored = vault
             .load(handle)
             .await
-            .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+            .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
         stored
             .map(|json| serde_json::from_slice::<Session>(&json))
             .transpose()
-            .map_err(|_| RefreshFailure::Unavailable("stored_session_unreadable"))
+            .map_err(|_| RefreshFailure::Unavailable(ErrorKind::StoredSessionUnreadable))
     }
 
     /// Asks the provider for fresh tokens and, for a stored session, saves the result.
@@ -1414,20 +1430,20 @@ impl Authenticator {
             .inner
             .login
             .as_ref()
-            .ok_or(RefreshFailure::Rejected("login_not_configured"))?;
+            .ok_or(RefreshFailure::Rejected(ErrorKind::LoginNotConfigured))?;
         let session = &loaded.session;
         let refresh_token = session
             .refresh_token
             .as_ref()
-            .ok_or(RefreshFailure::Rejected("no_refresh_token"))?;
+            .ok_or(RefreshFailure::Rejected(ErrorKind::NoRefreshToken))?;
         let metadata = self
             .provider()
             .metadata()
-            .ok_or(RefreshFailure::Unavailable("provider_not_ready"))?;
+            .ok_or(RefreshFailure::Unavailable(ErrorKind::ProviderNotReady))?;
         let token_endpoint = metadata
             .token_endpoint
             .as_ref()
-            .ok_or(RefreshFailure::Unavailable("no_token_endpoint"))?;
+            .ok_or(RefreshFailure::Unavailable(ErrorKind::NoTokenEndpoint))?;
         let now = now();
         let request = refresh_request(
             token_endpoint,
@@ -1438,20 +1454,20 @@ impl Authenticator {
             now,
             &mut SystemRandom,
         )
-        .map_err(|e| RefreshFailure::Rejected(e.code()))?;
+        .map_err(|e| RefreshFailure::Rejected(e.kind()))?;
         tracing::debug!("refreshing a session's tokens");
         let response = self.inner.config.http.execute(request).await.map_err(|e| {
             self.inner.config.metrics.record_provider_error(e.code());
-            RefreshFailure::Unavailable(e.code())
+            RefreshFailure::Unavailable(e.kind())
         })?;
         let tokens = parse_token_response(&response).map_err(|e| match e {
-            TokenError::Provider { .. } => RefreshFailure::Rejected(e.code()),
+            TokenError::Provider { .. } => RefreshFailure::Rejected(e.kind()),
             other => {
                 self.inner
                     .config
                     .metrics
                     .record_provider_error(other.code());
-                RefreshFailure::Unavailable(other.code())
+                RefreshFailure::Unavailable(other.kind())
             }
         })?;
         let refreshed = self
@@ -1461,9 +1477,9 @@ impl Authenticator {
             .await
             .map_err(|e| {
                 if e.is_outage() {
-                    RefreshFailure::Unavailable(e.code())
+                    RefreshFailure::Unavailable(e.kind())
                 } else {
-                    RefreshFailure::Rejected(e.code())
+                    RefreshFailure::Rejected(e.kind())
                 }
             })?;
         let mut updated = session.clone();
@@ -1471,7 +1487,7 @@ impl Authenticator {
         if let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.inner.vault)
         {
             let json = serde_json::to_vec(&updated)
-                .map_err(|_| RefreshFailure::Unavailable("session_encode"))?;
+                .map_err(|_| RefreshFailure::Unavailable(ErrorKind::SessionEncode))?;
             let ttl = updated.expires_at.duration_since(now);
             vault
                 .save(
@@ -1482,7 +1498,7 @@ impl Authenticator {
                     ttl,
                 )
                 .await
-                .map_err(|e| RefreshFailure::Unavailable(e.code()))?;
+                .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
         }
         Ok(Arc::new(updated))
     }
@@ -1548,7 +1564,7 @@ impl Authenticator {
             .config
             .metrics
             .record_provider_error(error.code());
-        AuthFailure::ProviderUnavailable { code: error.code() }
+        AuthFailure::ProviderUnavailable { kind: error.kind() }
     }
 }
 
@@ -1564,12 +1580,17 @@ pub(crate) enum KeyedCheckError {
 }
 
 impl KeyedCheckError {
-    pub(crate) fn code(&self) -> &'static str {
+    /// What kind of error this is, for a program to branch on.
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            KeyedCheckError::NotReady => "provider_not_ready",
-            KeyedCheckError::Unavailable(e) => e.code(),
-            KeyedCheckError::Rejected(e) => e.code(),
+            KeyedCheckError::NotReady => ErrorKind::ProviderNotReady,
+            KeyedCheckError::Unavailable(e) => e.kind(),
+            KeyedCheckError::Rejected(e) => e.kind(),
         }
+    }
+
+    pub(crate) fn code(&self) -> &'static str {
+        self.kind().code()
     }
 
     /// Whether the provider, not the token, is at fault (a 503 rather than a refusal).
@@ -1587,12 +1608,17 @@ pub(crate) enum CreateSessionError {
 }
 
 impl CreateSessionError {
-    pub(crate) fn code(&self) -> &'static str {
+    /// What kind of error this is, for a program to branch on.
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            CreateSessionError::Encode => "session_encode",
-            CreateSessionError::Store(e) => e.code(),
-            CreateSessionError::Cookie(e) => e.code(),
+            CreateSessionError::Encode => ErrorKind::SessionEncode,
+            CreateSessionError::Store(e) => e.kind(),
+            CreateSessionError::Cookie(e) => e.kind(),
         }
+    }
+
+    pub(crate) fn code(&self) -> &'static str {
+        self.kind().code()
     }
 }
 

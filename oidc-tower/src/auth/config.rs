@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use oidc_core::ErrorKind;
 use oidc_core::Secret;
 use oidc_core::authorization::AuthorizationRules;
 use oidc_core::cookie::{CookieConfigError, CookieSettings};
@@ -98,15 +99,20 @@ pub enum AuthConfigError {
 }
 
 impl AuthConfigError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuthConfigError::LoginNotConfigured => ErrorKind::LoginNotConfigured,
+            AuthConfigError::Cookie(e) => e.kind(),
+            AuthConfigError::Policy(e) => e.kind(),
+            AuthConfigError::InvalidPrefix { .. } => ErrorKind::InvalidPrefix,
+            AuthConfigError::CallbackOutsidePrefix { .. } => ErrorKind::CallbackOutsidePrefix,
+        }
+    }
+
     /// A stable snake_case code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            AuthConfigError::LoginNotConfigured => "login_not_configured",
-            AuthConfigError::Cookie(e) => e.code(),
-            AuthConfigError::Policy(e) => e.code(),
-            AuthConfigError::InvalidPrefix { .. } => "invalid_prefix",
-            AuthConfigError::CallbackOutsidePrefix { .. } => "callback_outside_prefix",
-        }
+        self.kind().code()
     }
 }
 
@@ -139,15 +145,20 @@ pub enum StartError {
 }
 
 impl StartError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StartError::Issuer(e) => e.kind(),
+            StartError::Policy(e) => e.kind(),
+            StartError::Http(e) => e.kind(),
+            StartError::ProviderNotReady { reason, .. } => reason.kind(),
+        }
+    }
+
     /// A stable snake_case code for this error (for [`StartError::ProviderNotReady`], the code
     /// of the provider failure).
     pub fn code(&self) -> &'static str {
-        match self {
-            StartError::Issuer(e) => e.code(),
-            StartError::Policy(e) => e.code(),
-            StartError::Http(e) => e.code(),
-            StartError::ProviderNotReady { reason, .. } => reason.code(),
-        }
+        self.kind().code()
     }
 }
 

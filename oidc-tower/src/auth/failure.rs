@@ -25,21 +25,8 @@ impl Authenticator {
         if failure.is_dpop_failure() {
             return self.dpop_failure_response(failure);
         }
-        let rejection = match failure {
-            AuthFailure::BadBearer(error) => BearerRejection::InvalidRequest(error.clone()),
-            AuthFailure::TokenRejected(_)
-            | AuthFailure::IntrospectionRejected(_)
-            | AuthFailure::OpaqueTokenUnsupported => BearerRejection::invalid_token(failure.code()),
-            AuthFailure::InsufficientScope { required, .. } => {
-                BearerRejection::insufficient_scope(required)
-            }
-            AuthFailure::Forbidden(_) => {
-                BearerRejection::insufficient_scope(&self.config().required_scopes)
-            }
-            AuthFailure::ProviderUnavailable { .. } | AuthFailure::StoreUnavailable(_) => {
-                return unavailable(failure, headers);
-            }
-            _ => BearerRejection::MissingToken,
+        let Some(rejection) = bearer_rejection(failure, &self.config().required_scopes) else {
+            return unavailable(failure, headers);
         };
         let mut response = rejection.response(&self.config().realm, headers);
         response.extensions_mut().insert(failure.clone());
@@ -49,11 +36,7 @@ impl Authenticator {
     /// An RFC 9449 §7.1 answer: a `DPoP` challenge naming the accepted proof algorithms, and a
     /// `Bearer` one beside it.
     fn dpop_failure_response(&self, failure: &AuthFailure) -> Response<Bytes> {
-        let rejection = match failure {
-            AuthFailure::BadDpop(error) => DpopRejection::InvalidRequest(error.clone()),
-            AuthFailure::DpopRejected(error) => DpopRejection::invalid_proof(error.code()),
-            _ => DpopRejection::invalid_token(failure.code()),
-        };
+        let rejection = dpop_rejection(failure);
         let algorithms = self.inner.dpop_policy.allowed_algorithms();
         let mut response = rejection.response(&self.config().realm, algorithms, true);
         response.extensions_mut().insert(failure.clone());
@@ -143,6 +126,34 @@ impl Authenticator {
         }
         response.extensions_mut().insert(failure.clone());
         response
+    }
+}
+
+/// The RFC 6750 answer of the bearer layer to a failure, or `None` when the provider or the
+/// store is unavailable (503). A refusal by the authorization rules is an `insufficient_scope`
+/// naming the `required_scopes`; a failure about a session is a missing token.
+fn bearer_rejection(failure: &AuthFailure, required_scopes: &[String]) -> Option<BearerRejection> {
+    let rejection = match failure {
+        AuthFailure::BadBearer(error) => BearerRejection::InvalidRequest(error.clone()),
+        AuthFailure::TokenRejected(_)
+        | AuthFailure::IntrospectionRejected(_)
+        | AuthFailure::OpaqueTokenUnsupported => BearerRejection::invalid_token(failure.code()),
+        AuthFailure::InsufficientScope { required, .. } => {
+            BearerRejection::insufficient_scope(required)
+        }
+        AuthFailure::Forbidden(_) => BearerRejection::insufficient_scope(required_scopes),
+        AuthFailure::ProviderUnavailable { .. } | AuthFailure::StoreUnavailable(_) => return None,
+        _ => BearerRejection::MissingToken,
+    };
+    Some(rejection)
+}
+
+/// The RFC 9449 answer to a failure about DPoP credentials.
+fn dpop_rejection(failure: &AuthFailure) -> DpopRejection {
+    match failure {
+        AuthFailure::BadDpop(error) => DpopRejection::InvalidRequest(error.clone()),
+        AuthFailure::DpopRejected(error) => DpopRejection::invalid_proof(error.code()),
+        _ => DpopRejection::invalid_token(failure.code()),
     }
 }
 
@@ -246,7 +257,91 @@ fn unavailable(failure: &AuthFailure, headers: &HeaderMap) -> Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bearer_response::{BearerExtractError, DpopExtractError};
+    use crate::error_status::answer_status;
+    use crate::provider::ProviderError;
+    use crate::store::{HandleError, StoreError};
+    use oidc_core::dpop::DpopError;
+    use oidc_core::introspection::IntrospectionError;
+    use oidc_core::jws::JwsError;
+    use oidc_core::{CookieError, Denied, ErrorKind, UnixTime, ValidationError};
     use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// The status the bearer layer answers `failure` with; the login layer and forward-auth
+    /// answer the same, except that they may redirect a browser navigation to sign in.
+    fn bearer_layer_status(failure: &AuthFailure) -> StatusCode {
+        if failure.is_dpop_failure() {
+            dpop_rejection(failure).status()
+        } else {
+            bearer_rejection(failure, &[]).map_or(StatusCode::SERVICE_UNAVAILABLE, |rejection| {
+                rejection.status()
+            })
+        }
+    }
+
+    #[test]
+    fn answers_have_the_status_of_the_catalogue() {
+        let failures = [
+            AuthFailure::NoCredentials,
+            AuthFailure::BadBearer(BearerExtractError::MalformedCredentials),
+            AuthFailure::BadBearer(BearerExtractError::MultipleAuthorizationHeaders),
+            AuthFailure::TokenRejected(ProviderError::Rejected(ValidationError::BadSignature)),
+            AuthFailure::TokenRejected(ProviderError::Rejected(ValidationError::Malformed(
+                JwsError::EmptySignature,
+            ))),
+            AuthFailure::TokenRejected(ProviderError::Malformed(JwsError::Encrypted)),
+            AuthFailure::TokenRejected(ProviderError::UnknownIssuer { iss: None }),
+            AuthFailure::IntrospectionRejected(IntrospectionError::Inactive),
+            AuthFailure::OpaqueTokenUnsupported,
+            AuthFailure::BadDpop(DpopExtractError::MissingProof),
+            AuthFailure::BadDpop(DpopExtractError::MultipleAuthorizationHeaders),
+            AuthFailure::DpopRejected(DpopError::Replayed),
+            AuthFailure::DpopBoundTokenAsBearer,
+            AuthFailure::DpopTokenNotBound,
+            AuthFailure::DpopRequestUnknown,
+            AuthFailure::InsufficientScope {
+                missing: vec!["write".into()],
+                required: vec!["write".into()],
+            },
+            AuthFailure::ProviderUnavailable {
+                kind: ErrorKind::ProviderNotReady,
+            },
+            AuthFailure::ProviderUnavailable {
+                kind: ErrorKind::HttpTimeout,
+            },
+            AuthFailure::ProviderUnavailable {
+                kind: ErrorKind::IntrospectionUnavailable,
+            },
+            AuthFailure::ProviderUnavailable {
+                kind: ErrorKind::JwksNoUsableKeys,
+            },
+            AuthFailure::SessionInvalid(Arc::new(CookieError::Undecryptable)),
+            AuthFailure::SessionHandleInvalid(HandleError::NotBase64Url),
+            AuthFailure::SessionExpired {
+                expired_at: UnixTime::from_secs(1),
+                now: UnixTime::from_secs(2),
+            },
+            AuthFailure::SessionRevoked,
+            AuthFailure::RefreshRejected {
+                kind: ErrorKind::NoRefreshToken,
+            },
+            AuthFailure::StoredSessionUnreadable,
+            AuthFailure::StoreUnavailable(Arc::new(StoreError::Unavailable {
+                backend: "redis",
+                detail: "connection refused".into(),
+            })),
+            AuthFailure::Forbidden(Denied::MissingEmail),
+        ];
+        for failure in &failures {
+            assert_eq!(
+                Some(bearer_layer_status(failure)),
+                answer_status(failure.kind()),
+                "{}",
+                failure.code()
+            );
+        }
+    }
 
     #[test]
     fn mlflow_api_paths_are_recognised_under_any_prefix() {

@@ -45,9 +45,14 @@ mod extract {
     pub struct MissingAuthentication;
 
     impl MissingAuthentication {
+        /// What kind of failure this is, for a program to branch on.
+        pub fn kind(&self) -> oidc_core::ErrorKind {
+            oidc_core::ErrorKind::AuthenticationLayerMissing
+        }
+
         /// A stable snake_case code.
         pub fn code(&self) -> &'static str {
-            "authentication_layer_missing"
+            self.kind().code()
         }
     }
 

@@ -5,8 +5,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use oidc_core::ErrorKind;
 
 use super::ProxyBody;
+use crate::error_status::answer_status;
 
 /// Why a request could not be forwarded. Each variant becomes a response with a plain-text body
 /// naming the upstream and the stable code; the error itself is put in the response extensions
@@ -78,33 +80,28 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// A stable snake_case code for this kind of failure.
-    pub fn code(&self) -> &'static str {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ProxyError::ConnectFailed { .. } => "upstream_connect_failed",
-            ProxyError::ConnectTimedOut { .. } => "upstream_connect_timeout",
-            ProxyError::TimedOut { .. } => "upstream_timeout",
-            ProxyError::UpstreamFailed { .. } => "upstream_failed",
-            ProxyError::TlsFailed { .. } => "upstream_tls_failed",
-            ProxyError::BodyIdle { .. } => "body_idle_timeout",
-            ProxyError::NoRoute { .. } => "no_route",
-            ProxyError::BadRequest { .. } => "bad_request",
+            ProxyError::ConnectFailed { .. } => ErrorKind::UpstreamConnectFailed,
+            ProxyError::ConnectTimedOut { .. } => ErrorKind::UpstreamConnectTimeout,
+            ProxyError::TimedOut { .. } => ErrorKind::UpstreamTimeout,
+            ProxyError::UpstreamFailed { .. } => ErrorKind::UpstreamFailed,
+            ProxyError::TlsFailed { .. } => ErrorKind::UpstreamTlsFailed,
+            ProxyError::BodyIdle { .. } => ErrorKind::BodyIdleTimeout,
+            ProxyError::NoRoute { .. } => ErrorKind::NoRoute,
+            ProxyError::BadRequest { .. } => ErrorKind::BadRequest,
         }
     }
 
-    /// The status code the client receives.
+    /// A stable snake_case code for this kind of failure.
+    pub fn code(&self) -> &'static str {
+        self.kind().code()
+    }
+
+    /// The status code the client receives, from [`answer_status`].
     pub fn status(&self) -> StatusCode {
-        match self {
-            ProxyError::ConnectFailed { .. }
-            | ProxyError::UpstreamFailed { .. }
-            | ProxyError::TlsFailed { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimedOut { .. } | ProxyError::TimedOut { .. } => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            ProxyError::BodyIdle { .. } => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        }
+        answer_status(self.kind()).unwrap_or(StatusCode::BAD_GATEWAY)
     }
 
     /// The response for this error: status, `text/plain` body `"<status>: <message> (<code>)"`,
@@ -201,13 +198,18 @@ pub enum ProxyConfigError {
 }
 
 impl ProxyConfigError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProxyConfigError::InvalidUpstream { .. } => ErrorKind::InvalidUpstream,
+            ProxyConfigError::Tls { .. } => ErrorKind::InvalidUpstreamTls,
+            ProxyConfigError::DuplicateRoute { .. } => ErrorKind::DuplicateRoute,
+        }
+    }
+
     /// A stable snake_case code for this kind of failure.
     pub fn code(&self) -> &'static str {
-        match self {
-            ProxyConfigError::InvalidUpstream { .. } => "invalid_upstream",
-            ProxyConfigError::Tls { .. } => "invalid_upstream_tls",
-            ProxyConfigError::DuplicateRoute { .. } => "duplicate_route",
-        }
+        self.kind().code()
     }
 }
 
@@ -287,6 +289,39 @@ mod tests {
             body,
             "504 Gateway Timeout: upstream http://127.0.0.1:5000 did not answer within 3s (upstream_timeout)\n"
         );
+    }
+
+    #[test]
+    fn every_proxy_error_has_its_own_status() {
+        let after = Duration::from_secs(1);
+        let errors = [
+            ProxyError::ConnectFailed {
+                upstream: "u".into(),
+                detail: "d".into(),
+            },
+            ProxyError::ConnectTimedOut {
+                upstream: "u".into(),
+                after,
+            },
+            ProxyError::TimedOut {
+                upstream: "u".into(),
+                after,
+            },
+            ProxyError::UpstreamFailed {
+                upstream: "u".into(),
+                detail: "d".into(),
+            },
+            ProxyError::TlsFailed {
+                upstream: "u".into(),
+                detail: "d".into(),
+            },
+            ProxyError::BodyIdle { after },
+            ProxyError::NoRoute { path: "/".into() },
+            ProxyError::BadRequest { detail: "d".into() },
+        ];
+        for error in errors {
+            assert!(answer_status(error.kind()).is_some(), "{}", error.code());
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use oidc_core::ErrorKind;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreConfig};
@@ -299,18 +300,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unavailable { .. } => ErrorKind::StoreUnavailable,
+            StoreError::TimedOut { .. } => ErrorKind::StoreTimedOut,
+            StoreError::Backend { .. } => ErrorKind::StoreBackendError,
+            StoreError::Config { .. } => ErrorKind::StoreConfigInvalid,
+            StoreError::Tampered => ErrorKind::SessionTampered,
+            StoreError::UnsupportedFormat { .. } => ErrorKind::SessionFormatUnsupported,
+            StoreError::Crypto => ErrorKind::SessionCryptoFailure,
+            StoreError::InvalidTtl { .. } => ErrorKind::SessionTtlInvalid,
+        }
+    }
+
     /// A stable snake_case code for this kind of failure.
     pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Unavailable { .. } => "store_unavailable",
-            StoreError::TimedOut { .. } => "store_timed_out",
-            StoreError::Backend { .. } => "store_backend_error",
-            StoreError::Config { .. } => "store_config_invalid",
-            StoreError::Tampered => "session_tampered",
-            StoreError::UnsupportedFormat { .. } => "session_format_unsupported",
-            StoreError::Crypto => "session_crypto_failure",
-            StoreError::InvalidTtl { .. } => "session_ttl_invalid",
-        }
+        self.kind().code()
     }
 
     /// True when the backend could not be reached or did not answer in time: the request should

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_core::ErrorKind;
 use oidc_core::RandomSource;
 
 use super::{LockToken, SessionStore, StoreError, StoreKey, check_ttl};
@@ -133,12 +134,17 @@ pub enum HandleError {
 }
 
 impl HandleError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            HandleError::WrongLength { .. } => ErrorKind::SessionHandleLength,
+            HandleError::NotBase64Url => ErrorKind::SessionHandleEncoding,
+        }
+    }
+
     /// A stable snake_case code for this kind of failure.
     pub fn code(&self) -> &'static str {
-        match self {
-            HandleError::WrongLength { .. } => "session_handle_length",
-            HandleError::NotBase64Url => "session_handle_encoding",
-        }
+        self.kind().code()
     }
 }
 
