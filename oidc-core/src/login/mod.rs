@@ -21,7 +21,7 @@
 //! 6. Later, [`token::refresh_request`] and [`finish_refresh`] renew the tokens.
 //!
 //! What comes from the `openidconnect` crate: its PKCE types (the S256 challenge is computed by
-//! `PkceCodeChallenge::from_code_verifier_sha256`) and its `CoreAuthPrompt` values. Signature
+//! `PkceCodeChallenge::from_code_verifier_sha256`); no type of it appears in this API. Signature
 //! and claim checks of ID tokens do **not** go through `openidconnect`: they go through
 //! [`crate::validation::validate`], the project's single aws-lc-rs path shared with bearer
 //! tokens and logout tokens, so that one set of rules (algorithm allow-list, `iss`, `aud`,
@@ -50,9 +50,53 @@ pub use client_auth::{
 pub use id_token::{
     IdTokenError, LoginOutcome, access_token_hash, finish_login, finish_refresh, id_token_policy,
 };
-pub use openidconnect::core::CoreAuthPrompt as Prompt;
 
 use crate::random::random_url_safe;
+
+/// A `prompt` value of the authorization request (OpenID Connect Core 1.0 §3.1.2.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Prompt {
+    /// `none`: no page at all; the provider answers `login_required` or
+    /// `interaction_required` instead of asking.
+    None,
+    /// `login`: ask for the credentials again even when the provider has a session.
+    Login,
+    /// `consent`: ask the user to consent again.
+    Consent,
+    /// `select_account`: let the user pick one of their accounts.
+    SelectAccount,
+    /// `create`: offer to create an account (Initiating User Registration 1.0).
+    Create,
+    /// Any other value a provider defines.
+    Extension(String),
+}
+
+impl AsRef<str> for Prompt {
+    fn as_ref(&self) -> &str {
+        match self {
+            Prompt::None => "none",
+            Prompt::Login => "login",
+            Prompt::Consent => "consent",
+            Prompt::SelectAccount => "select_account",
+            Prompt::Create => "create",
+            Prompt::Extension(value) => value,
+        }
+    }
+}
+
+impl From<&str> for Prompt {
+    fn from(value: &str) -> Self {
+        match value {
+            "none" => Prompt::None,
+            "login" => Prompt::Login,
+            "consent" => Prompt::Consent,
+            "select_account" => Prompt::SelectAccount,
+            "create" => Prompt::Create,
+            other => Prompt::Extension(other.to_owned()),
+        }
+    }
+}
 use crate::secret::constant_time_eq;
 use crate::{Issuer, RandomSource, Secret, UnixTime};
 
@@ -891,6 +935,25 @@ pub fn handle_callback(
 mod tests {
     use super::*;
     use crate::danger::InsecureSeededRandom;
+
+    #[test]
+    fn prompt_values_read_and_write_as_the_spec_spells_them() {
+        for value in [
+            "none",
+            "login",
+            "consent",
+            "select_account",
+            "create",
+            "x-custom",
+        ] {
+            assert_eq!(Prompt::from(value).as_ref(), value);
+        }
+        assert_eq!(Prompt::from("select_account"), Prompt::SelectAccount);
+        assert_eq!(
+            Prompt::from("x-custom"),
+            Prompt::Extension("x-custom".to_owned())
+        );
+    }
 
     fn endpoints() -> ProviderEndpoints {
         ProviderEndpoints::new(
