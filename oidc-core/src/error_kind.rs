@@ -431,6 +431,15 @@ error_kinds! {
         "A token sent with the DPoP scheme is bound to no key; send it as Bearer.";
     DpopRequestUrlUnknown = "dpop_request_url_unknown",
         "The request's URL could not be told (malformed forwarded headers), so its DPoP proof cannot be checked.";
+    Unauthorized = "unauthorized",
+        "An API request to the login layer carried no credentials; sign in, or send a bearer token.";
+    // The layers' own endpoints
+    NotFound = "not_found",
+        "The path is no endpoint here (e.g. the forward-auth check asked of the login layer).";
+    BodyTooLarge = "body_too_large",
+        "A request body sent to a sign-in or logout endpoint is too large or could not be read.";
+    ContentEncodingUnsupported = "content_encoding_unsupported",
+        "A compressed request body was sent to a sign-in or logout endpoint; send it uncompressed.";
     InsufficientScope = "insufficient_scope",
         "The token lacks a required scope; request a token with the scopes named in the challenge.";
     SessionExpired = "session_expired",

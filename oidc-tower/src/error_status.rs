@@ -26,6 +26,7 @@ pub fn answer_status(kind: ErrorKind) -> Option<StatusCode> {
 
         // No identity: no credentials, or a token, proof or session that is refused.
         K::NoCredentials
+        | K::Unauthorized
         | K::MissingToken
         | K::InvalidToken
         | K::OpaqueTokenUnsupported
@@ -89,7 +90,9 @@ pub fn answer_status(kind: ErrorKind) -> Option<StatusCode> {
         }
         K::UpstreamConnectTimeout | K::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         K::BodyIdleTimeout => StatusCode::REQUEST_TIMEOUT,
-        K::NoRoute => StatusCode::NOT_FOUND,
+        K::NoRoute | K::NotFound => StatusCode::NOT_FOUND,
+        K::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        K::ContentEncodingUnsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         K::BadRequest => StatusCode::BAD_REQUEST,
 
         _ => return None,

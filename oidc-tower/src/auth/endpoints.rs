@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
+use oidc_core::ErrorKind;
 use oidc_core::cookie::{CookieCodec, RequestCookies};
 use oidc_core::login::par::{
     parse_pushed_authorization_response, pushed_authorization_endpoint,
@@ -92,7 +93,7 @@ impl Authenticator {
             // Never inflated: a few kilobytes of gzip could stand for gigabytes.
             return error_answer(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_encoding_unsupported",
+                ErrorKind::ContentEncodingUnsupported.code(),
                 "Compressed request bodies are not accepted here.",
                 &parts.headers,
             );
@@ -103,7 +104,7 @@ impl Authenticator {
                 Err(_) => {
                     return error_answer(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
+                        ErrorKind::BodyTooLarge.code(),
                         "The request body is too large or could not be read.",
                         &parts.headers,
                     );
@@ -137,7 +138,7 @@ impl Authenticator {
             Endpoint::BackchannelLogout => self.backchannel_logout(&parts, &body).await,
             Endpoint::Auth => error_answer(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorKind::NotFound.code(),
                 "This endpoint is served by forward-auth only.",
                 &parts.headers,
             ),

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
+use oidc_core::ErrorKind;
 use oidc_core::cookie::RequestCookies;
 
 use super::answer::{append_cookies, error_answer};
@@ -100,7 +101,7 @@ impl Authenticator {
                 } else {
                     let mut response = error_answer(
                         StatusCode::UNAUTHORIZED,
-                        "unauthorized",
+                        ErrorKind::Unauthorized.code(),
                         "Sign in, or send a bearer token.",
                         headers,
                     );

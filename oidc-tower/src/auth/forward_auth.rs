@@ -73,6 +73,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, request};
 use http_body::Body;
 use http_body_util::Full;
+use oidc_core::ErrorKind;
 use tower_service::Service;
 use url::Url;
 
@@ -241,7 +242,7 @@ where
                 Some(endpoint) => service.auth.serve_endpoint(endpoint, parts, body).await,
                 None => error_answer(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorKind::NotFound.code(),
                     "Nothing is served here.",
                     &parts.headers,
                 ),
