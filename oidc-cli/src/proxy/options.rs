@@ -128,6 +128,11 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "Cut off a request or response body that moves no byte for this long [default: 5m]",
     ),
     opt(
+        "client-write-stall-timeout",
+        Kind::Text,
+        "Close a client connection that takes no response byte for this long [default: 5m]",
+    ),
+    opt(
         "oidc-issuer-url",
         Kind::Text,
         "The OpenID Provider's issuer URL (exactly as it states it)",
@@ -584,7 +589,10 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
         "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
         "redis-ca-path" => "FILE",
-        "cookie-expire" | "cookie-refresh" | "upstream-body-idle-timeout" => "DURATION",
+        "cookie-expire"
+        | "cookie-refresh"
+        | "upstream-body-idle-timeout"
+        | "client-write-stall-timeout" => "DURATION",
         "extra-jwt-issuers" => "ISSUER=AUDIENCE",
         "skip-auth-route" => "[METHOD=]REGEX",
         "api-route" => "REGEX",

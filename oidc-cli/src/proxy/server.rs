@@ -166,7 +166,12 @@ pub(crate) async fn run_with_ready(
         tracing::info!("shutting down: no new connections, letting requests in flight finish");
         let _ = drain_started.send(());
     };
-    let served = oidc_tower::proxy::serve(listener, service, shutdown);
+    let served = oidc_tower::proxy::serve_with_stall_timeout(
+        listener,
+        service,
+        shutdown,
+        settings.client_write_stall_timeout,
+    );
     tokio::pin!(served);
     let app = tokio::select! {
         app = App::build(&settings) => match app {

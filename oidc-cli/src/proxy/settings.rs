@@ -136,6 +136,8 @@ pub(crate) struct ProxySettings {
     pub(crate) upstreams: Vec<Upstream>,
     pub(crate) upstream_tls: UpstreamTlsSettings,
     pub(crate) upstream_body_idle_timeout: Duration,
+    /// How long a client may take no response byte before its connection is closed.
+    pub(crate) client_write_stall_timeout: Duration,
     pub(crate) issuer: Issuer,
     pub(crate) extra_audiences: Vec<String>,
     pub(crate) client_id: String,
@@ -525,6 +527,10 @@ impl Resolver<'_> {
         let upstream_tls = self.upstream_tls();
         let upstream_body_idle_timeout =
             self.duration("upstream-body-idle-timeout", Duration::from_secs(300));
+        let client_write_stall_timeout = self.duration(
+            "client-write-stall-timeout",
+            oidc_tower::proxy::DEFAULT_WRITE_STALL_TIMEOUT,
+        );
 
         let issuer = match self.text("oidc-issuer-url").cloned() {
             None => {
@@ -699,6 +705,7 @@ impl Resolver<'_> {
             upstreams,
             upstream_tls,
             upstream_body_idle_timeout,
+            client_write_stall_timeout,
             issuer: issuer?,
             extra_audiences,
             client_id: client_id?,
@@ -1523,6 +1530,7 @@ mod tests {
         pairs.push(("upstream-client-cert", "/etc/oidc/client.pem"));
         pairs.push(("upstream-client-key", "/etc/oidc/client-key.pem"));
         pairs.push(("upstream-body-idle-timeout", "30s"));
+        pairs.push(("client-write-stall-timeout", "45s"));
         let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
         assert_eq!(s.upstreams[1].url.scheme(), "https");
         assert_eq!(
@@ -1532,6 +1540,7 @@ mod tests {
         assert!(s.upstream_tls.client_certificate.is_some());
         assert!(!s.upstream_tls.insecure_skip_verify);
         assert_eq!(s.upstream_body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.client_write_stall_timeout, Duration::from_secs(45));
 
         let mut pairs = minimal();
         pairs.push(("ssl-upstream-insecure-skip-verify", "true"));
