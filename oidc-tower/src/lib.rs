@@ -48,8 +48,9 @@
 //! ```
 //!
 //! [`auth::AuthConfig::new`] takes a [`provider::Provider`] and an [`HttpClient`] of your own
-//! for everything else (several issuers, a custom client, sign-in). The rejection of a request
-//! is in its response's extensions as an [`auth::AuthFailure`], with a stable code.
+//! for everything else (several issuers, a custom client, sign-in). Why a request was refused
+//! is read from the answer with [`auth::AuthFailure::from_response`]: a typed failure with its
+//! [`oidc_core::ErrorKind`] and stable code (every code: `docs/error-codes.md`).
 //!
 //! The login layer and forward-auth modules show browser sign-in and the sidecar, each with a
 //! runnable example against the in-process development provider.

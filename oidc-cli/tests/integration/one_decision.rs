@@ -368,7 +368,7 @@ async fn through_library(door: Door, config: &AuthConfig, token: &str) -> Answer
                 .oneshot(request)
                 .await
                 .unwrap();
-            let failure = answer.extensions().get::<AuthFailure>().cloned();
+            let failure = AuthFailure::from_response(&answer).cloned();
             (answer.status(), failure)
         }
         Door::LoginLayerApi => {
@@ -390,7 +390,7 @@ async fn through_library(door: Door, config: &AuthConfig, token: &str) -> Answer
                 .oneshot(request)
                 .await
                 .unwrap();
-            let failure = answer.extensions().get::<AuthFailure>().cloned();
+            let failure = AuthFailure::from_response(&answer).cloned();
             (answer.status(), failure)
         }
         Door::ForwardAuth => {
@@ -404,7 +404,7 @@ async fn through_library(door: Door, config: &AuthConfig, token: &str) -> Answer
             if answer.status() == StatusCode::ACCEPTED {
                 *seen.lock().unwrap() = Some(identity_from(answer.headers(), "x-auth-request"));
             }
-            let failure = answer.extensions().get::<AuthFailure>().cloned();
+            let failure = AuthFailure::from_response(&answer).cloned();
             (answer.status(), failure)
         }
         Door::Proxy => unreachable!("the proxy runs as a process"),

@@ -224,6 +224,23 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    /// Why a layer refused a request, read from its answer: the bearer layer, the login layer and
+    /// forward-auth put the failure in the extensions of every refusal they send, so a middleware
+    /// above them (logging, a custom error page) can branch on [`AuthFailure::kind`] instead of
+    /// parsing the body. `None` for an answer that is not a refusal of one of the layers.
+    ///
+    /// ```
+    /// # fn log_refusal<B>(response: &http::Response<B>) {
+    /// use oidc_tower::auth::AuthFailure;
+    /// if let Some(failure) = AuthFailure::from_response(response) {
+    ///     eprintln!("refused: {} ({failure})", failure.code());
+    /// }
+    /// # }
+    /// ```
+    pub fn from_response<B>(response: &http::Response<B>) -> Option<&AuthFailure> {
+        response.extensions().get::<AuthFailure>()
+    }
+
     /// What kind of error this is, for a program to branch on.
     pub fn kind(&self) -> ErrorKind {
         match self {
