@@ -100,6 +100,11 @@ pub(crate) fn html_page(status: StatusCode, message: &str, code: &str) -> Respon
         escape_html(message),
         escape_html(code),
     );
+    html_answer(status, body)
+}
+
+/// An HTML answer that is never cached; `body` is the finished page.
+pub(crate) fn html_answer(status: StatusCode, body: String) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();

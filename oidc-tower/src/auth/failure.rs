@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
 use oidc_core::ErrorKind;
 use oidc_core::cookie::RequestCookies;
 
-use super::answer::{append_cookies, error_answer};
+use super::answer::{append_cookies, error_answer, html_answer};
 use super::authenticator::{AuthFailure, Authenticator};
 use crate::bearer_response::{BearerRejection, DpopRejection, escape_html};
 use crate::request_kind::{RequestKind, classify, prefers_html};
@@ -172,15 +172,7 @@ fn sign_in_page(prefix: &str, return_to: &str) -> Response<Bytes> {
           if (location.hash) {{ link.href += encodeURIComponent(location.hash); }}\
           location.replace(link.href); }})();</script></body></html>\n"
     );
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    html_answer(StatusCode::UNAUTHORIZED, body)
 }
 
 /// Whether `path` is one of MLflow's REST API paths, under any prefix:
