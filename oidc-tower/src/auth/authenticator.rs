@@ -1399,10 +1399,10 @@ impl Authenticator {
                 .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
             if let Some(token) = locked {
                 // Another replica may have refreshed it between our read and the lock.
-                let outcome = match self.stored_session(handle).await? {
-                    Some(stored) if !same_tokens(&stored, &loaded.session) => Ok(Arc::new(stored)),
-                    Some(_) => self.refresh_at_provider(loaded).await,
-                    None => Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
+                let outcome = match self.refreshed_elsewhere(handle, loaded).await {
+                    Ok(Some(stored)) => Ok(stored),
+                    Ok(None) => self.refresh_at_provider(loaded).await,
+                    Err(failure) => Err(failure),
                 };
                 if let Err(error) = vault.unlock_refresh(handle, &token).await {
                     tracing::warn!(code = error.code(), "refresh lock not released; it expires");
@@ -1410,16 +1410,26 @@ impl Authenticator {
                 return outcome;
             }
             tokio::time::sleep(REFRESH_LOCK_POLL).await;
-            match self.stored_session(handle).await? {
-                Some(stored) if !same_tokens(&stored, &loaded.session) => {
-                    return Ok(Arc::new(stored));
-                }
-                Some(_) => {}
-                None => return Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
+            if let Some(stored) = self.refreshed_elsewhere(handle, loaded).await? {
+                return Ok(stored);
             }
             if Instant::now() >= deadline {
                 return Err(RefreshFailure::Unavailable(ErrorKind::RefreshLockTimeout));
             }
+        }
+    }
+
+    /// The stored session when another replica has refreshed it since `loaded` was read; `None`
+    /// while it still holds the tokens `loaded` has; refused when it was removed (signed out).
+    async fn refreshed_elsewhere(
+        &self,
+        handle: &SessionHandle,
+        loaded: &LoadedSession,
+    ) -> Result<Option<Arc<Session>>, RefreshFailure> {
+        match self.stored_session(handle).await? {
+            Some(stored) if !same_tokens(&stored, &loaded.session) => Ok(Some(Arc::new(stored))),
+            Some(_) => Ok(None),
+            None => Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
         }
     }
 
