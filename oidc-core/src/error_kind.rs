@@ -340,6 +340,11 @@ error_kinds! {
         "The client's private key for `private_key_jwt` was refused; check its format and algorithm.";
     ClientAssertionSigningFailed = "client_assertion_signing_failed",
         "The client assertion could not be signed.";
+    // Identity assertions
+    AssertionKeyRejected = "assertion_key_rejected",
+        "The identity assertion key was refused; it must be an unencrypted PKCS#8 P-256 (ES256) private key.";
+    AssertionSigningFailed = "assertion_signing_failed",
+        "The identity assertion could not be signed.";
     // Pushed authorization requests
     ParEndpointMissing = "par_endpoint_missing",
         "Pushed authorization requests are configured but the provider has no PAR endpoint.";

@@ -674,7 +674,7 @@ fn partial_info(size_bits: u32, curve: Option<&str>, thumbprint: String) -> KeyI
 }
 
 /// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
-fn thumbprint(members: &[(&str, &str)]) -> String {
+pub(crate) fn thumbprint(members: &[(&str, &str)]) -> String {
     let mut canonical = String::from("{");
     for (i, (name, value)) in members.iter().enumerate() {
         if i > 0 {

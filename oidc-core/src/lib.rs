@@ -35,6 +35,7 @@ pub mod danger;
 pub mod discovery;
 pub mod dpop;
 pub mod error_kind;
+pub mod identity_assertion;
 pub mod introspection;
 pub mod issuer;
 pub mod jwks;

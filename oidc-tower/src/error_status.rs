@@ -82,7 +82,9 @@ pub fn answer_status(kind: ErrorKind) -> Option<StatusCode> {
         | K::StoreUnavailable
         | K::StoreTimedOut => StatusCode::SERVICE_UNAVAILABLE,
 
-        K::AuthenticationLayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
+        K::AuthenticationLayerMissing | K::AssertionSigningFailed => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
 
         // The reverse proxy.
         K::UpstreamConnectFailed | K::UpstreamFailed | K::UpstreamTlsFailed => {

@@ -20,9 +20,14 @@
 //! assert!(headers.get("x_forwarded_user").is_none());
 //! ```
 
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use oidc_core::ErrorKind;
 use oidc_core::Secret;
+use oidc_core::identity_assertion::ASSERTION_HEADER;
+
+use crate::identity_assertion::{IdentityAssertion, IdentityAssertionError};
 
 /// The header families the layers set.
 #[non_exhaustive]
@@ -44,7 +49,7 @@ impl HeaderFamily {
 }
 
 /// Every identity header name, lower-case with `-`; any spelling of these is stripped.
-pub const IDENTITY_HEADER_NAMES: [&str; 10] = [
+pub const IDENTITY_HEADER_NAMES: [&str; 11] = [
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-preferred-username",
@@ -55,6 +60,7 @@ pub const IDENTITY_HEADER_NAMES: [&str; 10] = [
     "x-auth-request-preferred-username",
     "x-auth-request-groups",
     "x-auth-request-access-token",
+    oidc_core::identity_assertion::ASSERTION_HEADER,
 ];
 
 /// Identity headers that other software trusts (Apache `REMOTE_USER` front-ends, Grafana's and
@@ -142,6 +148,9 @@ pub enum IdentityHeaderError {
         /// The header that could not be set.
         header: &'static str,
     },
+    /// The identity assertion could not be made.
+    #[error(transparent)]
+    Assertion(#[from] IdentityAssertionError),
 }
 
 impl IdentityHeaderError {
@@ -149,6 +158,7 @@ impl IdentityHeaderError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidValue { .. } => ErrorKind::IdentityHeaderInvalidValue,
+            Self::Assertion(error) => error.kind(),
         }
     }
 
@@ -158,13 +168,14 @@ impl IdentityHeaderError {
     }
 }
 
-/// Which identity headers to set, and whether to pass tokens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which identity headers to set, whether to pass tokens on and to vouch with an assertion.
+#[derive(Debug, Clone)]
 pub struct IdentityHeaders {
     family: HeaderFamily,
     pass_user: bool,
     pass_access_token: bool,
     pass_authorization_bearer: bool,
+    assertion: Option<Arc<IdentityAssertion>>,
 }
 
 impl IdentityHeaders {
@@ -175,6 +186,7 @@ impl IdentityHeaders {
             pass_user: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
+            assertion: None,
         }
     }
 
@@ -185,6 +197,7 @@ impl IdentityHeaders {
             pass_user: true,
             pass_access_token: false,
             pass_authorization_bearer: false,
+            assertion: None,
         }
     }
 
@@ -208,6 +221,14 @@ impl IdentityHeaders {
     #[must_use]
     pub fn pass_authorization_bearer(mut self, pass: bool) -> Self {
         self.pass_authorization_bearer = pass;
+        self
+    }
+
+    /// Also send a signed identity assertion in `X-Identity-Assertion` (whatever
+    /// [`Self::pass_user`] says), for an upstream that believes nothing it cannot verify.
+    #[must_use]
+    pub fn identity_assertion(mut self, assertion: Option<Arc<IdentityAssertion>>) -> Self {
+        self.assertion = assertion;
         self
     }
 
@@ -242,6 +263,12 @@ impl IdentityHeaders {
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(6);
         if self.pass_user {
             self.user_values(names, identity, &mut values)?;
+        }
+        if let Some(assertion) = &self.assertion {
+            values.push((
+                ASSERTION_HEADER_NAME.clone(),
+                assertion.header_value(identity)?,
+            ));
         }
         if let Some(token) = &identity.access_token {
             if self.pass_access_token {
@@ -449,10 +476,11 @@ static FORWARD_AUTH_NAMES: FamilyNames = FamilyNames {
     access_token: HeaderName::from_static("x-auth-request-access-token"),
 };
 
-/// The forward-auth identity header names (`X-Auth-Request-*`), the access token's last when
-/// asked for: the set a forward-auth answer always carries in full.
+/// The forward-auth identity header names (`X-Auth-Request-*`), then the access token's and
+/// the assertion's when asked for: the set a forward-auth answer always carries in full.
 pub(crate) fn forward_auth_header_names(
     with_access_token: bool,
+    with_assertion: bool,
 ) -> impl Iterator<Item = &'static HeaderName> {
     let names = &FORWARD_AUTH_NAMES;
     [
@@ -463,7 +491,10 @@ pub(crate) fn forward_auth_header_names(
     ]
     .into_iter()
     .chain(with_access_token.then_some(&names.access_token))
+    .chain(with_assertion.then_some(&ASSERTION_HEADER_NAME))
 }
+
+static ASSERTION_HEADER_NAME: HeaderName = HeaderName::from_static(ASSERTION_HEADER);
 
 fn header_value(header: &'static str, text: &str) -> Result<HeaderValue, IdentityHeaderError> {
     HeaderValue::from_bytes(text.as_bytes())

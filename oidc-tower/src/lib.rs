@@ -63,6 +63,7 @@ mod fingerprint;
 pub mod forwarded;
 pub mod health;
 pub mod http_client;
+pub mod identity_assertion;
 pub mod identity_headers;
 pub mod metrics;
 pub mod provider;

@@ -386,6 +386,26 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
         "Send `Authorization: Bearer <access token>` upstream [default: false]",
     ),
     opt(
+        "identity-assertion-audience",
+        Kind::Text,
+        "Vouch for every allowed request with a signed JWT (ES256) in X-Identity-Assertion whose `aud` is this name (e.g. mlflow); its public keys are served at {proxy-prefix}/jwks",
+    ),
+    opt(
+        "identity-assertion-issuer",
+        Kind::Text,
+        "The assertions' `iss` [default: the origin of --redirect-url]",
+    ),
+    opt(
+        "identity-assertion-key-file",
+        Kind::Text,
+        "PEM file with the unencrypted PKCS#8 P-256 key signing the assertions; replicas share one [default: a new key at each start]",
+    ),
+    opt(
+        "identity-assertion-lifetime",
+        Kind::Text,
+        "How long each assertion is valid [default: 1m]",
+    ),
+    opt(
         "forward-auth",
         Kind::Bool,
         "Serve the forward-auth endpoint {prefix}/auth for Caddy/nginx/Traefik [default: true]",
@@ -588,11 +608,13 @@ fn value_name(spec: &OptionSpec) -> &'static str {
         "redis-username" => "USER",
         "client-secret-file" | "cookie-secret-file" | "authenticated-emails-file" => "FILE",
         "upstream-ca-file" | "upstream-client-cert" | "upstream-client-key" => "FILE",
+        "identity-assertion-key-file" => "FILE",
         "redis-ca-path" => "FILE",
         "cookie-expire"
         | "cookie-refresh"
         | "upstream-body-idle-timeout"
-        | "client-write-stall-timeout" => "DURATION",
+        | "client-write-stall-timeout"
+        | "identity-assertion-lifetime" => "DURATION",
         "extra-jwt-issuers" => "ISSUER=AUDIENCE",
         "skip-auth-route" => "[METHOD=]REGEX",
         "api-route" => "REGEX",

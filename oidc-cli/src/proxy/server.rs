@@ -18,6 +18,7 @@ use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Issuer, Policy, RedirectPolicy};
 use oidc_tower::auth::{AuthConfig, LoginSettings};
 use oidc_tower::health::{Readiness, health_response};
+use oidc_tower::identity_assertion::IdentityAssertion;
 use oidc_tower::metrics::Metrics;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{ProxyBody, ProxyRouter, ReverseProxy};
@@ -58,6 +59,8 @@ pub(crate) enum ServeError {
     Store(#[from] oidc_tower::store::StoreError),
     #[error("cookie-secure=false: {0}")]
     Cookie(#[from] oidc_core::cookie::CookieConfigError),
+    #[error("identity assertion: {0}")]
+    Assertion(#[from] oidc_tower::identity_assertion::IdentityAssertionError),
     #[error("serving failed: {0}")]
     Io(std::io::Error),
 }
@@ -73,6 +76,9 @@ impl ServeError {
             ),
             ServeError::Cookie(_) => Some(
                 "cookies without Secure are only allowed when --redirect-url is on a loopback host; serve the proxy over https",
+            ),
+            ServeError::Assertion(_) => Some(
+                "--identity-assertion-key-file needs an unencrypted PKCS#8 P-256 key: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256",
             ),
             _ => Some("`oidc proxy --check-config` with the same settings says more"),
         }
@@ -305,6 +311,20 @@ impl App {
         if let Some(url) = &settings.post_logout_redirect_url {
             config = config.post_logout_redirect_uri(url.clone());
         }
+        if let Some(assertion) = &settings.identity_assertion {
+            let signer = match &assertion.key_file {
+                Some(path) => IdentityAssertion::from_key_file(
+                    path,
+                    assertion.issuer.clone(),
+                    assertion.audience.clone(),
+                )?,
+                None => IdentityAssertion::generate(
+                    assertion.issuer.clone(),
+                    assertion.audience.clone(),
+                )?,
+            };
+            config = config.identity_assertion(signer.with_lifetime(assertion.lifetime));
+        }
         if let SessionStoreChoice::Redis(redis) = &settings.session_store {
             config = config.session_store(Arc::new(RedisStore::new(redis.store_config())?));
         }
@@ -321,8 +341,13 @@ impl App {
                 ReverseProxy::builder(upstream.url.as_str().trim_end_matches('/'))
                     .strip_prefix(&upstream.prefix)
             } else {
-                let origin = upstream.url.origin().ascii_serialization();
-                let builder = ReverseProxy::builder(origin);
+                // A socket upstream has no origin: its URL names the socket file.
+                let target = if upstream.url.scheme() == "unix" {
+                    upstream.url.as_str().to_owned()
+                } else {
+                    upstream.url.origin().ascii_serialization()
+                };
+                let builder = ReverseProxy::builder(target);
                 if upstream.prefix == "/" {
                     builder
                 } else {

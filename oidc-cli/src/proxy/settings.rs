@@ -183,6 +183,17 @@ pub(crate) struct ProxySettings {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) trusted_proxy_entries: Vec<String>,
     pub(crate) metrics_address: Option<SocketAddr>,
+    pub(crate) identity_assertion: Option<IdentityAssertionSettings>,
+}
+
+/// The signed identity assertion sent with every allowed request (`--identity-assertion-*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdentityAssertionSettings {
+    pub(crate) audience: String,
+    pub(crate) issuer: String,
+    /// `None`: a key generated at start.
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) lifetime: Duration,
 }
 
 /// One thing wrong with the settings.
@@ -662,6 +673,7 @@ impl Resolver<'_> {
         }
         let api_routes = self.route_rules("api-route", RouteRules::api);
         let whitelist_domains = self.whitelist_domains();
+        let identity_assertion = self.identity_assertion(redirect_url.as_ref());
         let post_logout_redirect_url = match self.text("post-logout-redirect-url").cloned() {
             Some(s) => self.url("post-logout-redirect-url", &s),
             None => None,
@@ -747,6 +759,60 @@ impl Resolver<'_> {
             trusted_proxies,
             trusted_proxy_entries,
             metrics_address,
+            identity_assertion,
+        })
+    }
+
+    /// On when an audience is named; the issuer defaults to the callback's origin.
+    fn identity_assertion(
+        &mut self,
+        redirect_url: Option<&Url>,
+    ) -> Option<IdentityAssertionSettings> {
+        let lifetime = self.duration(
+            "identity-assertion-lifetime",
+            oidc_core::identity_assertion::DEFAULT_ASSERTION_LIFETIME,
+        );
+        let key_file = self
+            .text("identity-assertion-key-file")
+            .map(|s| PathBuf::from(s.value.trim()));
+        let explicit_issuer = self.text("identity-assertion-issuer").cloned();
+        let Some(audience) = self.text("identity-assertion-audience").cloned() else {
+            for option in [
+                "identity-assertion-issuer",
+                "identity-assertion-key-file",
+                "identity-assertion-lifetime",
+            ] {
+                if let Some(set) = self.text(option).cloned() {
+                    self.fail(
+                        option,
+                        &set.source,
+                        "needs_identity_assertion_audience",
+                        "identity assertions are on only with --identity-assertion-audience (the upstream's name)".to_owned(),
+                    );
+                }
+            }
+            return None;
+        };
+        if lifetime < oidc_core::identity_assertion::MIN_ASSERTION_LIFETIME
+            && let Some(set) = self.text("identity-assertion-lifetime").cloned()
+        {
+            self.fail(
+                "identity-assertion-lifetime",
+                &set.source,
+                "invalid_duration",
+                "an identity assertion lives at least 10s".to_owned(),
+            );
+        }
+        let issuer = match (explicit_issuer, redirect_url) {
+            (Some(issuer), _) => issuer.value.trim().to_owned(),
+            (None, Some(url)) => url.origin().ascii_serialization(),
+            (None, None) => return None,
+        };
+        Some(IdentityAssertionSettings {
+            audience: audience.value.trim().to_owned(),
+            issuer,
+            key_file,
+            lifetime,
         })
     }
 
@@ -767,14 +833,39 @@ impl Resolver<'_> {
                 );
                 continue;
             }
-            let Some(url) = self.url(
-                "upstream",
-                &Sourced {
-                    value: url_text.to_owned(),
-                    source: sourced.source.clone(),
-                },
-            ) else {
-                continue;
+            let is_socket = url_text.starts_with("unix:");
+            let url = if is_socket {
+                match Url::parse(url_text) {
+                    Ok(url)
+                        if url.host().is_none()
+                            && url.path().len() > 1
+                            && !url.path().ends_with('/') =>
+                    {
+                        url
+                    }
+                    _ => {
+                        self.fail(
+                            "upstream",
+                            &sourced.source,
+                            "invalid_url",
+                            format!(
+                                "{url_text:?}: a socket upstream is unix:///absolute/path/to/socket"
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                let Some(url) = self.url(
+                    "upstream",
+                    &Sourced {
+                        value: url_text.to_owned(),
+                        source: sourced.source.clone(),
+                    },
+                ) else {
+                    continue;
+                };
+                url
             };
             if url.query().is_some() || url.fragment().is_some() {
                 self.fail(
@@ -790,6 +881,12 @@ impl Resolver<'_> {
                     prefix: prefix.to_owned(),
                     url,
                     strip_prefix: true,
+                },
+                // A socket path is no URL path: the upstream serves at `/`.
+                None if is_socket => Upstream {
+                    prefix: "/".to_owned(),
+                    url,
+                    strip_prefix: false,
                 },
                 None => Upstream {
                     prefix: url.path().to_owned(),
@@ -1356,6 +1453,89 @@ mod tests {
 
     fn errors(pairs: &[(&'static str, &str)]) -> Vec<SettingError> {
         ProxySettings::resolve(&flags(pairs)).unwrap_err()
+    }
+
+    #[test]
+    fn socket_upstreams_serve_at_the_root_or_under_their_prefix() {
+        let mut pairs = minimal();
+        pairs.retain(|(name, _)| *name != "upstream");
+        pairs.push(("upstream", "unix:///run/mlflow/mlflow.sock"));
+        pairs.push(("upstream", "/api/=unix:///run/api.sock"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(s.upstreams[0].prefix, "/");
+        assert_eq!(s.upstreams[0].url.path(), "/run/mlflow/mlflow.sock");
+        assert!(!s.upstreams[0].strip_prefix);
+        assert_eq!(s.upstreams[1].prefix, "/api/");
+        assert!(s.upstreams[1].strip_prefix);
+
+        for bad in ["unix://run/app.sock", "unix:///run/", "unix:"] {
+            let mut pairs = minimal();
+            pairs.retain(|(name, _)| *name != "upstream");
+            pairs.push(("upstream", bad));
+            assert!(
+                errors(&pairs)
+                    .iter()
+                    .any(|e| e.option == "upstream" && e.code == "invalid_url"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_assertions_are_on_with_an_audience_and_default_to_the_callback_origin() {
+        let s = ProxySettings::resolve(&flags(&minimal())).unwrap();
+        assert_eq!(s.identity_assertion, None);
+
+        let mut pairs = minimal();
+        pairs.push(("identity-assertion-audience", "mlflow"));
+        let s = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert_eq!(
+            s.identity_assertion,
+            Some(IdentityAssertionSettings {
+                audience: "mlflow".into(),
+                issuer: "https://mlflow.example.com".into(),
+                key_file: None,
+                lifetime: Duration::from_secs(60),
+            })
+        );
+
+        pairs.push((
+            "identity-assertion-issuer",
+            "https://apps.example.com/oauth2",
+        ));
+        pairs.push(("identity-assertion-key-file", "/etc/oidc/assertion.pem"));
+        pairs.push(("identity-assertion-lifetime", "2m"));
+        let assertion = ProxySettings::resolve(&flags(&pairs))
+            .unwrap()
+            .identity_assertion
+            .unwrap();
+        assert_eq!(assertion.issuer, "https://apps.example.com/oauth2");
+        assert_eq!(
+            assertion.key_file,
+            Some(PathBuf::from("/etc/oidc/assertion.pem"))
+        );
+        assert_eq!(assertion.lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn identity_assertion_settings_without_an_audience_or_too_short_are_errors() {
+        let mut pairs = minimal();
+        pairs.push(("identity-assertion-key-file", "/etc/oidc/assertion.pem"));
+        assert!(
+            errors(&pairs)
+                .iter()
+                .any(|e| e.option == "identity-assertion-key-file"
+                    && e.code == "needs_identity_assertion_audience")
+        );
+
+        let mut pairs = minimal();
+        pairs.push(("identity-assertion-audience", "mlflow"));
+        pairs.push(("identity-assertion-lifetime", "1s"));
+        assert!(
+            errors(&pairs)
+                .iter()
+                .any(|e| e.option == "identity-assertion-lifetime" && e.code == "invalid_duration")
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use url::Url;
 use super::authenticator::Authenticator;
 use crate::forwarded::{Scheme, TrustedProxies};
 use crate::http_client::HttpClient;
+use crate::identity_assertion::IdentityAssertion;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::routes::RouteRules;
@@ -201,6 +202,7 @@ pub struct AuthConfig {
     pub(crate) forward_auth_redirect: bool,
     pub(crate) realm: String,
     pub(crate) metrics: Metrics,
+    pub(crate) identity_assertion: Option<Arc<IdentityAssertion>>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -261,6 +263,7 @@ impl AuthConfig {
             forward_auth_redirect: false,
             realm: "oidc".to_owned(),
             metrics: Metrics::new(),
+            identity_assertion: None,
         }
     }
 
@@ -553,6 +556,14 @@ impl AuthConfig {
     /// [`Authenticator::metrics`]).
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Vouches for every allowed request with a signed identity assertion (`X-Identity-Assertion`,
+    /// towards the upstream and in forward-auth answers) and publishes its public key set at
+    /// `{prefix}/jwks`, so that the upstream can tell a request came through here.
+    pub fn identity_assertion(mut self, assertion: IdentityAssertion) -> Self {
+        self.identity_assertion = Some(Arc::new(assertion));
         self
     }
 

@@ -1,5 +1,6 @@
-//! The endpoints under the prefix: `start`, `callback`, `sign_out`, `signed_out`, `userinfo`
-//! and `backchannel_logout`, shared by the login layer and forward-auth.
+//! The endpoints under the prefix: `start`, `callback`, `sign_out`, `signed_out`, `userinfo`,
+//! `backchannel_logout` and, when identity assertions are on, `jwks` (their public keys),
+//! shared by the login layer and forward-auth.
 //!
 //! Sign-out returns the browser to the application: `sign_out?rd=TARGET` checks `TARGET` with
 //! the same redirect policy as sign-in targets; when the provider's session is ended too, the
@@ -44,6 +45,7 @@ pub(crate) enum Endpoint {
     Userinfo,
     BackchannelLogout,
     Auth,
+    Jwks,
 }
 
 /// How a login begins: a redirect with every parameter, a push first (to this endpoint), or
@@ -64,6 +66,7 @@ impl Endpoint {
             Endpoint::Userinfo => "userinfo",
             Endpoint::BackchannelLogout => "backchannel_logout",
             Endpoint::Auth => "auth",
+            Endpoint::Jwks => "jwks",
         }
     }
 }
@@ -71,7 +74,10 @@ impl Endpoint {
 impl Authenticator {
     /// The endpoint a path names, if it is one of ours.
     pub(crate) fn endpoint_for(&self, path: &str) -> Option<Endpoint> {
-        endpoint_under(self.prefix(), path)
+        match endpoint_under(self.prefix(), path) {
+            Some(Endpoint::Jwks) if self.config().identity_assertion.is_none() => None,
+            endpoint => endpoint,
+        }
     }
 
     /// Serves one of the sign-in endpoints (not `auth`, which forward-auth answers).
@@ -142,6 +148,15 @@ impl Authenticator {
                 "This endpoint is served by forward-auth only.",
                 &parts.headers,
             ),
+            Endpoint::Jwks => match &self.config().identity_assertion {
+                Some(assertion) => assertion_key_set(assertion.key_set_json().clone()),
+                None => error_answer(
+                    StatusCode::NOT_FOUND,
+                    ErrorKind::NotFound.code(),
+                    "Identity assertions are not configured.",
+                    &parts.headers,
+                ),
+            },
         }
     }
 
@@ -772,8 +787,25 @@ pub(crate) fn endpoint_under(prefix: &str, path: &str) -> Option<Endpoint> {
         "userinfo" => Some(Endpoint::Userinfo),
         "backchannel_logout" => Some(Endpoint::BackchannelLogout),
         "auth" => Some(Endpoint::Auth),
+        "jwks" => Some(Endpoint::Jwks),
         _ => None,
     }
+}
+
+/// The identity assertions' public keys: public, and cacheable for a few minutes (an upstream
+/// meeting an unknown `kid` fetches them again).
+fn assertion_key_set(json: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(json);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
 }
 
 /// Whether the body is declared as compressed (any `Content-Encoding` but `identity`).

@@ -81,10 +81,12 @@ use super::answer::{ResponseFuture, append_cookies, error_answer};
 use super::authenticator::Authenticator;
 use super::config::AuthConfigError;
 use super::endpoints::Endpoint;
+use crate::error_status::answer_status;
 use crate::forwarded::{OriginalRequest, Scheme};
 use crate::identity_headers::{IdentityHeaders, forward_auth_header_names, strip_identity_headers};
 use crate::metrics::RequestOutcome;
 use crate::proxy::{BoxError, PeerAddr};
+use oidc_core::identity_assertion::ASSERTION_HEADER;
 
 /// The forward-auth service (see the [module docs](self) for a runnable example). Cheap to
 /// clone; serve it with [`crate::proxy::serve`] or mount it in axum.
@@ -141,8 +143,10 @@ impl ForwardAuth {
             .path_and_query()
             .parse()
             .unwrap_or_else(|_| Uri::from_static("/"));
-        let identity_headers =
-            IdentityHeaders::forward_auth().pass_access_token(config.pass_access_token);
+        let identity_headers = IdentityHeaders::forward_auth()
+            .pass_access_token(config.pass_access_token)
+            .identity_assertion(config.identity_assertion.clone());
+        let with_assertion = config.identity_assertion.is_some();
         if config
             .skip_auth
             .matches_request(original.method(), &original_uri)
@@ -150,7 +154,11 @@ impl ForwardAuth {
             metrics.record_request(RequestOutcome::Skipped, None, started.elapsed());
             let mut response = accepted();
             if config.forward_auth_identity_headers {
-                complete_identity_headers(response.headers_mut(), config.pass_access_token);
+                complete_identity_headers(
+                    response.headers_mut(),
+                    config.pass_access_token,
+                    with_assertion,
+                );
             }
             return response;
         }
@@ -172,15 +180,24 @@ impl ForwardAuth {
                         started.elapsed(),
                     );
                     return error_answer(
-                        StatusCode::FORBIDDEN,
+                        answer_status(error.kind()).unwrap_or(StatusCode::FORBIDDEN),
                         error.code(),
                         "Your identity cannot be passed to this application.",
                         &parts.headers,
                     );
                 }
-                complete_identity_headers(response.headers_mut(), config.pass_access_token);
+                complete_identity_headers(
+                    response.headers_mut(),
+                    config.pass_access_token,
+                    with_assertion,
+                );
                 if !config.forward_auth_identity_headers {
+                    // The assertion vouches on its own; only the plain headers are unwanted.
+                    let assertion = response.headers_mut().remove(ASSERTION_HEADER);
                     strip_identity_headers(response.headers_mut());
+                    if let Some(assertion) = assertion {
+                        response.headers_mut().insert(ASSERTION_HEADER, assertion);
+                    }
                 }
                 append_cookies(&mut response, authentication.set_cookies);
                 metrics.record_request(RequestOutcome::Allowed, None, started.elapsed());
@@ -309,8 +326,12 @@ fn accepted() -> Response<Bytes> {
 }
 
 /// Adds every documented identity header that is missing, empty.
-fn complete_identity_headers(headers: &mut HeaderMap, with_access_token: bool) {
-    for name in forward_auth_header_names(with_access_token) {
+fn complete_identity_headers(
+    headers: &mut HeaderMap,
+    with_access_token: bool,
+    with_assertion: bool,
+) {
+    for name in forward_auth_header_names(with_access_token, with_assertion) {
         if !headers.contains_key(name) {
             headers.insert(name.clone(), HeaderValue::from_static(""));
         }
@@ -340,7 +361,7 @@ mod tests {
     fn every_identity_header_is_present() {
         let mut headers = HeaderMap::new();
         headers.insert("x-auth-request-user", HeaderValue::from_static("alice"));
-        complete_identity_headers(&mut headers, true);
+        complete_identity_headers(&mut headers, true, true);
         assert_eq!(headers["x-auth-request-user"], "alice");
         for name in [
             "x-auth-request-user",
@@ -351,6 +372,7 @@ mod tests {
             assert!(headers.contains_key(name), "{name}");
         }
         assert_eq!(headers["x-auth-request-access-token"], "");
+        assert_eq!(headers["x-identity-assertion"], "");
     }
 
     #[test]

@@ -73,6 +73,7 @@ use super::answer::{AuthBody, ResponseFuture, append_cookies, error_answer, own,
 use super::authenticator::Authenticator;
 use super::config::AuthConfigError;
 use super::endpoints::Endpoint;
+use crate::error_status::answer_status;
 use crate::identity_headers::{IdentityHeaders, strip_identity_headers, strip_own_cookies};
 use crate::metrics::RequestOutcome;
 use crate::proxy::BoxError;
@@ -191,7 +192,8 @@ where
                     let headers = IdentityHeaders::upstream()
                         .pass_user(config.pass_user_headers)
                         .pass_access_token(config.pass_access_token)
-                        .pass_authorization_bearer(config.pass_authorization_bearer);
+                        .pass_authorization_bearer(config.pass_authorization_bearer)
+                        .identity_assertion(config.identity_assertion.clone());
                     if let Err(error) =
                         headers.apply_to_stripped(&mut parts.headers, &authenticated.identity)
                     {
@@ -202,7 +204,7 @@ where
                             started.elapsed(),
                         );
                         return Ok(own(error_answer(
-                            StatusCode::FORBIDDEN,
+                            answer_status(error.kind()).unwrap_or(StatusCode::FORBIDDEN),
                             error.code(),
                             "Your identity cannot be passed to this application.",
                             &parts.headers,

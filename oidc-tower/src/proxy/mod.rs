@@ -1,5 +1,5 @@
-//! A streaming reverse proxy: forwards requests to an HTTP or HTTPS upstream without buffering
-//! bodies.
+//! A streaming reverse proxy: forwards requests to an HTTP or HTTPS upstream, or to one on a
+//! Unix domain socket (`unix:///run/app.sock`), without buffering bodies.
 //!
 //! [`ReverseProxy`] is a tower `Service` that sends each request to one upstream over a pooled
 //! hyper client and streams the response back. Bodies pass through frame by frame, so a
@@ -69,6 +69,7 @@ mod router;
 mod serve;
 mod service;
 mod tls;
+mod unix;
 
 pub use self::error::{ProxyConfigError, ProxyError};
 pub use self::headers::{PeerAddr, TrustedProxies};

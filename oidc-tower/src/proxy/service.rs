@@ -25,9 +25,24 @@ use super::headers::{
 };
 use super::idle::IdleTimeoutBody;
 use super::path::{join_upstream_path, normalize_path_cow, normalize_prefix, strip_segment_prefix};
+use super::unix::{UnixConnector, socket_path};
 use super::{BoxError, ProxyBody, ProxyConfigError, ProxyError, UpstreamTls};
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+/// The pooled client of one upstream: over the network (http, https) or a socket file.
+#[derive(Clone)]
+enum UpstreamClient {
+    Network(Client<HttpsConnector<HttpConnector>, ProxyBody>),
+    UnixSocket(Client<UnixConnector, ProxyBody>),
+}
+
+impl UpstreamClient {
+    fn request(&self, request: Request<ProxyBody>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            UpstreamClient::Network(client) => client.request(request),
+            UpstreamClient::UnixSocket(client) => client.request(request),
+        }
+    }
+}
 
 /// What happens to the mount prefix when a request is forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +94,7 @@ impl std::fmt::Debug for ReverseProxy {
 
 impl ReverseProxy {
     /// Starts configuring a proxy to `upstream`, an `http://` or `https://host[:port][/base-path]`
-    /// URL.
+    /// URL, or `unix:///path/to/socket` for an upstream listening on a Unix domain socket.
     pub fn builder(upstream: impl Into<String>) -> ReverseProxyBuilder {
         ReverseProxyBuilder {
             upstream: upstream.into(),
@@ -258,6 +273,10 @@ impl ReverseProxyBuilder {
             url: self.upstream.clone(),
             reason,
         };
+        if let Some(path) = socket_path(&self.upstream) {
+            let path = path.map_err(invalid)?;
+            return self.build_unix(path);
+        }
         let uri: Uri = self
             .upstream
             .parse()
@@ -265,7 +284,7 @@ impl ReverseProxyBuilder {
         let scheme = match uri.scheme_str() {
             Some("http") => Scheme::HTTP,
             Some("https") => Scheme::HTTPS,
-            _ => return Err(invalid("the scheme must be http or https")),
+            _ => return Err(invalid("the scheme must be http, https or unix")),
         };
         let authority = uri
             .authority()
@@ -349,6 +368,32 @@ impl ReverseProxyBuilder {
 }
 
 impl ReverseProxyBuilder {
+    /// A proxy to an upstream on a socket file. Requests carry `http://localhost` as their URI
+    /// authority; the client's `Host` goes along unless [`Self::preserve_host`] is off.
+    fn build_unix(self, path: std::path::PathBuf) -> Result<ReverseProxy, ProxyConfigError> {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .build(UnixConnector::new(path, self.connect_timeout));
+        Ok(ReverseProxy {
+            inner: Arc::new(Inner {
+                client: UpstreamClient::UnixSocket(client),
+                upgrade_client: None,
+                upstream_scheme: Scheme::HTTP,
+                body_idle_timeout: self.body_idle_timeout,
+                upstream_text: self.upstream,
+                upstream_authority: Authority::from_static("localhost"),
+                upstream_base_path: String::new(),
+                prefix: self.prefix,
+                prefix_mode: self.prefix_mode,
+                trusted: self.trusted,
+                response_timeout: self.response_timeout,
+                connect_timeout: self.connect_timeout,
+                preserve_host: self.preserve_host,
+            }),
+        })
+    }
+
     fn http_connector(&self) -> HttpConnector {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.connect_timeout));
@@ -359,10 +404,12 @@ impl ReverseProxyBuilder {
     }
 
     fn client(&self, connector: HttpsConnector<HttpConnector>) -> UpstreamClient {
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .build(connector)
+        UpstreamClient::Network(
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_max_idle_per_host(self.pool_max_idle_per_host)
+                .build(connector),
+        )
     }
 }
 

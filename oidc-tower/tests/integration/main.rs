@@ -18,6 +18,7 @@ mod hardening_identity;
 mod hardening_provider;
 mod hardening_redis;
 mod hardening_upstream;
+mod layers_assertion;
 mod layers_bearer;
 mod layers_forward_auth;
 mod layers_keys;

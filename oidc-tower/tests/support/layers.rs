@@ -15,6 +15,7 @@ use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Policy, Secret};
 use oidc_dev_provider::{AccessTokenFormat, DevClient, DevProvider, DevUser, RunningProvider};
 use oidc_tower::auth::{AuthConfig, Authenticator, ForwardAuth, LoginSettings, OidcLoginLayer};
+use oidc_tower::identity_assertion::IdentityAssertion;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{ReverseProxy, serve};
 use oidc_tower::routes::RouteRules;
@@ -50,7 +51,14 @@ pub struct Options {
     pub provider_requires_par: bool,
     /// The provider returns to `{prefix}/signed_out` after logout (default: the app's root).
     pub post_logout_to_signed_out: bool,
+    /// Signed identity assertions for the audience `upstream-app`, with a generated key.
+    pub identity_assertion: bool,
+    /// The echo upstream listens on a Unix domain socket only.
+    pub unix_upstream: bool,
 }
+
+/// The audience of the test bed's identity assertions.
+pub const ASSERTION_AUDIENCE: &str = "upstream-app";
 
 pub struct Harness {
     pub op: RunningProvider,
@@ -63,6 +71,8 @@ pub struct Harness {
     pub upstream: String,
     pub client: reqwest::Client,
     stops: Vec<oneshot::Sender<()>>,
+    /// Holds the upstream's socket file, when it has one.
+    _socket_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Harness {
@@ -102,17 +112,31 @@ async fn echo(
 impl Harness {
     pub async fn start(options: Options) -> Harness {
         let mut stops = Vec::new();
-        let (upstream_listener, upstream_addr) = listener().await;
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
-        tokio::spawn(async move {
-            let router = axum::Router::new().fallback(echo);
-            let _ = axum::serve(upstream_listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let router = axum::Router::new().fallback(echo);
+        let (upstream, socket_dir) = if options.unix_upstream {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("upstream.sock");
+            let upstream_listener = tokio::net::UnixListener::bind(&path).unwrap();
+            tokio::spawn(async move {
+                let _ = axum::serve(upstream_listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+            (format!("unix://{}", path.display()), Some(dir))
+        } else {
+            let (upstream_listener, upstream_addr) = listener().await;
+            tokio::spawn(async move {
+                let _ = axum::serve(upstream_listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+            (format!("http://{upstream_addr}"), None)
+        };
 
         let (app_listener, app_addr) = listener().await;
         let (fa_listener, fa_addr) = listener().await;
@@ -233,11 +257,14 @@ impl Harness {
         if let Some(max) = options.max_pending_logins {
             config = config.max_pending_logins(max);
         }
+        if options.identity_assertion {
+            config = config.identity_assertion(
+                IdentityAssertion::generate(app.clone(), ASSERTION_AUDIENCE).unwrap(),
+            );
+        }
         let auth = config.clone().build().unwrap();
 
-        let proxy = ReverseProxy::builder(format!("http://{upstream_addr}"))
-            .build()
-            .unwrap();
+        let proxy = ReverseProxy::builder(upstream.clone()).build().unwrap();
         let sidecar = OidcLoginLayer::new(auth.clone()).unwrap().layer(proxy);
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
@@ -262,9 +289,10 @@ impl Harness {
             forward_auth: format!("http://{fa_addr}"),
             auth,
             config,
-            upstream: format!("http://{upstream_addr}"),
+            upstream,
             client,
             stops,
+            _socket_dir: socket_dir,
         }
     }
 
