@@ -6,6 +6,7 @@
 //! reported as such (never as a rejected token), the handle recovers by itself, no task piles up,
 //! and key-set fetches stay bounded by the configured interval.
 
+use crate::support::discovery::minimal_discovery;
 use crate::support::gzip;
 
 use std::sync::Arc;
@@ -318,17 +319,7 @@ struct BombOp {
 }
 
 async fn bomb_metadata(State(op): State<Arc<BombOp>>) -> Response {
-    let issuer = &op.issuer;
-    axum::Json(json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    }))
-    .into_response()
+    axum::Json(minimal_discovery(&op.issuer, "RS256")).into_response()
 }
 
 async fn bomb_jwks(State(op): State<Arc<BombOp>>) -> Response {

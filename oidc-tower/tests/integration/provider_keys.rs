@@ -19,6 +19,8 @@ use oidc_tower::provider::{Provider, ProviderConfig, ProviderError, Providers};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use serde_json::{Value, json};
 
+use crate::support::discovery::minimal_discovery;
+
 const AUDIENCE: &str = "api";
 
 struct TestKey {
@@ -101,17 +103,7 @@ async fn metadata(State(op): State<Arc<Op>>) -> Response {
     if op.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let issuer = &op.issuer;
-    axum::Json(json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-    }))
-    .into_response()
+    axum::Json(minimal_discovery(&op.issuer, "ES256")).into_response()
 }
 
 async fn jwks(State(op): State<Arc<Op>>) -> Response {
