@@ -28,8 +28,8 @@ use oidc_core::ErrorKind;
 use oidc_core::identity_assertion::{
     AssertedIdentity, AssertionError, AssertionKey, AssertionSigner,
 };
-use rustls_pki_types::PrivatePkcs8KeyDer;
-use rustls_pki_types::pem::PemObject;
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use rustls::pki_types::pem::PemObject;
 
 use crate::identity_headers::Identity;
 
