@@ -57,7 +57,7 @@ pub use authorization::{AuthorizationRules, Denied, Identity, IdentityClaims};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use error_kind::ErrorKind;
 pub use issuer::{Issuer, IssuerError};
-pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
+pub use jwks::{FreshnessPolicy, KeySet};
 pub use jws::Algorithm;
 pub use login::{LoginConfig, LoginOutcome, PendingLogin, ProviderEndpoints};
 pub use logout::{LogoutTarget, LogoutTokenValidator, SeenJtis};
