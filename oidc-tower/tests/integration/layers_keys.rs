@@ -70,10 +70,7 @@ async fn a_login_whose_new_key_cannot_be_fetched_is_an_outage_not_a_refusal() {
 /// A logout token that names `kid` and carries a signature nobody made.
 fn logout_token_with_kid(issuer: &str, kid: &str) -> String {
     let header = serde_json::json!({ "alg": "RS256", "typ": "logout+jwt", "kid": kid });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = oidc_tower::clock::now().as_secs();
     let claims = serde_json::json!({
         "iss": issuer, "aud": CLIENT_ID, "iat": now, "jti": format!("jti-{kid}"),
         "sub": "alice",

@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oidc_core::Issuer;
 use oidc_core::jwks::FreshnessPolicy;
 use oidc_core::validation::Policy;
+use oidc_tower::clock::now;
 use oidc_tower::provider::{Provider, ProviderConfig, ProviderError, Providers};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use serde_json::{Value, json};
@@ -47,17 +48,10 @@ impl TestKey {
         header.kid = Some(self.kid.clone());
         let claims = json!({
             "iss": issuer, "sub": sub, "aud": AUDIENCE,
-            "iat": now(), "exp": now() + 600,
+            "iat": now().as_secs(), "exp": now().as_secs() + 600,
         });
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// What the test provider serves, and what it saw.
