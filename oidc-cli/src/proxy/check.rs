@@ -2,12 +2,12 @@
 //! (discovery, keys, the client's credentials at the token endpoint), the extra issuers, Redis
 //! and the upstreams, and tries the listen addresses, reporting each check on its own line.
 
+use oidc_core::Issuer;
 use oidc_core::discovery::{
     DiscoveryOptions, ProviderMetadata, discovery_request, parse_discovery,
 };
 use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
 use oidc_core::login::{ClientAuthMethod, ClientCredentials, client_auth};
-use oidc_core::Issuer;
 use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient, SystemRandom};
 
