@@ -9,9 +9,9 @@
 //! through [`KeySet::hmac`].
 //!
 //! Freshness is a decision, not a timer: [`KeySet::from_response`] computes [`KeySet::refresh_at`]
-//! from `Cache-Control` within the bounds of a [`FreshnessPolicy`], and a [`RefetchLimiter`]
-//! answers whether an unknown `kid` may trigger a fetch now, so that a flood of tokens with random
-//! key ids causes at most one fetch per interval.
+//! from `Cache-Control` within the bounds of a [`FreshnessPolicy`]; when the set is fetched
+//! again, and whether an unknown `kid` may trigger a fetch now, is decided by
+//! [`crate::refresh::Refresh`].
 
 use std::fmt;
 use std::time::Duration;
@@ -190,41 +190,6 @@ pub fn jwks_request(jwks_uri: &url::Url) -> http::Request<Vec<u8>> {
         http::HeaderValue::from_static("application/jwk-set+json, application/json"),
     );
     request
-}
-
-/// Decides whether an unknown `kid` may trigger a key-set fetch now: at most one per interval.
-#[derive(Clone, Debug)]
-pub struct RefetchLimiter {
-    min_interval: Duration,
-    last: Option<UnixTime>,
-}
-
-impl RefetchLimiter {
-    /// A limiter allowing one fetch per `min_interval`.
-    pub fn new(min_interval: Duration) -> Self {
-        RefetchLimiter {
-            min_interval,
-            last: None,
-        }
-    }
-
-    /// Whether a fetch may start now; when it may, the fetch is counted as started.
-    /// A clock that went backwards allows a fetch rather than blocking until it catches up.
-    pub fn try_acquire(&mut self, now: UnixTime) -> bool {
-        let allowed = match self.last {
-            None => true,
-            Some(last) => now < last || now.duration_since(last) >= self.min_interval,
-        };
-        if allowed {
-            self.last = Some(now);
-        }
-        allowed
-    }
-
-    /// Counts a fetch made for another reason (e.g. the scheduled refresh) as the last one.
-    pub fn record_fetch(&mut self, now: UnixTime) {
-        self.last = Some(now);
-    }
 }
 
 impl KeySet {
@@ -736,7 +701,6 @@ mod tests {
     fn key_sets_can_be_shared_across_threads() {
         fn shareable<T: Send + Sync>() {}
         shareable::<KeySet>();
-        shareable::<RefetchLimiter>();
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `oidc-core` decides; it never does. It opens no sockets, reads no clock, spawns nothing, reads
 //! no files or environment, and draws no randomness from a global source. Everything that varies
-//! comes in as a value: the current time as [`UnixTime`], random bytes through a
+//! comes in as a value: the current time as [`UnixTime`] (or, for schedules, as a
+//! [`time::MonotonicTime`]), random bytes through a
 //! [`RandomSource`], provider answers as `http::Response`s. Everything it needs done goes out as
 //! a value: an `http::Request` to send, a URL to redirect to, a cookie to set, a decision.
 //! Any runtime can drive it, and its tests run with a fixed clock and a seeded random source.
@@ -10,7 +11,9 @@
 //! Data flows one way, and each step has its own module and error type:
 //!
 //! 1. [`discovery`]: issuer → metadata request → checked [`discovery::ProviderMetadata`].
-//! 2. [`jwks`]: `jwks_uri` → key request → [`jwks::KeySet`] with freshness decisions.
+//! 2. [`jwks`]: `jwks_uri` → key request → [`jwks::KeySet`] with freshness decisions;
+//!    [`refresh`]: when discovery and key fetches are due again, backoff after failures, and
+//!    whether an unknown `kid` may cause a fetch now.
 //! 3. [`validation`]: token + key set + [`validation::Policy`] + `now` → typed claims or a typed
 //!    rejection; [`dpop`]: a DPoP proof + the request + `now` → proof of possession or a typed
 //!    rejection.
@@ -45,6 +48,7 @@ pub mod logout;
 pub mod provider_response;
 pub mod random;
 pub mod redirect;
+pub mod refresh;
 pub mod secret;
 pub mod session;
 pub mod time;
@@ -54,7 +58,7 @@ pub use authorization::{AuthorizationRules, Denied, Identity, IdentityClaims};
 pub use cookie::{CookieCodec, CookieError, CookieKeys, CookieSettings, RequestCookies};
 pub use error_kind::ErrorKind;
 pub use issuer::{Issuer, IssuerError};
-pub use jwks::{FreshnessPolicy, KeySet, RefetchLimiter};
+pub use jwks::{FreshnessPolicy, KeySet};
 pub use jws::Algorithm;
 pub use login::{LoginConfig, LoginOutcome, PendingLogin, ProviderEndpoints};
 pub use logout::{LogoutTarget, LogoutTokenValidator, SeenJtis};

@@ -1,4 +1,5 @@
-//! Time as a value: the core never reads the clock, callers pass `now` in.
+//! Time as a value: the core never reads the clock, callers pass `now` in: [`UnixTime`] for
+//! what a token or a session says, [`MonotonicTime`] for schedules.
 
 use std::time::{Duration, SystemTime};
 
@@ -64,6 +65,41 @@ impl std::fmt::Display for UnixTime {
     }
 }
 
+/// A reading of a monotonic clock: the time elapsed since an origin the caller picks (when a
+/// task started, say), at full [`Duration`] precision.
+///
+/// Schedules count in it rather than in [`UnixTime`]: a wall clock set back or forth moves none
+/// of their deadlines, and waits of a few milliseconds are kept exactly. Only readings of the
+/// same origin compare meaningfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MonotonicTime(Duration);
+
+impl MonotonicTime {
+    /// The origin.
+    pub const ZERO: MonotonicTime = MonotonicTime(Duration::ZERO);
+
+    /// The reading `elapsed` after the origin.
+    pub const fn after(elapsed: Duration) -> Self {
+        MonotonicTime(elapsed)
+    }
+
+    /// How long after the origin this reading is.
+    pub const fn elapsed(self) -> Duration {
+        self.0
+    }
+
+    /// This reading moved `by` later, saturating at the far future instead of overflowing.
+    #[must_use]
+    pub fn saturating_add(self, by: Duration) -> Self {
+        MonotonicTime(self.0.saturating_add(by))
+    }
+
+    /// How long after `earlier` this reading is, or zero when it is not later.
+    pub fn duration_since(self, earlier: MonotonicTime) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +126,20 @@ mod tests {
         assert_eq!(
             UnixTime::from(SystemTime::UNIX_EPOCH - Duration::from_secs(1)),
             UnixTime::EPOCH
+        );
+    }
+
+    #[test]
+    fn monotonic_readings_keep_milliseconds_and_saturate() {
+        let t = MonotonicTime::after(Duration::from_millis(1_500));
+        assert_eq!(
+            t.saturating_add(Duration::from_millis(1)).duration_since(t),
+            Duration::from_millis(1)
+        );
+        assert_eq!(MonotonicTime::ZERO.duration_since(t), Duration::ZERO);
+        assert_eq!(
+            MonotonicTime::after(Duration::MAX).saturating_add(Duration::from_secs(1)),
+            MonotonicTime::after(Duration::MAX)
         );
     }
 }

@@ -2,7 +2,7 @@
 //! services that cannot do it themselves.
 //!
 //! The core decides; this crate does. It sends the core's requests over the network
-//! ([`http_client`]), reads the clock and the system random generator ([`random`]), keeps
+//! ([`http_client`]), reads the clocks ([`clock`]) and the system random generator ([`random`]), keeps
 //! provider metadata and keys fresh in the background and validates tokens through a shared,
 //! cheaply cloned handle ([`provider`]), and puts it all in front of a web service:
 //!
@@ -58,6 +58,7 @@
 
 pub mod auth;
 pub mod bearer_response;
+pub mod clock;
 pub mod error_status;
 mod fingerprint;
 pub mod forwarded;

@@ -2,16 +2,18 @@
 //! background, tokens validated against them, and a set of providers picked by `iss`.
 //!
 //! A [`Provider`] is cheap to clone and fits in axum `State`. Starting it spawns one tokio task
-//! that discovers the provider (retrying with exponential backoff while it is down), fetches its
-//! keys and refreshes them before they go stale, and discovers the provider again every
-//! [`ProviderConfig::rediscovery_interval`] (24 h by default) so that moved endpoints and a new
-//! `jwks_uri` are followed; a failed re-discovery keeps the last good metadata and is retried
-//! with backoff. The task ends when the last handle is dropped.
+//! that drives the core's [`Refresh`] schedule: it discovers the provider (retrying with
+//! exponential backoff while it is down), fetches its keys and refreshes them before they go
+//! stale, and discovers the provider again every [`ProviderConfig::rediscovery_interval`] (24 h
+//! by default) so that moved endpoints and a new `jwks_uri` are followed; a failed re-discovery
+//! keeps the last good metadata and is retried with backoff. The schedule decides all of these
+//! timings; the task sleeps until something is due, does the fetch asked for and reports how it
+//! went. The task ends when the last handle is dropped.
 //! Keys live in an [`ArcSwap`], so any number of requests read them without waiting on each
 //! other; while the provider is unreachable, requests keep validating with the last good keys.
 //!
 //! A token signed with a key the set does not hold (an unknown `kid`, e.g. right after a
-//! rotation) triggers a refetch, limited by the core's [`RefetchLimiter`] and single-flight:
+//! rotation) triggers a refetch, limited by the same schedule and single-flight:
 //! concurrent requests with the same unknown `kid` cause one fetch, and the others use its
 //! result. Tokens validated elsewhere (ID tokens at login, logout tokens) take the same path
 //! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by a
@@ -20,18 +22,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{MutexGuard, PoisonError};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use oidc_core::ErrorKind;
+use oidc_core::Issuer;
 use oidc_core::danger::decode_unverified;
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
-use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, RefetchLimiter, jwks_request};
+use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, jwks_request};
 use oidc_core::jws::JwsError;
+use oidc_core::refresh::{Action, Refresh, RefreshTimings};
 use oidc_core::validation::{Policy, ValidatedToken, ValidationError, validate};
-use oidc_core::{Issuer, UnixTime};
 use tokio::sync::{Mutex, watch};
 
+use crate::clock::{MonotonicClock, now};
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::{HttpClient, HttpError};
 
@@ -99,10 +104,7 @@ impl ProviderError {
     }
 }
 
-/// How often the metadata is discovered again unless configured otherwise.
-pub const DEFAULT_REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// The shortest re-discovery interval accepted.
-pub const MIN_REDISCOVERY_INTERVAL: Duration = Duration::from_millis(100);
+pub use oidc_core::refresh::{DEFAULT_REDISCOVERY_INTERVAL, MIN_REDISCOVERY_INTERVAL};
 
 /// How a [`Provider`] is run: issuer, validation policy, and the timings of its I/O.
 #[derive(Clone, Debug)]
@@ -112,11 +114,7 @@ pub struct ProviderConfig {
     policy: Policy,
     discovery: DiscoveryOptions,
     freshness: FreshnessPolicy,
-    refetch_interval: Duration,
-    refresh_margin: Duration,
-    rediscovery_interval: Duration,
-    retry_initial: Duration,
-    retry_max: Duration,
+    timings: RefreshTimings,
     cache_capacity: u64,
     cache_max_age: Duration,
 }
@@ -132,11 +130,7 @@ impl ProviderConfig {
             policy,
             discovery: DiscoveryOptions::new(),
             freshness: FreshnessPolicy::default(),
-            refetch_interval: Duration::from_secs(10),
-            refresh_margin: Duration::from_secs(30),
-            rediscovery_interval: DEFAULT_REDISCOVERY_INTERVAL,
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(60),
+            timings: RefreshTimings::default(),
             cache_capacity: 10_000,
             cache_max_age: Duration::from_secs(300),
         }
@@ -156,27 +150,27 @@ impl ProviderConfig {
 
     /// The shortest time between two refetches caused by unknown `kid`s.
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
-        self.refetch_interval = interval;
+        self.timings = self.timings.refetch_interval(interval);
         self
     }
 
     /// How long before the keys go stale the background refresh runs.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = margin;
+        self.timings = self.timings.refresh_margin(margin);
         self
     }
 
     /// How often the provider's metadata is discovered again (at least every
     /// [`MIN_REDISCOVERY_INTERVAL`]; shorter intervals are raised to it).
     pub fn rediscovery_interval(mut self, interval: Duration) -> Self {
-        self.rediscovery_interval = interval.max(MIN_REDISCOVERY_INTERVAL);
+        self.timings = self.timings.rediscovery_interval(interval);
         self
     }
 
-    /// The first and the longest wait between retries while the provider is unreachable.
+    /// The first and the longest wait between retries while the provider is unreachable (at
+    /// least [`MIN_RETRY_WAIT`](oidc_core::refresh::MIN_RETRY_WAIT) each).
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_initial = initial;
-        self.retry_max = max.max(initial);
+        self.timings = self.timings.retry_backoff(initial, max);
         self
     }
 
@@ -200,8 +194,12 @@ struct Inner {
     metadata: ArcSwapOption<ProviderMetadata>,
     keys: ArcSwapOption<KeySet>,
     ready: watch::Sender<bool>,
+    /// When to discover and fetch keys, and whether an unknown `kid` may cause a fetch.
+    schedule: std::sync::Mutex<Refresh>,
+    /// The schedule's clock.
+    clock: MonotonicClock,
     /// Held while an unknown-`kid` refetch runs: the single flight.
-    refetch: Mutex<RefetchLimiter>,
+    refetch: Mutex<()>,
     cache: moka::sync::Cache<Fingerprint, CachedToken>,
     fingerprints: Fingerprints,
     key_fetches: AtomicU64,
@@ -253,7 +251,9 @@ impl Provider {
             .expire_after(CacheExpiry)
             .build();
         let inner = Arc::new(Inner {
-            refetch: Mutex::new(RefetchLimiter::new(config.refetch_interval)),
+            schedule: std::sync::Mutex::new(Refresh::new(config.timings)),
+            clock: MonotonicClock::start(),
+            refetch: Mutex::new(()),
             config,
             client,
             metadata: ArcSwapOption::empty(),
@@ -412,7 +412,7 @@ impl Provider {
     ///
     /// Returns the current keys without fetching when they hold `kid`, when another caller
     /// fetched the keys while this one waited (single flight: one fetch for any number of
-    /// concurrent callers), or when the [`RefetchLimiter`] allows no fetch yet (so a flood of
+    /// concurrent callers), or when the schedule allows no refetch yet (so a flood of
     /// tokens with invented `kid`s costs at most one fetch per refetch interval). With `kid`
     /// `None` (a token without one), a fetch is made under the same rules. Fails with
     /// [`ProviderError::NotReady`] before the first keys, and with the fetch's error when the
@@ -425,16 +425,14 @@ impl Provider {
         if kid.is_some_and(|kid| seen.contains_kid(kid)) {
             return Ok(seen);
         }
-        let mut limiter = self.inner.refetch.lock().await;
+        let _single_flight = self.inner.refetch.lock().await;
         let current = self.keys().ok_or_else(|| self.not_ready())?;
-        if !Arc::ptr_eq(&current, &seen) || !limiter.try_acquire(now()) {
+        if !Arc::ptr_eq(&current, &seen) || !self.inner.may_refetch_for_unknown_kid() {
             return Ok(current);
         }
         let metadata = self.metadata().ok_or_else(|| self.not_ready())?;
         tracing::debug!(issuer = %self.issuer(), "fetching the keys again for an unknown kid");
-        let fetched = fetch_keys(&self.inner, &metadata).await;
-        drop(limiter);
-        fetched
+        fetch_keys(&self.inner, &metadata).await
     }
 
     /// How long a validated token may be served from the cache: until its `exp`, at most the
@@ -452,9 +450,7 @@ impl Provider {
     }
 
     fn not_ready(&self) -> ProviderError {
-        ProviderError::NotReady {
-            issuer: self.issuer().to_string(),
-        }
+        self.inner.not_ready()
     }
 }
 
@@ -505,11 +501,6 @@ impl Providers {
             })?;
         provider.validate(token).await
     }
-}
-
-/// The clock of this crate's decisions.
-pub(crate) fn now() -> UnixTime {
-    UnixTime::from(SystemTime::now())
 }
 
 /// The SHA-256 of `bytes`: the key of the login and refresh bookkeeping, so that it holds no
@@ -569,136 +560,78 @@ async fn fetch_keys(
     Ok(keys)
 }
 
-/// Discovery with retries, key refreshes before the keys go stale and periodic re-discovery,
-/// until `shutdown` closes (the last handle was dropped).
+impl Inner {
+    fn schedule(&self) -> MutexGuard<'_, Refresh> {
+        // The schedule holds plain values that each of its methods leaves consistent.
+        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn may_refetch_for_unknown_kid(&self) -> bool {
+        let at = self.clock.now();
+        self.schedule().may_refetch_for_unknown_kid(at)
+    }
+
+    /// Does whatever the schedule says is due (a discovery, a key fetch, or both in turn) and
+    /// answers when something is due again.
+    async fn run_due(&self) -> tokio::time::Instant {
+        loop {
+            let Some(action) = self.schedule().poll(self.clock.now()) else {
+                break;
+            };
+            match action {
+                Action::Discover => {
+                    let result = discover(self).await;
+                    let moved = self
+                        .schedule()
+                        .on_discovery(self.clock.now(), result.as_ref());
+                    if let Ok(metadata) = result {
+                        if moved {
+                            tracing::info!(issuer = %self.config.issuer, jwks_uri = %metadata.jwks_uri, "the key set moved");
+                        }
+                        self.metadata.store(Some(Arc::new(metadata)));
+                    }
+                }
+                Action::FetchKeys => {
+                    let result = match self.metadata.load_full() {
+                        Some(metadata) => fetch_keys(self, &metadata).await,
+                        None => Err(self.not_ready()),
+                    };
+                    let fresh_for = result.map(|keys| keys.refresh_at().duration_since(now()));
+                    self.schedule().on_keys(self.clock.now(), fresh_for);
+                }
+            }
+        }
+        let due = self.schedule().next_due();
+        self.clock.instant(due)
+    }
+
+    fn not_ready(&self) -> ProviderError {
+        ProviderError::NotReady {
+            issuer: self.config.issuer.to_string(),
+        }
+    }
+}
+
+/// Drives the schedule until `shutdown` closes (the last handle was dropped).
 async fn background(inner: std::sync::Weak<Inner>, mut shutdown: watch::Receiver<()>) {
-    let Some(mut schedule) = inner.upgrade().map(|i| Schedule::new(&i.config)) else {
-        return;
-    };
     loop {
-        let wait = {
+        let due = {
             let Some(inner) = inner.upgrade() else {
                 return;
             };
-            schedule.run(&inner).await
+            inner.run_due().await
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(due) => {}
             _ = shutdown.changed() => return,
         }
     }
 }
 
-/// When the background task next discovers and fetches keys, and how long it backs off after
-/// failures of each.
-struct Schedule {
-    keys_due: Instant,
-    discovery_due: Instant,
-    keys_backoff: Backoff,
-    discovery_backoff: Backoff,
-}
-
-impl Schedule {
-    fn new(config: &ProviderConfig) -> Schedule {
-        let now = Instant::now();
-        Schedule {
-            keys_due: now,
-            discovery_due: now,
-            keys_backoff: Backoff::new(config),
-            discovery_backoff: Backoff::new(config),
-        }
-    }
-
-    /// One round of background work: discover when there is no metadata yet or re-discovery is
-    /// due, then fetch keys when due. Returns how long to wait before the next round.
-    async fn run(&mut self, inner: &Inner) -> Duration {
-        let interval = inner.config.rediscovery_interval;
-        let metadata = match inner.metadata.load_full() {
-            None => match discover(inner).await {
-                Ok(metadata) => {
-                    let metadata = Arc::new(metadata);
-                    inner.metadata.store(Some(metadata.clone()));
-                    self.discovery_due = Instant::now() + interval;
-                    self.discovery_backoff.reset();
-                    metadata
-                }
-                // Nothing to fetch keys for yet: the keys' backoff paces the first discovery.
-                Err(_) => return self.keys_backoff.next(),
-            },
-            Some(current) if Instant::now() >= self.discovery_due => {
-                match discover(inner).await {
-                    Ok(fresh) => {
-                        let fresh = Arc::new(fresh);
-                        if fresh.jwks_uri != current.jwks_uri {
-                            tracing::info!(issuer = %inner.config.issuer, jwks_uri = %fresh.jwks_uri, "the key set moved");
-                            self.keys_due = Instant::now();
-                        }
-                        inner.metadata.store(Some(fresh.clone()));
-                        self.discovery_due = Instant::now() + interval;
-                        self.discovery_backoff.reset();
-                        fresh
-                    }
-                    Err(_) => {
-                        // Keep serving with the last good metadata; try again soon.
-                        self.discovery_due = Instant::now() + self.discovery_backoff.next();
-                        current
-                    }
-                }
-            }
-            Some(current) => current,
-        };
-        if Instant::now() >= self.keys_due {
-            // A scheduled fetch does not use up the unknown-kid budget: a provider that rotates
-            // right after it must still be followed at once. Floods stay bounded, since only
-            // unknown-kid fetches are limited and scheduled ones keep their own pace.
-            self.keys_due = match fetch_keys(inner, &metadata).await {
-                Ok(keys) => {
-                    self.keys_backoff.reset();
-                    let refresh_in = keys
-                        .refresh_at()
-                        .duration_since(now())
-                        .saturating_sub(inner.config.refresh_margin);
-                    Instant::now() + refresh_in.max(Duration::from_secs(1))
-                }
-                Err(_) => Instant::now() + self.keys_backoff.next(),
-            };
-        }
-        self.keys_due
-            .min(self.discovery_due)
-            .saturating_duration_since(Instant::now())
-    }
-}
-
-/// Exponential backoff between the configured first and longest waits.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(config: &ProviderConfig) -> Backoff {
-        Backoff {
-            initial: config.retry_initial,
-            max: config.retry_max,
-            next: config.retry_initial,
-        }
-    }
-
-    /// The wait before the next attempt; the one after it doubles, up to the maximum.
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
 
     #[test]
@@ -709,22 +642,239 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_maximum_and_resets() {
+    fn the_configured_timings_are_the_schedules() {
+        let issuer = Issuer::new("https://op.example").unwrap();
         let policy = Policy::builder()
-            .issuer(Issuer::new("https://op.example").unwrap())
+            .issuer(issuer.clone())
             .audience("api")
             .build()
             .unwrap();
-        let config = ProviderConfig::new(Issuer::new("https://op.example").unwrap(), policy)
-            .retry_backoff(Duration::from_secs(1), Duration::from_secs(5));
-        assert_eq!(config.rediscovery_interval, DEFAULT_REDISCOVERY_INTERVAL);
-        let mut backoff = Backoff::new(&config);
-        let waits: Vec<u64> = (0..5).map(|_| backoff.next().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 5, 5]);
-        backoff.reset();
-        assert_eq!(backoff.next(), Duration::from_secs(1));
-        let config = config.rediscovery_interval(Duration::ZERO);
-        assert_eq!(config.rediscovery_interval, MIN_REDISCOVERY_INTERVAL);
+        let config = ProviderConfig::new(issuer, policy);
+        assert_eq!(config.timings, RefreshTimings::default());
+        let config = config
+            .rediscovery_interval(Duration::ZERO)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(5))
+            .refresh_margin(Duration::from_secs(7))
+            .refetch_interval(Duration::from_secs(3));
+        let expected = RefreshTimings::default()
+            .rediscovery_interval(MIN_REDISCOVERY_INTERVAL)
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(5))
+            .refresh_margin(Duration::from_secs(7))
+            .refetch_interval(Duration::from_secs(3));
+        assert_eq!(config.timings, expected);
+    }
+
+    /// A provider answered from memory, so that a test runtime with paused time drives the
+    /// background task exactly: no answer ever waits on the network.
+    struct InMemoryOp {
+        issuer: Issuer,
+        jwks: String,
+        discovery_down: AtomicBool,
+        keys_down: AtomicBool,
+    }
+
+    impl InMemoryOp {
+        fn new() -> Arc<InMemoryOp> {
+            use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+            use base64::Engine as _;
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+            // An uncompressed point: 0x04, then x and y.
+            let point = pair.public_key().as_ref();
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            let jwks = serde_json::json!({ "keys": [{
+                "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+                "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+            }]});
+            Arc::new(InMemoryOp {
+                issuer: Issuer::new("https://op.example").unwrap(),
+                jwks: jwks.to_string(),
+                discovery_down: AtomicBool::new(false),
+                keys_down: AtomicBool::new(false),
+            })
+        }
+
+        fn config(&self) -> ProviderConfig {
+            let policy = Policy::builder()
+                .issuer(self.issuer.clone())
+                .audience("api")
+                .build()
+                .unwrap();
+            ProviderConfig::new(self.issuer.clone(), policy)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl HttpClient for InMemoryOp {
+        async fn execute(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> Result<http::Response<bytes::Bytes>, HttpError> {
+            let (down, body) = match request.uri().path() {
+                "/.well-known/openid-configuration" => (
+                    &self.discovery_down,
+                    serde_json::json!({
+                        "issuer": "https://op.example",
+                        "authorization_endpoint": "https://op.example/authorize",
+                        "token_endpoint": "https://op.example/token",
+                        "jwks_uri": "https://op.example/jwks",
+                        "response_types_supported": ["code"],
+                        "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["ES256"],
+                    })
+                    .to_string(),
+                ),
+                _ => (&self.keys_down, self.jwks.clone()),
+            };
+            let status = if down.load(Ordering::SeqCst) {
+                503
+            } else {
+                200
+            };
+            Ok(http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(bytes::Bytes::from(body))
+                .unwrap())
+        }
+    }
+
+    async fn started(op: &Arc<InMemoryOp>, config: ProviderConfig) -> Provider {
+        let provider = Provider::start(config, op.clone());
+        provider.wait_ready().await;
+        provider
+    }
+
+    /// Lets `by` pass on the paused clock: every timer due meanwhile fires, in order.
+    async fn let_pass(by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_task_discovers_again_each_interval() {
+        let op = InMemoryOp::new();
+        let config = op.config().rediscovery_interval(Duration::from_millis(300));
+        let provider = started(&op, config).await;
+        let first = provider.metadata().unwrap();
+        let_pass(Duration::from_millis(1000)).await;
+        assert_eq!(provider.discoveries(), 4, "at 0, 300, 600 and 900 ms");
+        assert!(!Arc::ptr_eq(&first, &provider.metadata().unwrap()));
+        assert_eq!(provider.key_fetches(), 1, "the key set did not move");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_interval_discovers_once_a_day() {
+        let op = InMemoryOp::new();
+        let provider = started(&op, op.config()).await;
+        let_pass(DEFAULT_REDISCOVERY_INTERVAL - Duration::from_secs(1)).await;
+        assert_eq!(provider.discoveries(), 1);
+        let_pass(Duration::from_secs(2)).await;
+        assert_eq!(provider.discoveries(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_rediscovery_is_retried_and_keeps_the_metadata() {
+        let op = InMemoryOp::new();
+        let config = op
+            .config()
+            .rediscovery_interval(Duration::from_millis(300))
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(100));
+        let provider = started(&op, config).await;
+        let good = provider.metadata().unwrap();
+        op.discovery_down.store(true, Ordering::SeqCst);
+        // Due at 300 ms, then retried after 50 ms and every 100 ms: 300, 350, 450, ..., 950.
+        let_pass(Duration::from_millis(1000)).await;
+        assert_eq!(provider.discoveries(), 1 + 8);
+        assert!(Arc::ptr_eq(&good, &provider.metadata().unwrap()), "kept");
+        assert_eq!(
+            provider.last_error().map(|e| e.code()),
+            Some("provider_unexpected_status")
+        );
+        op.discovery_down.store(false, Ordering::SeqCst);
+        let_pass(Duration::from_millis(100)).await;
+        assert!(!Arc::ptr_eq(&good, &provider.metadata().unwrap()));
+        assert_eq!(provider.last_error(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_are_refreshed_before_they_go_stale_and_retried_while_down() {
+        let op = InMemoryOp::new();
+        let config = op
+            .config()
+            .freshness(FreshnessPolicy::new(
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            ))
+            .refresh_margin(Duration::from_secs(10))
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(4));
+        let provider = started(&op, config).await;
+        assert_eq!(provider.key_fetches(), 1);
+        // Fresh for 60 s (a second less when the wall clock ticks over meanwhile), refreshed
+        // 10 s before.
+        let_pass(Duration::from_secs(51)).await;
+        assert_eq!(provider.key_fetches(), 2);
+        op.keys_down.store(true, Ordering::SeqCst);
+        // Due again at about 100 s, then retried after 1, 2 and 4 s.
+        let_pass(Duration::from_secs(58)).await;
+        assert_eq!(provider.key_fetches(), 2 + 4);
+        assert!(
+            provider.keys().unwrap().contains_kid("k1"),
+            "the last good keys"
+        );
+        op.keys_down.store(false, Ordering::SeqCst);
+        let_pass(Duration::from_secs(4)).await;
+        assert_eq!(provider.last_error(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn start_retries_with_backoff_until_the_provider_is_up() {
+        let op = InMemoryOp::new();
+        op.discovery_down.store(true, Ordering::SeqCst);
+        let config = op
+            .config()
+            .retry_backoff(Duration::from_secs(1), Duration::from_secs(8));
+        let provider = Provider::start(config, op.clone());
+        // Tries at 0, 1, 3, 7, 15 and 23 s.
+        let_pass(Duration::from_secs(24)).await;
+        assert!(!provider.is_ready());
+        assert_eq!(provider.discoveries(), 6);
+        assert_eq!(provider.key_fetches(), 0, "no keys without metadata");
+        op.discovery_down.store(false, Ordering::SeqCst);
+        let_pass(Duration::from_secs(8)).await;
+        assert!(provider.is_ready());
+        assert_eq!(provider.discoveries(), 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_kid_refetches_wait_for_the_refetch_interval() {
+        let op = InMemoryOp::new();
+        let config = op.config().refetch_interval(Duration::from_secs(10));
+        let provider = started(&op, config).await;
+        provider
+            .refresh_keys_for_unknown_kid(Some("k2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            provider.key_fetches(),
+            2,
+            "the first unknown kid costs one fetch"
+        );
+        let_pass(Duration::from_millis(9_999)).await;
+        provider
+            .refresh_keys_for_unknown_kid(Some("k3"))
+            .await
+            .unwrap();
+        assert_eq!(provider.key_fetches(), 2, "not within the interval");
+        let_pass(Duration::from_millis(1)).await;
+        provider
+            .refresh_keys_for_unknown_kid(Some("k3"))
+            .await
+            .unwrap();
+        assert_eq!(provider.key_fetches(), 3);
     }
 
     #[test]

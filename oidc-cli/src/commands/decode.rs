@@ -4,7 +4,7 @@ use oidc_core::danger::decode_unverified;
 use serde_json::json;
 
 use crate::args::DecodeArgs;
-use crate::commands::{clock_now, render_token, times_json};
+use crate::commands::{render_token, times_json};
 use crate::error::CliError;
 use crate::input::read_token;
 use crate::output::{self, Outcome, Style};
@@ -15,7 +15,7 @@ const NOT_VERIFIED: &str = "NOTHING WAS VERIFIED: signature, issuer, audience an
 pub(crate) fn run(args: &DecodeArgs) -> Result<Outcome, CliError> {
     let token = read_token(args.token.as_deref())?;
     let decoded = decode_unverified(&token)?;
-    let now = clock_now();
+    let now = oidc_tower::clock::now().as_secs();
     if args.json {
         output::warn(NOT_VERIFIED);
         return Ok(Outcome::json(

@@ -9,7 +9,6 @@ use serde_json::json;
 use url::Url;
 
 use crate::args::DpopArgs;
-use crate::commands::clock_now;
 use crate::error::CliError;
 use crate::input::read_token;
 use crate::output::{Outcome, Style};
@@ -22,7 +21,9 @@ pub(crate) fn run(args: &DpopArgs) -> Result<Outcome, CliError> {
             "give the absolute URL the client called, e.g. https://api.example.com/v1/runs",
         )
     })?;
-    let now = UnixTime::from_secs(args.now.unwrap_or_else(clock_now));
+    let now = args
+        .now
+        .map_or_else(oidc_tower::clock::now, UnixTime::from_secs);
     let request = DpopRequest {
         method: &args.method,
         uri: &url,

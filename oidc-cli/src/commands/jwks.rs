@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::args::{JwksArgs, looks_like_path};
-use crate::commands::clock_now;
 use crate::error::CliError;
 use crate::fetch::{Fetcher, parse_url};
 use crate::input::{is_url, read_file};
@@ -31,7 +30,7 @@ impl KeySource {
 }
 
 pub(crate) fn run(args: &JwksArgs) -> Result<Outcome, CliError> {
-    let now = UnixTime::from_secs(clock_now());
+    let now = oidc_tower::clock::now();
     let (source, keys) = load(&args.source, now)?;
     if args.json {
         return Ok(Outcome::json(

@@ -5,7 +5,7 @@
 //! authorization grant (RFC 8628) with `--device`, and caches the tokens. `token` prints a
 //! valid access token: the cached one, a refreshed one, or one from a new login.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use oidc_core::discovery::ProviderMetadata;
 use oidc_core::jwks::KeySet;
@@ -15,6 +15,7 @@ use oidc_core::login::{
     ProviderEndpoints, client_auth, finish_login, handle_callback, id_token_policy, start_login,
 };
 use oidc_core::{Issuer, Secret, UnixTime};
+use oidc_tower::clock::now;
 use oidc_tower::{HttpClient, SystemRandom};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +70,7 @@ pub(crate) fn run_token(args: &TokenArgs) -> Result<Outcome, CliError> {
     let fetcher = Fetcher::new()?;
     let dir = token_cache::cache_dir().map_err(CliError::from)?;
     let issuer = Issuer::new(args.login.issuer.clone())?;
-    let now = super::clock_now();
+    let now = now().as_secs();
     let target = token_target(&args.login)?;
     let cached = token_cache::load(&dir, issuer.as_str(), &args.login.client_id, &target);
     let tokens = match cached {
@@ -573,10 +574,6 @@ fn unverified_exp(token: &str) -> Option<u64> {
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims.get("exp")?.as_u64()
-}
-
-fn now() -> UnixTime {
-    UnixTime::from(SystemTime::now())
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ pub(crate) mod jwks;
 pub(crate) mod login;
 pub(crate) mod verify;
 
-use std::time::SystemTime;
-
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -24,11 +22,6 @@ const TIME_CLAIMS: [&str; 4] = ["iat", "nbf", "exp", "auth_time"];
 /// `{"valid": false, "error": {...}}`, the `--json` answer of every failed command.
 pub(crate) fn failure_json(error: &CliError) -> Value {
     json!({ "valid": false, "error": output::error_json(error) })
-}
-
-/// The current time in seconds since the epoch.
-pub(crate) fn clock_now() -> u64 {
-    oidc_core::UnixTime::from(SystemTime::now()).as_secs()
 }
 
 /// The time claims of `claims`, each as `{"unix", "utc", "relative"}`.

@@ -14,7 +14,7 @@ use oidc_core::{Issuer, UnixTime};
 use serde_json::json;
 
 use crate::args::VerifyArgs;
-use crate::commands::{clock_now, jwks, render_token, times_json};
+use crate::commands::{jwks, render_token, times_json};
 use crate::error::CliError;
 use crate::fetch::Fetcher;
 use crate::input::read_token;
@@ -24,7 +24,9 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let token = read_token(args.token.as_deref())?;
     let issuer = Issuer::new(args.issuer.as_str())?;
     let policy = policy(args, &issuer)?;
-    let now = UnixTime::from_secs(args.now.unwrap_or_else(clock_now));
+    let now = args
+        .now
+        .map_or_else(oidc_tower::clock::now, UnixTime::from_secs);
     // A token that is not even a JWT is refused before any key is fetched.
     let decoded = decode_unverified(&token)?;
 

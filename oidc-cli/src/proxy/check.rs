@@ -2,14 +2,12 @@
 //! (discovery, keys, the client's credentials at the token endpoint), the extra issuers, Redis
 //! and the upstreams, and tries the listen addresses, reporting each check on its own line.
 
-use std::time::SystemTime;
-
+use oidc_core::Issuer;
 use oidc_core::discovery::{
     DiscoveryOptions, ProviderMetadata, discovery_request, parse_discovery,
 };
 use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
 use oidc_core::login::{ClientAuthMethod, ClientCredentials, client_auth};
-use oidc_core::{Issuer, UnixTime};
 use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient, SystemRandom};
 
@@ -226,7 +224,7 @@ async fn check_provider(
     for warning in metadata.warnings() {
         report.push(Status::Warn, what, warning.to_string());
     }
-    let now = UnixTime::from(SystemTime::now());
+    let now = oidc_tower::clock::now();
     match client.execute(jwks_request(&metadata.jwks_uri)).await {
         Ok(response) => match KeySet::from_response(&response, now, &FreshnessPolicy::default()) {
             Ok(keys) => report.push(
@@ -302,7 +300,7 @@ async fn check_client(
                 "oidc-check-config-probe-verifier-0000000000000",
             ),
         ],
-        UnixTime::from(SystemTime::now()),
+        oidc_tower::clock::now(),
         &mut random,
     ) {
         Ok(request) => request,

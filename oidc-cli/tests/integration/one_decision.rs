@@ -208,10 +208,7 @@ async fn token_of(kind: Kind, d: &Deployment) -> String {
             answer["access_token"].as_str().unwrap().to_owned()
         }
         Kind::Expired => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
+            let now = oidc_tower::clock::now().as_secs();
             let claims = json!({
                 "iss": main.issuer().as_str(), "sub": "alice", "aud": "app",
                 "email": "alice@example.com", "email_verified": true, "groups": ["ml"],

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::validation_support::*;
 use http::{Response, StatusCode, header};
 use oidc_core::UnixTime;
-use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, RefetchLimiter, jwks_request};
+use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, jwks_request};
 use serde_json::{Value, json};
 
 fn reasons(set: &KeySet) -> Vec<(Option<String>, String)> {
@@ -300,22 +300,6 @@ fn freshness_follows_cache_control_within_bounds() {
         custom.ttl_for(&http::HeaderMap::new()),
         Duration::from_secs(30)
     );
-}
-
-#[test]
-fn refetch_limiter_allows_one_fetch_per_interval() {
-    let mut limiter = RefetchLimiter::new(Duration::from_secs(30));
-    let t = |s: u64| UnixTime::from_secs(1_000 + s);
-    assert!(limiter.try_acquire(t(0)));
-    // A flood of unknown kids within the interval: all refused.
-    assert!((1..30).all(|s| !limiter.try_acquire(t(s))));
-    assert!(limiter.try_acquire(t(30)));
-    assert!(!limiter.try_acquire(t(31)));
-    limiter.record_fetch(t(100));
-    assert!(!limiter.try_acquire(t(110)));
-    assert!(limiter.try_acquire(t(130)));
-    // A clock that stepped back does not block fetching.
-    assert!(limiter.try_acquire(t(5)));
 }
 
 #[test]

@@ -39,12 +39,13 @@ use crate::bearer_response::{
     BearerExtractError, BearerToken, DpopCredentials, DpopExtractError, QueryTokens,
     extract_bearer, extract_dpop, unchecked_bearer,
 };
+pub(crate) use crate::clock::now;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::HttpError;
 use crate::identity_headers::{CookiePrefixes, Identity};
 use crate::metrics::Metrics;
+pub(crate) use crate::provider::sha256;
 use crate::provider::{Provider, ProviderError};
-pub(crate) use crate::provider::{now, sha256};
 use crate::random::SystemRandom;
 use crate::store::{
     HandleError, SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey,

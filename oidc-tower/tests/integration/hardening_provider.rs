@@ -26,6 +26,7 @@ use axum::routing::get;
 use futures_util::StreamExt as _;
 use oidc_core::Issuer;
 use oidc_dev_provider::{Endpoint, Fault};
+use oidc_tower::clock::now;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use serde_json::json;
 
@@ -45,7 +46,12 @@ async fn provider_down_at_start_is_not_ready_then_recovers_by_itself() {
     assert_eq!(error.code(), "provider_not_ready");
     assert!(!error.is_rejection(), "an outage is not a rejected token");
     let tasks_while_down = alive_tasks();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let discoveries_while_down = provider.discoveries();
+    let retried = eventually(Duration::from_secs(5), || {
+        provider.discoveries() >= discoveries_while_down + 3
+    })
+    .await;
+    assert!(retried, "discovery is retried while the provider is down");
     assert!(
         alive_tasks() <= tasks_while_down + 2,
         "retries pile up: {tasks_while_down} -> {}",
@@ -103,12 +109,12 @@ async fn mid_run_faults_keep_validating_on_cached_keys_and_recover() {
         })
         .await;
         assert!(failing, "{name}: last error {:?}", provider.last_error());
-        // Let the keys go stale and a few more refreshes fail.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(
-            provider.key_fetches() >= fetches_before + 2,
-            "{name}: refreshes were retried"
-        );
+        // The keys go stale and a few more refreshes fail.
+        let retried = eventually(Duration::from_secs(10), || {
+            provider.key_fetches() >= fetches_before + 2 && provider.keys().unwrap().is_stale(now())
+        })
+        .await;
+        assert!(retried, "{name}: refreshes were retried");
         for token in [known.clone(), op.token()] {
             let validated = provider.validate(&token).await;
             assert!(validated.is_ok(), "{name}: {:?}", validated.err());
@@ -166,21 +172,35 @@ async fn concurrent_traffic_through_an_outage_sees_no_failure() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Traffic flows through each phase for a while: before, during and after each outage.
+    let traffic = Duration::from_millis(300);
+    tokio::time::sleep(traffic).await;
     op.stop().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until_the_keys_are_stale_and_a_refresh_failed(&provider).await;
     op.restart().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(traffic).await;
     op.with(|op| op.fail(Endpoint::Jwks, Fault::Status(500)));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until_the_keys_are_stale_and_a_refresh_failed(&provider).await;
     op.with(|op| op.clear_faults());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(traffic).await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();
     }
     assert_eq!(failures.load(Ordering::Relaxed), 0);
     assert!(successes.load(Ordering::Relaxed) > 100);
+}
+
+/// Waits until the provider's keys went stale and a refresh has failed since the call.
+async fn until_the_keys_are_stale_and_a_refresh_failed(provider: &Provider) {
+    let fetches_before = provider.key_fetches();
+    let failed = eventually(Duration::from_secs(10), || {
+        provider.key_fetches() > fetches_before
+            && provider.last_error().is_some()
+            && provider.keys().unwrap().is_stale(now())
+    })
+    .await;
+    assert!(failed, "a refresh failed: {:?}", provider.last_error());
 }
 
 /// The provider rotates its signing key under steady traffic (new key added and used at once, old
@@ -217,14 +237,26 @@ async fn key_rotation_under_steady_traffic_fails_no_valid_token() {
             }
         }));
     }
-    // Past the refetch interval since the first fetch, the provider switches keys.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each phase lasts until the workers have validated a few dozen more tokens: before the
+    // rotation, with the new key beside the old one, and with the new key alone.
+    let more_successes = |n: u64| {
+        let (successes, target) = (successes.clone(), successes.load(Ordering::Relaxed) + n);
+        async move {
+            let done = eventually(Duration::from_secs(10), || {
+                successes.load(Ordering::Relaxed) >= target
+            })
+            .await;
+            assert!(done, "traffic flows");
+        }
+    };
+    more_successes(30).await;
     let fetches_before = provider.key_fetches();
     let new_kid = op.with(|op| op.rotate_keys().unwrap());
     assert_ne!(new_kid, old_kid);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    more_successes(30).await;
+    assert!(provider.keys().unwrap().contains_kid(&new_kid));
     assert_eq!(op.with(|op| op.retire_old_keys()), 1);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    more_successes(30).await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();
@@ -287,8 +319,8 @@ async fn random_kid_flood_is_bounded_by_the_refetch_interval() {
     let fetched = op.with(|op| op.request_count(Endpoint::Jwks)) - jwks_before;
     let elapsed = started.elapsed();
     // One fetch for the first unknown kid (a scheduled fetch does not use up the budget), then at
-    // most one per interval; the limiter counts whole seconds, so one more may fall on a boundary.
-    let allowed = elapsed.as_millis() / interval.as_millis() + 2;
+    // most one per interval.
+    let allowed = elapsed.as_millis() / interval.as_millis() + 1;
     assert!(refused.load(Ordering::Relaxed) > 1000);
     assert!(
         u128::from(fetched) <= allowed,

@@ -349,10 +349,7 @@ impl ProofKey {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = oidc_tower::clock::now().as_secs();
         let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
         let mut claims = serde_json::json!({
             "jti": b64.encode(jti), "htm": method, "htu": url, "iat": now,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::hardening_support::eventually;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oidc_core::Issuer;
 use oidc_core::jwks::FreshnessPolicy;
 use oidc_core::validation::Policy;
+use oidc_tower::clock::now;
 use oidc_tower::provider::{Provider, ProviderConfig, ProviderError, Providers};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use serde_json::{Value, json};
@@ -49,17 +51,10 @@ impl TestKey {
         header.kid = Some(self.kid.clone());
         let claims = json!({
             "iss": issuer, "sub": sub, "aud": AUDIENCE,
-            "iat": now(), "exp": now() + 600,
+            "iat": now().as_secs(), "exp": now().as_secs() + 600,
         });
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// What the test provider serves, and what it saw.
@@ -179,8 +174,14 @@ async fn provider_down_keeps_validating_with_the_last_good_keys() {
     ready(&provider).await;
     op.down.store(true, Ordering::SeqCst);
     let fetches_before = provider.key_fetches();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(provider.key_fetches() > fetches_before, "refresh was tried");
+    // The keys go stale within a second; their refresh fails.
+    let failed = eventually(Duration::from_secs(10), || {
+        provider.key_fetches() > fetches_before
+            && provider.keys().unwrap().is_stale(now())
+            && provider.last_error().is_some()
+    })
+    .await;
+    assert!(failed, "refresh was tried");
     assert_eq!(
         provider.last_error().map(|e| e.code()),
         Some("provider_unexpected_status")
@@ -195,7 +196,8 @@ async fn start_retries_until_the_provider_is_up() {
     let op = start_op(&[&a]).await;
     op.down.store(true, Ordering::SeqCst);
     let provider = Provider::start(config(&op), client());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failed = eventually(Duration::from_secs(10), || provider.last_error().is_some()).await;
+    assert!(failed, "the first discovery failed");
     assert!(!provider.is_ready());
     let err = provider
         .validate(&a.sign(&op.issuer, "u"))
@@ -239,8 +241,6 @@ async fn concurrent_requests_with_the_same_new_kid_share_one_fetch() {
     let op = start_op(&[&a]).await;
     let provider = Provider::start(config(&op), client());
     ready(&provider).await;
-    // Let the second elapse so that the limiter allows a refetch.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     op.publish(&[&a, &b]);
     *op.jwks_delay.lock().unwrap() = Duration::from_millis(200);
     let hits_before = op.jwks_hits.load(Ordering::SeqCst);
@@ -363,7 +363,6 @@ async fn unknown_kid_refresh_reports_an_unreachable_provider_and_keeps_the_keys(
     let op = start_op(&[&a]).await;
     let provider = Provider::start(config(&op), client());
     ready(&provider).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     op.down.store(true, Ordering::SeqCst);
     let err = provider
         .refresh_keys_for_unknown_kid(Some("b"))
