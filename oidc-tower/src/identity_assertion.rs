@@ -197,7 +197,7 @@ impl IdentityAssertion {
         if let Some(name) = &identity.preferred_username {
             asserted = asserted.with_preferred_username(name);
         }
-        let jwt = self.signer.sign(&asserted, crate::provider::now())?;
+        let jwt = self.signer.sign(&asserted, crate::clock::now())?;
         let mut value = HeaderValue::from_str(jwt.expose())
             .map_err(|_| IdentityAssertionError::InvalidHeaderValue)?;
         value.set_sensitive(true);
