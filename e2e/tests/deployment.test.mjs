@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createSign, generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -44,10 +45,13 @@ function https(url, { method = 'GET', headers = {}, body, ca } = {}) {
   });
 }
 
-/** A plain-http GET that may set the Host header (fetch may not). */
-function plainGet(url, headers) {
+/**
+ * A plain-http GET that may set the Host header (fetch may not), to `url` over TCP or, with
+ * `socketPath`, over that Unix domain socket.
+ */
+function plainGet(url, headers, socketPath) {
   return new Promise((ok, fail) => {
-    const req = httpRequest(url, { headers }, (res) => {
+    const req = httpRequest(url, { headers, socketPath }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => { text += chunk; });
@@ -56,6 +60,28 @@ function plainGet(url, headers) {
     req.on('error', fail);
     req.end();
   });
+}
+
+/** Polls MLflow's health endpoint on its socket until it answers 200. */
+async function waitForSocketOk(socketPath, path, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(socketPath)) {
+      try {
+        if ((await plainGet(`http://localhost${path}`, {}, socketPath)).status === 200) return;
+      } catch { /* not yet */ }
+    }
+    await sleep(250);
+  }
+  throw new Error(`${socketPath} not answering ${path} within ${timeoutMs} ms`);
+}
+
+/** An ES256 JWT signed with `privateKey`: what a forger without the proxy's key can make. */
+function es256Jwt(claims, privateKey, kid) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const input = `${encode({ alg: 'ES256', typ: 'JWT', kid })}.${encode(claims)}`;
+  const signature = createSign('SHA256').update(input).sign({ key: privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
 }
 
 /** Runs `oidc token` for the command-line client; the returned `url` is where to sign in. */
@@ -129,6 +155,7 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
   let caCert;
   let caPath;
   let cliPort;
+  let mlflowSocket;
   let dirs = [];
 
   before(async () => {
@@ -157,6 +184,11 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
       },
     });
 
+    const keyDir = tempDir('deploy-keys');
+    dirs.push(keyDir);
+    const assertionKeyFile = join(keyDir.path, 'assertion.pem');
+    writeFileSync(assertionKeyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+
     // The proxy, from the recipe's TOML; what differs here comes from OIDC_PROXY_* variables.
     proxy = await startProcess('proxy', oidcBinary(), ['proxy', '--config', join(DEPLOYMENT, 'oidc-proxy.toml')], {
       env: {
@@ -168,21 +200,26 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
         OIDC_PROXY_COOKIE_SECRET: randomCookieSecret(),
         OIDC_PROXY_REDIRECT_URL: `${site}/oauth2/callback`,
         OIDC_PROXY_POST_LOGOUT_REDIRECT_URL: `${site}/oauth2/signed_out`,
+        // As the README says for replicas: a P-256 key in a PKCS#8 PEM file.
+        OIDC_PROXY_IDENTITY_ASSERTION_KEY_FILE: assertionKeyFile,
       },
       readyPort: proxyPort,
     });
+    proxy.port = proxyPort;
 
     // MLflow with the recipe's environment; its auth database goes to a temporary folder.
     const mlflowDir = tempDir('deploy-mlflow');
     dirs.push(mlflowDir);
     const mlflowEnv = readEnvFile(join(DEPLOYMENT, 'mlflow.env'));
-    const mlflowProxySecret = randomCookieSecret();
     const ini = readFileSync(join(REPO_ROOT, mlflowEnv.MLFLOW_AUTH_CONFIG_PATH), 'utf8')
       .replace(/^database_uri = .*$/m, `database_uri = sqlite:///${join(mlflowDir.path, 'auth.db')}`);
     writeFileSync(join(mlflowDir.path, 'basic_auth.ini'), ini);
+    // On a socket file only, as the recipe runs it: `--host`/`--port` are MLflow's defaults, unused.
+    mlflowSocket = join(mlflowDir.path, 'mlflow.sock');
     mlflow = await startProcess('mlflow', join(venvDir(), 'bin', 'mlflow'), [
-      'server', '--app-name', 'basic-auth', '--host', '127.0.0.1', '--port', String(mlflowPort), '--workers', '1',
+      'server', '--app-name', 'basic-auth', '--workers', '1', '--port', String(mlflowPort),
       '--static-prefix', '/mlflow', '--allowed-hosts', `127.0.0.1:${caddyPort}`,
+      '--uvicorn-opts', `--uds ${mlflowSocket}`,
       '--backend-store-uri', `sqlite:///${join(mlflowDir.path, 'mlflow.db')}`, '--default-artifact-root', join(mlflowDir.path, 'artifacts'),
     ], {
       cwd: mlflowDir.path,
@@ -192,9 +229,10 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
         PYTHONPATH: join(REPO_ROOT, mlflowEnv.PYTHONPATH),
         MLFLOW_AUTH_ADMIN_PASSWORD: randomCookieSecret(),
         MLFLOW_FLASK_SERVER_SECRET_KEY: randomCookieSecret(),
-        MLFLOW_OIDC_PROXY_SECRET: mlflowProxySecret,
+        MLFLOW_OIDC_ASSERTION_JWKS_URL: `http://127.0.0.1:${proxyPort}/oauth2/jwks`,
+        MLFLOW_OIDC_ASSERTION_ISSUER: site,
       },
-      readyPort: mlflowPort,
+      ready: (output) => /Uvicorn running on unix socket/.test(output),
       timeoutMs: 120_000,
     });
 
@@ -224,7 +262,7 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
     await waitForOk(`http://127.0.0.1:${airflowPort}/api/v2/monitor/health`, 180_000);
     process.stderr.write(`deployment: Airflow api-server ready in ${Date.now() - airflowStarted} ms\n`);
     airflow.port = airflowPort;
-    await waitForOk(`http://127.0.0.1:${mlflowPort}/mlflow/health`, 120_000);
+    await waitForSocketOk(mlflowSocket, '/mlflow/health', 120_000);
     mlflow.port = mlflowPort;
 
     caddy = await startCaddy({
@@ -233,9 +271,8 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
         CADDY_LISTEN: `127.0.0.1:${caddyPort}`,
         SITE_ADDRESS: site,
         OIDC_PROXY: `127.0.0.1:${proxyPort}`,
-        MLFLOW_UPSTREAM: `127.0.0.1:${mlflowPort}`,
+        MLFLOW_UPSTREAM: `unix/${mlflowSocket}`,
         AIRFLOW_UPSTREAM: `127.0.0.1:${airflowPort}`,
-        MLFLOW_PROXY_SECRET: mlflowProxySecret,
       },
     });
     caPath = join(caddy.dataDir, 'caddy', 'pki', 'authorities', 'local', 'root.crt');
@@ -309,14 +346,23 @@ describe('one host: MLflow and Airflow behind Caddy and oidc proxy (examples/dep
     assert.equal((await https(search, { ca: caCert, headers: { accept: 'application/json' } })).status, 401);
   });
 
-  test("a forged identity header sent straight to MLflow's port is refused", async () => {
-    // With the Host MLflow allows (Caddy's), so that only the identity check can refuse.
-    const direct = (headers) => plainGet(`http://127.0.0.1:${mlflow.port}/mlflow/api/2.0/mlflow/experiments/search?max_results=5`, { host: new URL(site).host, ...headers });
+  test('MLflow has no port, and on its socket believes neither forged headers nor a forged assertion', async () => {
+    // Nothing listens on the port MLflow would have used.
+    await assert.rejects(plainGet(`http://127.0.0.1:${mlflow.port}/mlflow/health`, {}), /ECONNREFUSED/);
+    // On the socket itself, with the Host MLflow allows (Caddy's), so that only the identity check can refuse.
+    const direct = (headers) => plainGet('http://localhost/mlflow/api/2.0/mlflow/experiments/search?max_results=5', { host: new URL(site).host, ...headers }, mlflowSocket);
     const forged = await direct({ 'X-Auth-Request-Email': 'alice@example.com', 'X-Auth-Request-Groups': 'admins' });
     assert.equal(forged.status, 401);
     assert.match(forged.body, /did not come through the proxy/);
-    const guessed = await direct({ 'X-Auth-Request-Email': 'alice@example.com', 'X-Proxy-Secret': 'guess' });
-    assert.equal(guessed.status, 401);
+    // An assertion that says all the right things, signed with a key that is not the proxy's.
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: site, aud: 'mlflow', sub: 'alice', email: 'alice@example.com', groups: ['mlflow-users', 'admins'], iat: now, nbf: now, exp: now + 60 };
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const published = JSON.parse((await plainGet(`http://127.0.0.1:${proxy.port}/oauth2/jwks`, {})).body);
+    assert.equal(published.keys.length, 1);
+    const madeUp = await direct({ 'X-Identity-Assertion': es256Jwt(claims, privateKey, published.keys[0].kid) });
+    assert.equal(madeUp.status, 401);
+    assert.match(madeUp.body, /identity assertion refused/);
     // ...while the same request through Caddy, signed in, is answered.
     const through = await alice.request.get(`${site}/mlflow/api/2.0/mlflow/experiments/search?max_results=5`, { maxRedirects: 0 });
     assert.equal(through.status(), 200);

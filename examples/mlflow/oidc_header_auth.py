@@ -13,23 +13,31 @@ sends it in sidecar mode; ``X-Auth-Request-Email`` behind Caddy ``forward_auth``
 MLflow user on first sight with a random password nobody knows, and optionally keeps the
 ``is_admin`` flag in step with membership of one group.
 
-SECURITY WARNING: a header is only as trustworthy as the network path it came over. This is
-safe only when
-  * MLflow listens on loopback (``--host 127.0.0.1``) or on a network only the proxy can reach,
-    so every request passes the proxy;
-  * the proxy removes the same headers arriving from clients (including ``_`` spellings) before
-    setting its own: the ``oidc`` proxy does, and ``examples/caddy/Caddyfile`` strips them in the
-    same ``route`` block as ``forward_auth``;
-  * MLflow's ``--allowed-hosts`` names only the proxy's public host.
-Anyone who can reach MLflow directly can claim any identity, administrators included.
+Two ways to learn who the user is:
 
-Remedy when other processes share the host: set ``MLFLOW_OIDC_PROXY_SECRET`` here and make the
-proxy in front send it in ``X-Proxy-Secret`` (``examples/deployment/Caddyfile`` does with
-``header_up``). A request without the right value is refused before any header is believed, so
-reaching MLflow's port directly with a forged identity gets 401. The comparison is constant-time.
+* **A signed identity assertion (recommended).** With ``MLFLOW_OIDC_ASSERTION_JWKS_URL`` set, the
+  user comes only from the ``X-Identity-Assertion`` header: a short-lived ES256 JWT that
+  ``oidc proxy --identity-assertion-audience=mlflow`` signs for every request it lets through,
+  verified here against the proxy's published keys (``{proxy}/oauth2/jwks``), its issuer, the
+  audience and its expiry. Identity headers are then ignored, so a process on this host that
+  reaches MLflow directly cannot claim anyone: it has no key to sign with. Needs
+  ``pip install 'PyJWT[crypto]'``.
+* **Identity headers only.** Without that setting the user is read from one header. This is safe
+  only when nothing but the proxy can reach MLflow: MLflow on a Unix socket only the proxy may
+  open, or on loopback of a host no one else uses, the proxy stripping client-sent copies of the
+  headers (the ``oidc`` proxy does; ``examples/caddy/Caddyfile`` strips them in the same
+  ``route`` as ``forward_auth``), and ``--allowed-hosts`` naming only the proxy's public host.
+  Anyone who can reach MLflow directly can claim any identity, administrators included.
+
+Either way the MLflow user is created on first sight with a random password nobody knows, and
+``is_admin`` optionally follows membership of one group.
 
 Settings (environment variables of the MLflow server process):
-  MLFLOW_OIDC_PROXY_SECRET   when set, requests must carry it in X-Proxy-Secret (default: unset)
+  MLFLOW_OIDC_ASSERTION_JWKS_URL  the proxy's key set; when set, only verified assertions count
+  MLFLOW_OIDC_ASSERTION_ISSUER    the assertions' expected ``iss`` (required with the URL; the
+                                  proxy's default is the origin of its --redirect-url)
+  MLFLOW_OIDC_ASSERTION_AUDIENCE  the expected ``aud`` (default: mlflow)
+  MLFLOW_OIDC_USER_CLAIM          assertion claim naming the user (default: email, else ``sub``)
   MLFLOW_OIDC_USER_HEADER    header holding the user name   (default: X-Forwarded-Email)
   MLFLOW_OIDC_GROUPS_HEADER  header holding the groups, comma-separated (default: X-Forwarded-Groups)
   MLFLOW_OIDC_ADMIN_GROUP    members are MLflow admins, others are not (default: unset = never touch)
@@ -37,15 +45,20 @@ Settings (environment variables of the MLflow server process):
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
-from typing import Mapping, Protocol
+import threading
+from typing import Any, Mapping, Protocol
 
 from flask import Response, request
 from werkzeug.datastructures import Authorization
 
-PROXY_SECRET_HEADER = "X-Proxy-Secret"
+ASSERTION_HEADER = "X-Identity-Assertion"
+ASSERTION_ALGORITHMS = ["ES256"]
+DEFAULT_ASSERTION_AUDIENCE = "mlflow"
+DEFAULT_USER_CLAIM = "email"
+# Seconds of clock difference tolerated between the proxy and MLflow.
+ASSERTION_LEEWAY = 5
 DEFAULT_USER_HEADER = "X-Forwarded-Email"
 DEFAULT_GROUPS_HEADER = "X-Forwarded-Groups"
 MAX_USERNAME_LENGTH = 320
@@ -63,6 +76,12 @@ class UserStore(Protocol):
     def update_user(self, username: str, password: str | None = None, is_admin: bool | None = None): ...
 
 
+class KeySource(Protocol):
+    """Finds the public key an assertion was signed with (PyJWT's ``PyJWKClient``)."""
+
+    def get_signing_key_from_jwt(self, token: str) -> Any: ...
+
+
 def authenticate_request_from_proxy_headers() -> Authorization | Response:
     """The ``authorization_function`` to name in ``basic_auth.ini``."""
     from mlflow.server.auth import store  # the auth app's user store, set up when the app loads
@@ -70,14 +89,20 @@ def authenticate_request_from_proxy_headers() -> Authorization | Response:
     return authenticate(request.headers, store, os.environ)
 
 
-def authenticate(headers: Mapping[str, str], store: UserStore, settings: Mapping[str, str]) -> Authorization | Response:
-    """Decides who sent the request from the proxy's headers; provisions the MLflow user."""
-    if not came_through_proxy(headers, settings):
-        return unauthenticated("the request did not come through the proxy")
-    user_header = settings.get("MLFLOW_OIDC_USER_HEADER") or DEFAULT_USER_HEADER
-    username = clean_username(headers.get(user_header))
-    if username is None:
-        return unauthenticated(f"missing or invalid {user_header} header: sign in through the proxy")
+def authenticate(
+    headers: Mapping[str, str],
+    store: UserStore,
+    settings: Mapping[str, str],
+    keys: KeySource | None = None,
+) -> Authorization | Response:
+    """Decides who sent the request from the proxy's assertion or headers; provisions the user."""
+    if settings.get("MLFLOW_OIDC_ASSERTION_JWKS_URL"):
+        identity = identity_from_assertion(headers, settings, keys or proxy_keys(settings))
+    else:
+        identity = identity_from_headers(headers, settings)
+    if isinstance(identity, Response):
+        return identity
+    username, groups = identity
 
     if not store.has_user(username):
         try:
@@ -89,8 +114,6 @@ def authenticate(headers: Mapping[str, str], store: UserStore, settings: Mapping
 
     admin_group = settings.get("MLFLOW_OIDC_ADMIN_GROUP")
     if admin_group:
-        groups_header = settings.get("MLFLOW_OIDC_GROUPS_HEADER") or DEFAULT_GROUPS_HEADER
-        groups = {group.strip() for group in (headers.get(groups_header) or "").split(",")}
         should_be_admin = admin_group in groups
         if store.get_user(username).is_admin != should_be_admin:
             store.update_user(username, is_admin=should_be_admin)
@@ -98,13 +121,68 @@ def authenticate(headers: Mapping[str, str], store: UserStore, settings: Mapping
     return Authorization("basic", {"username": username, "password": ""})
 
 
-def came_through_proxy(headers: Mapping[str, str], settings: Mapping[str, str]) -> bool:
-    """True unless MLFLOW_OIDC_PROXY_SECRET is set and the request lacks it (constant-time)."""
-    expected = settings.get("MLFLOW_OIDC_PROXY_SECRET")
-    if not expected:
-        return True
-    given = headers.get(PROXY_SECRET_HEADER) or ""
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+def identity_from_headers(headers: Mapping[str, str], settings: Mapping[str, str]) -> tuple[str, set[str]] | Response:
+    """The user and groups from the identity headers, believed as they come."""
+    user_header = settings.get("MLFLOW_OIDC_USER_HEADER") or DEFAULT_USER_HEADER
+    username = clean_username(headers.get(user_header))
+    if username is None:
+        return unauthenticated(f"missing or invalid {user_header} header: sign in through the proxy")
+    groups_header = settings.get("MLFLOW_OIDC_GROUPS_HEADER") or DEFAULT_GROUPS_HEADER
+    groups = {group.strip() for group in (headers.get(groups_header) or "").split(",")}
+    return username, groups
+
+
+def identity_from_assertion(
+    headers: Mapping[str, str], settings: Mapping[str, str], keys: KeySource
+) -> tuple[str, set[str]] | Response:
+    """The user and groups from a verified identity assertion; identity headers are ignored."""
+    import jwt  # PyJWT, needed only in this mode
+
+    token = (headers.get(ASSERTION_HEADER) or "").strip()
+    if not token:
+        return unauthenticated("the request did not come through the proxy (no identity assertion)")
+    issuer = settings.get("MLFLOW_OIDC_ASSERTION_ISSUER")
+    if not issuer:
+        return unauthenticated("MLFLOW_OIDC_ASSERTION_ISSUER is not set: no assertion can be trusted")
+    try:
+        key = keys.get_signing_key_from_jwt(token).key
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=ASSERTION_ALGORITHMS,
+            audience=settings.get("MLFLOW_OIDC_ASSERTION_AUDIENCE") or DEFAULT_ASSERTION_AUDIENCE,
+            issuer=issuer,
+            leeway=ASSERTION_LEEWAY,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.PyJWTError as error:
+        return unauthenticated(f"the request did not come through the proxy (identity assertion refused: {error})")
+    user_claim = settings.get("MLFLOW_OIDC_USER_CLAIM") or DEFAULT_USER_CLAIM
+    value = claims.get(user_claim)
+    username = clean_username(value if isinstance(value, str) else claims.get("sub"))
+    if username is None:
+        return unauthenticated("the identity assertion names no usable user")
+    groups = claims.get("groups") or []
+    if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+        return unauthenticated("the identity assertion's groups are not a list of names")
+    return username, set(groups)
+
+
+_key_sources: dict[str, KeySource] = {}
+_key_sources_lock = threading.Lock()
+
+
+def proxy_keys(settings: Mapping[str, str]) -> KeySource:
+    """One cached ``PyJWKClient`` per key set URL; it fetches again when it meets an unknown key."""
+    import jwt
+
+    url = settings["MLFLOW_OIDC_ASSERTION_JWKS_URL"]
+    with _key_sources_lock:
+        source = _key_sources.get(url)
+        if source is None:
+            source = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+            _key_sources[url] = source
+        return source
 
 
 def clean_username(value: str | None) -> str | None:
