@@ -316,7 +316,7 @@ export function mlflowAvailable() {
  * identity header set by the proxy decides the MLflow user. `allowedHosts` lists the Host
  * headers MLflow accepts (the proxy's, when it passes the host through).
  */
-export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded-Email', adminGroup = 'admins' } = {}) {
+export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded-Email', adminGroup = 'admins', socketPath, assertion } = {}) {
   const { readFileSync, writeFileSync } = await import('node:fs');
   const port = await freePort();
   const dir = tempDir('mlflow');
@@ -325,10 +325,17 @@ export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded
   const iniPath = join(dir.path, 'basic_auth.ini');
   writeFileSync(iniPath, ini);
   const hosts = [`127.0.0.1:${port}`, ...allowedHosts].join(',');
+  // On a socket file, MLflow has no TCP port at all (`--port` is then unused).
+  const listen = socketPath ? ['--uvicorn-opts', `--uds ${socketPath}`] : ['--host', '127.0.0.1'];
+  const assertionEnv = assertion ? {
+    MLFLOW_OIDC_ASSERTION_JWKS_URL: assertion.jwksUrl,
+    MLFLOW_OIDC_ASSERTION_ISSUER: assertion.issuer,
+    MLFLOW_OIDC_ASSERTION_AUDIENCE: assertion.audience ?? 'mlflow',
+  } : {};
   const handle = await startProcess('mlflow', join(venvDir(), 'bin', 'mlflow'), [
     'server',
     '--app-name', 'basic-auth',
-    '--host', '127.0.0.1',
+    ...listen,
     '--port', String(port),
     '--workers', '1',
     '--backend-store-uri', `sqlite:///${join(dir.path, 'mlflow.db')}`,
@@ -343,22 +350,26 @@ export async function startMlflow({ allowedHosts = [], userHeader = 'X-Forwarded
       MLFLOW_OIDC_USER_HEADER: userHeader,
       MLFLOW_OIDC_ADMIN_GROUP: adminGroup,
       PYTHONPATH: join(REPO_ROOT, 'examples', 'mlflow'),
+      ...assertionEnv,
     },
-    readyPort: port,
+    ...(socketPath ? { ready: (output) => /Uvicorn running on unix socket/.test(output) } : { readyPort: port }),
     timeoutMs: 120_000,
   });
-  // The port opens before the app has loaded; /health answers once it has.
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break;
-    } catch { /* not yet */ }
-    await sleep(250);
+  if (!socketPath) {
+    // The port opens before the app has loaded; /health answers once it has.
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break;
+      } catch { /* not yet */ }
+      await sleep(250);
+    }
   }
   return {
     ...handle,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: socketPath ? undefined : `http://127.0.0.1:${port}`,
+    socketPath,
     async stop() { await handle.stop(); dir.remove(); },
   };
 }

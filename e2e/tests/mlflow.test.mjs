@@ -1,15 +1,16 @@
 // Real MLflow from PyPI as the upstream: its auth app with examples/mlflow/oidc_header_auth.py
-// on its own (the header decides the user), then behind `oidc proxy`: the UI loads after login,
-// and the MLflow Python client creates an experiment with a bearer token while no or a bad
-// token gets 401.
+// on its own (the header decides the user), then behind `oidc proxy` on a Unix socket only,
+// believing only the proxy's signed identity assertion: the UI loads after login, and the MLflow
+// Python client creates an experiment with a bearer token while no or a bad token gets 401.
 
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { chromiumAvailable, launchBrowser, loginThrough } from '../lib/browser.mjs';
 import {
   assertProxyBuilt, clientAt, clientCredentialsToken, freePort, mlflowAvailable, mlflowCreateExperiment,
-  proxySkipReason, startMlflow, startProvider, startProxy, stopAll,
+  proxySkipReason, startMlflow, startProvider, startProxy, stopAll, tempDir,
 } from '../lib/harness.mjs';
 import { USERS, clientSecret } from '../provider/fixtures.mjs';
 
@@ -76,30 +77,39 @@ describe('MLflow auth app trusting the proxy header (MLflow alone)', { skip: mis
   });
 });
 
-describe('MLflow behind oidc proxy', { skip: proxySkipReason() || missing }, () => {
+describe('MLflow behind oidc proxy, on a Unix socket, believing only identity assertions', { skip: proxySkipReason() || missing }, () => {
   let op;
   let mlflow;
   let proxy;
   let browser;
+  let socketDir;
 
   before(async () => {
     assertProxyBuilt();
     const proxyPort = await freePort();
+    socketDir = tempDir('mlflow-socket');
+    const socketPath = join(socketDir.path, 'mlflow.sock');
     op = await startProvider({ clients: { 'mlflow-proxy': clientAt(proxyPort) } });
-    mlflow = await startMlflow({ allowedHosts: [`127.0.0.1:${proxyPort}`] });
+    // The proxy first: MLflow fetches its keys when the first assertion arrives.
     proxy = await startProxy({
       issuer: op.issuer,
       port: proxyPort,
       clientId: 'mlflow-proxy',
       clientSecret: clientSecret('mlflow-proxy'),
-      upstream: mlflow.url,
-      args: ['--skip-jwt-bearer-tokens'],
+      upstream: `unix://${socketPath}`,
+      args: ['--skip-jwt-bearer-tokens', '--identity-assertion-audience=mlflow'],
+    });
+    mlflow = await startMlflow({
+      allowedHosts: [`127.0.0.1:${proxyPort}`],
+      socketPath,
+      assertion: { jwksUrl: `${proxy.url}/oauth2/jwks`, issuer: proxy.url },
     });
     browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();
     await stopAll(op, mlflow, proxy);
+    socketDir?.remove();
   });
 
   test('the MLflow UI loads after login through the provider', async () => {
