@@ -5,8 +5,9 @@
 #
 # Installs cargo-fuzz when missing, seeds the corpora (fuzz/seed.sh), builds all targets once,
 # then runs them one after another (niced, one at a time: the machine is shared) and prints, per
-# target, the executions, libFuzzer's final coverage (cov, ft) and the corpus size. Exits non-zero
-# when any target crashes; the crashing input is left in fuzz/artifacts/<target>/.
+# target, the executions, libFuzzer's final coverage (cov, ft) and the corpus size. Targets run
+# FUZZ_JOBS at a time (default: the number of cores). Exits non-zero when any target crashes; the
+# crashing input is left in fuzz/artifacts/<target>/.
 #
 # cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take
 # them. Builds go to FUZZ_TARGET_DIR (default fuzz/target), never to the workspace's target
@@ -47,15 +48,36 @@ fi
 
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
+jobs="${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}"
+if ! [[ "$jobs" =~ ^[0-9]+$ ]] || [ "$jobs" -lt 1 ]; then jobs=1; fi
+
+# run_target TARGET: one libFuzzer campaign; its log and exit status go to $logs.
+run_target() {
+  local target=$1
+  mkdir -p "$fuzz_dir/corpus/$target"
+  nice -n 10 cargo fuzz run "$target" "$fuzz_dir/corpus/$target" -- \
+    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    >"$logs/$target.log" 2>&1
+  echo $? >"$logs/$target.status"
+}
+
+running=0
+for target in "${targets[@]}"; do
+  run_target "$target" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait || true
+
 failed=()
 printf '%-24s %12s %8s %8s %8s %s\n' target executions cov ft corpus result
 for target in "${targets[@]}"; do
   log="$logs/$target.log"
-  mkdir -p "$fuzz_dir/corpus/$target"
   status=ok
-  if ! nice -n 10 cargo fuzz run "$target" "$fuzz_dir/corpus/$target" -- \
-      -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-      >"$log" 2>&1; then
+  if [ "$(cat "$logs/$target.status" 2>/dev/null || echo 1)" != 0 ]; then
     status=CRASH
     failed+=("$target")
   fi
