@@ -17,7 +17,7 @@ impl Authenticator {
         body: &[u8],
     ) -> Response<Bytes> {
         let headers = &parts.headers;
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
         if parts.method != Method::POST {
@@ -47,7 +47,7 @@ impl Authenticator {
             );
         };
         let validate = |keys: &oidc_core::KeySet| {
-            let mut seen = lock(&self.inner.seen_jtis);
+            let mut seen = lock(&login.seen_jtis);
             login
                 .logout_validator
                 .validate(token.expose(), keys, now(), &mut seen)

@@ -21,7 +21,7 @@ use crate::random::SystemRandom;
 impl Authenticator {
     pub(super) async fn callback(&self, parts: &request::Parts, body: &[u8]) -> Response<Bytes> {
         let headers = &parts.headers;
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
         let params = if parts.method == Method::POST {
@@ -38,7 +38,7 @@ impl Authenticator {
         };
         let now = now();
         let cookies = RequestCookies::from_headers(headers);
-        let codec = match login.pending_codec(self.config(), &cookie_suffix_for_state(&state)) {
+        let codec = match login.pending_codec(&cookie_suffix_for_state(&state)) {
             Ok(codec) => codec,
             Err(error) => {
                 return error_answer(

@@ -63,7 +63,7 @@ impl Authenticator {
             LoginStart::Push(started, push_to) => (started, push_to),
             LoginStart::Answered(answer) => return answer,
         };
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
         let Some(endpoints) = self.endpoints() else {
@@ -110,7 +110,7 @@ impl Authenticator {
     /// Starts a login and decides whether it is pushed; a misconfiguration or a provider not
     /// ready yet is answered at once.
     fn start_login_now(&self, headers: &HeaderMap, return_to: &str) -> LoginStart {
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return LoginStart::Answered(not_configured(headers));
         };
         let Some(mut endpoints) = self.endpoints() else {
@@ -158,14 +158,14 @@ impl Authenticator {
         pending: PendingLogin,
         url: &url::Url,
     ) -> Response<Bytes> {
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
         let now = now();
         let cookies = RequestCookies::from_headers(headers);
         let mut set_cookies = self.evict_pending_logins(&cookies, now);
         let sealed = login
-            .pending_codec(self.config(), &pending.cookie_suffix())
+            .pending_codec(&pending.cookie_suffix())
             .map_err(|e| e.code())
             .and_then(|codec| {
                 codec
@@ -203,7 +203,7 @@ impl Authenticator {
         cookies: &RequestCookies<'_>,
         now: UnixTime,
     ) -> Vec<HeaderValue> {
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return Vec::new();
         };
         let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
@@ -216,7 +216,7 @@ impl Authenticator {
                 continue;
             }
             seen.push(name);
-            let Ok(codec) = login.pending_codec(self.config(), suffix) else {
+            let Ok(codec) = login.pending_codec(suffix) else {
                 continue;
             };
             let created = codec
@@ -226,7 +226,7 @@ impl Authenticator {
                 .map(|pending| pending.created_at());
             pending.push((created, codec));
         }
-        let keep = self.config().max_pending_logins.saturating_sub(1);
+        let keep = login.max_pending_logins.saturating_sub(1);
         if pending.len() <= keep {
             return pending
                 .iter()

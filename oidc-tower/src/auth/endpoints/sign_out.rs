@@ -13,7 +13,7 @@ use crate::auth::authenticator::{AuthFailure, Authenticator, now};
 impl Authenticator {
     pub(super) async fn sign_out(&self, parts: &request::Parts) -> Response<Bytes> {
         let headers = &parts.headers;
-        let Some(login) = self.login_parts() else {
+        let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
         let now = now();
@@ -50,10 +50,13 @@ impl Authenticator {
                 headers,
             );
         }
-        let mut clear = login.session_codec.clear(&cookies).unwrap_or_default();
+        let mut clear = self
+            .sessions()
+            .map(|sessions| sessions.clear_cookies(&cookies))
+            .unwrap_or_default();
         for name in cookies.names() {
             if let Some(suffix) = name.strip_prefix(login.pending_prefix.as_str())
-                && let Ok(codec) = login.pending_codec(self.config(), suffix)
+                && let Ok(codec) = login.pending_codec(suffix)
             {
                 clear.extend(codec.clear(&cookies).unwrap_or_default());
             }
