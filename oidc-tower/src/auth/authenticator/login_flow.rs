@@ -10,7 +10,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use oidc_core::cookie::{CookieCodec, CookieConfigError, CookieKeys, CookieSettings};
+use http::HeaderValue;
+use oidc_core::UnixTime;
+use oidc_core::cookie::{
+    CookieCodec, CookieConfigError, CookieKeys, CookieSettings, RequestCookies,
+};
+use oidc_core::login::PendingLogin;
 use oidc_core::login::{LoginConfig, id_token_policy};
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::validation::Policy;
@@ -113,6 +118,68 @@ impl LoginFlow {
             self.keys.clone(),
             pending_settings(&self.pending_cookie, suffix),
         )
+    }
+
+    /// Clearing cookies for the oldest pending logins, so that with the new one at most the
+    /// configured number remain; unreadable pending cookies are always cleared.
+    pub(crate) fn evict_pending(
+        &self,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+    ) -> Vec<HeaderValue> {
+        let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for name in cookies.names() {
+            let Some(suffix) = name.strip_prefix(self.pending_prefix.as_str()) else {
+                continue;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let Ok(codec) = self.pending_codec(suffix) else {
+                continue;
+            };
+            let created = codec
+                .decode::<PendingLogin>(cookies, now)
+                .ok()
+                .flatten()
+                .map(|pending| pending.created_at());
+            pending.push((created, codec));
+        }
+        let keep = self.max_pending_logins.saturating_sub(1);
+        if pending.len() <= keep {
+            return pending
+                .iter()
+                .filter(|(created, _)| created.is_none())
+                .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
+                .collect();
+        }
+        // Unreadable first (None sorts first), then oldest first.
+        pending.sort_by_key(|(created, _)| *created);
+        let drop = pending.len() - keep;
+        tracing::debug!(
+            dropped = drop,
+            "too many pending logins: dropping the oldest"
+        );
+        pending
+            .iter()
+            .take(drop)
+            .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
+            .collect()
+    }
+
+    /// Clearing cookies for every pending login the request carries (sign-out).
+    pub(crate) fn clear_pending(&self, cookies: &RequestCookies<'_>) -> Vec<HeaderValue> {
+        let mut clear = Vec::new();
+        for name in cookies.names() {
+            if let Some(suffix) = name.strip_prefix(self.pending_prefix.as_str())
+                && let Ok(codec) = self.pending_codec(suffix)
+            {
+                clear.extend(codec.clear(cookies).unwrap_or_default());
+            }
+        }
+        clear
     }
 }
 

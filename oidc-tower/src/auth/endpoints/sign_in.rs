@@ -1,11 +1,10 @@
 //! Sending a browser to the provider to sign in: the `start` endpoint and the redirect every
 //! front-end answers a browser that must sign in with. Decides whether the authorization request
-//! is pushed first (RFC 9126) and how many pending logins a browser keeps.
+//! is pushed first (RFC 9126); the login flow says which older pending logins to clear.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use oidc_core::UnixTime;
-use oidc_core::cookie::{CookieCodec, RequestCookies};
+use http::{HeaderMap, Response, StatusCode};
+use oidc_core::cookie::RequestCookies;
 use oidc_core::login::par::{
     parse_pushed_authorization_response, pushed_authorization_endpoint,
     pushed_authorization_request, pushed_authorization_url,
@@ -163,7 +162,7 @@ impl Authenticator {
         };
         let now = now();
         let cookies = RequestCookies::from_headers(headers);
-        let mut set_cookies = self.evict_pending_logins(&cookies, now);
+        let mut set_cookies = login.evict_pending(&cookies, now);
         let sealed = login
             .pending_codec(&pending.cookie_suffix())
             .map_err(|e| e.code())
@@ -194,57 +193,5 @@ impl Authenticator {
         let mut response = redirect(url.as_str());
         append_cookies(&mut response, set_cookies);
         response
-    }
-
-    /// Clearing cookies for the oldest pending logins, so that with the new one at most the
-    /// configured number remain; unreadable pending cookies are always cleared.
-    fn evict_pending_logins(
-        &self,
-        cookies: &RequestCookies<'_>,
-        now: UnixTime,
-    ) -> Vec<HeaderValue> {
-        let Some(login) = self.login_flow() else {
-            return Vec::new();
-        };
-        let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for name in cookies.names() {
-            let Some(suffix) = name.strip_prefix(login.pending_prefix.as_str()) else {
-                continue;
-            };
-            if seen.contains(&name) {
-                continue;
-            }
-            seen.push(name);
-            let Ok(codec) = login.pending_codec(suffix) else {
-                continue;
-            };
-            let created = codec
-                .decode::<PendingLogin>(cookies, now)
-                .ok()
-                .flatten()
-                .map(|pending| pending.created_at());
-            pending.push((created, codec));
-        }
-        let keep = login.max_pending_logins.saturating_sub(1);
-        if pending.len() <= keep {
-            return pending
-                .iter()
-                .filter(|(created, _)| created.is_none())
-                .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
-                .collect();
-        }
-        // Unreadable first (None sorts first), then oldest first.
-        pending.sort_by_key(|(created, _)| *created);
-        let drop = pending.len() - keep;
-        tracing::debug!(
-            dropped = drop,
-            "too many pending logins: dropping the oldest"
-        );
-        pending
-            .iter()
-            .take(drop)
-            .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
-            .collect()
     }
 }

@@ -54,13 +54,7 @@ impl Authenticator {
             .sessions()
             .map(|sessions| sessions.clear_cookies(&cookies))
             .unwrap_or_default();
-        for name in cookies.names() {
-            if let Some(suffix) = name.strip_prefix(login.pending_prefix.as_str())
-                && let Ok(codec) = login.pending_codec(suffix)
-            {
-                clear.extend(codec.clear(&cookies).unwrap_or_default());
-            }
-        }
+        clear.extend(login.clear_pending(&cookies));
         let provider_url = loaded
             .as_ref()
             .filter(|_| self.config().provider_logout)
