@@ -38,7 +38,7 @@ impl Authenticator {
     /// `Bearer` one beside it.
     fn dpop_failure_response(&self, failure: &AuthFailure) -> Response<Bytes> {
         let rejection = dpop_rejection(failure);
-        let algorithms = self.inner.dpop_policy.allowed_algorithms();
+        let algorithms = self.dpop_policy().allowed_algorithms();
         let mut response = rejection.response(&self.config().realm, algorithms, true);
         response.extensions_mut().insert(failure.clone());
         response
@@ -114,13 +114,10 @@ impl Authenticator {
             }
         };
         if failure.session_is_gone()
-            && let Some(login) = self.login_parts()
+            && let Some(sessions) = self.sessions()
         {
             let cookies = RequestCookies::from_headers(headers);
-            append_cookies(
-                &mut response,
-                login.session_codec.clear(&cookies).unwrap_or_default(),
-            );
+            append_cookies(&mut response, sessions.clear_cookies(&cookies));
         }
         if is_mlflow_api_path(original.path()) {
             response = mlflow_error_body(response, failure);

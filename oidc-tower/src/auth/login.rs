@@ -163,7 +163,7 @@ where
                 return Ok(own(auth.serve_endpoint(endpoint, parts, body).await));
             }
             strip_identity_headers(&mut parts.headers);
-            let own_cookies = auth.login_parts().map(|login| &login.own_cookies);
+            let own_cookies = auth.login_flow().map(|login| &login.own_cookies);
             let strip_cookies = |headers: &mut http::HeaderMap| {
                 if let Some(prefixes) = own_cookies {
                     strip_own_cookies(headers, |name| prefixes.matches(name));

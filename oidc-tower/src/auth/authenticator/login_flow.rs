@@ -1,0 +1,203 @@
+//! The login flow: what a browser sign-in needs besides the session it ends in.
+//!
+//! [`LoginFlow`] holds the login client and its settings (scopes, PKCE and pushed
+//! authorization requests through the core's `LoginConfig`), the policy an ID token is judged
+//! by, the sealing of pending logins (their `state`, nonce and PKCE verifier) into cookies and
+//! how many a browser keeps, the memory of completed logins that refuses a replayed callback,
+//! and the validator of back-channel logout tokens with the `jti`s it has seen. The endpoints
+//! under the prefix drive it.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use oidc_core::UnixTime;
+use oidc_core::cookie::{
+    CookieCodec, CookieConfigError, CookieKeys, CookieSettings, RequestCookies,
+};
+use oidc_core::login::PendingLogin;
+use oidc_core::login::{LoginConfig, id_token_policy};
+use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
+use oidc_core::validation::Policy;
+
+use crate::auth::config::{AuthConfig, AuthConfigError, LoginSettings};
+use crate::identity_headers::CookiePrefixes;
+use crate::provider::sha256;
+
+/// How many completed logins are remembered to refuse replayed callbacks locally.
+const COMPLETED_LOGIN_CAPACITY: u64 = 100_000;
+
+/// The parts of the configuration only sign-in needs, checked at build time, and the state of
+/// the logins in flight.
+pub(crate) struct LoginFlow {
+    pub(crate) settings: LoginSettings,
+    pub(crate) login_config: LoginConfig,
+    pub(crate) id_policy: Policy,
+    pub(crate) logout_validator: LogoutTokenValidator,
+    /// The keys pending-login cookies are sealed with (those of the session cookie).
+    keys: CookieKeys,
+    /// The pending-login cookie's settings; each login adds a suffix to its name.
+    pending_cookie: CookieSettings,
+    /// How many pending logins a browser keeps at most.
+    pub(crate) max_pending_logins: usize,
+    /// The pending-login cookie name prefix as browsers see it, ending in `_`.
+    pub(crate) pending_prefix: String,
+    /// The names of our own cookies (session and pending logins), kept from the upstream.
+    pub(crate) own_cookies: CookiePrefixes,
+    /// The SHA-256 of each callback `state` already handled, until its pending login would have
+    /// expired: a replayed callback is refused without sending its code to the provider again.
+    /// Per process; across replicas the provider's refusal of a used code is the guard.
+    completed_logins: moka::sync::Cache<[u8; 32], Duration>,
+    /// The `jti`s of the back-channel logout tokens seen.
+    pub(crate) seen_jtis: Mutex<SeenJtis>,
+}
+
+impl LoginFlow {
+    /// The login flow of `settings`, with the codec of the session cookie (sealed with the same
+    /// keys), which the sessions own.
+    pub(crate) fn new(
+        config: &AuthConfig,
+        settings: LoginSettings,
+    ) -> Result<(LoginFlow, CookieCodec), AuthConfigError> {
+        let expected = format!("{}/callback", config.prefix);
+        if settings.redirect_uri.path() != expected {
+            return Err(AuthConfigError::CallbackOutsidePrefix {
+                path: settings.redirect_uri.path().to_owned(),
+                expected,
+            });
+        }
+        let keys = CookieKeys::from_secrets(&settings.cookie_secrets)?;
+        let session_codec = CookieCodec::new(keys.clone(), config.session_cookie.clone())?;
+        let probe = pending_settings(&config.pending_cookie, "x");
+        let probe_codec = CookieCodec::new(keys.clone(), probe)?;
+        let pending_prefix = probe_codec
+            .name()
+            .strip_suffix('x')
+            .unwrap_or(probe_codec.name())
+            .to_owned();
+        let own_cookies = CookiePrefixes::new([session_codec.name(), pending_prefix.as_str()]);
+        let client_id = settings.credentials.client_id().to_owned();
+        let issuer = config.provider.issuer().clone();
+        let id_policy = id_token_policy(issuer.clone(), &client_id)?;
+        let logout_validator = LogoutTokenValidator::new(issuer, client_id)?;
+        let login_config =
+            LoginConfig::new(settings.credentials.clone(), settings.redirect_uri.clone())
+                .scopes(config.scopes.clone());
+        let login = LoginFlow {
+            settings,
+            login_config,
+            id_policy,
+            logout_validator,
+            keys,
+            pending_cookie: config.pending_cookie.clone(),
+            max_pending_logins: config.max_pending_logins,
+            pending_prefix,
+            own_cookies,
+            completed_logins: moka::sync::Cache::builder()
+                .max_capacity(COMPLETED_LOGIN_CAPACITY)
+                .expire_after(CompletedLoginExpiry)
+                .build(),
+            seen_jtis: Mutex::new(SeenJtis::default()),
+        };
+        Ok((login, session_codec))
+    }
+
+    /// Marks the login with `state` as handled until `remaining` has passed; `false` when its
+    /// callback was already handled (a replay).
+    pub(crate) fn complete_once(&self, state: &str, remaining: Duration) -> bool {
+        let entry = self
+            .completed_logins
+            .entry(sha256(state.as_bytes()))
+            .or_insert(remaining);
+        entry.is_fresh()
+    }
+
+    /// The codec of the pending-login cookie with this suffix.
+    pub(crate) fn pending_codec(&self, suffix: &str) -> Result<CookieCodec, CookieConfigError> {
+        CookieCodec::new(
+            self.keys.clone(),
+            pending_settings(&self.pending_cookie, suffix),
+        )
+    }
+
+    /// Clearing cookies for the oldest pending logins, so that with the new one at most the
+    /// configured number remain; unreadable pending cookies are always cleared.
+    pub(crate) fn evict_pending(
+        &self,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+    ) -> Vec<HeaderValue> {
+        let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for name in cookies.names() {
+            let Some(suffix) = name.strip_prefix(self.pending_prefix.as_str()) else {
+                continue;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let Ok(codec) = self.pending_codec(suffix) else {
+                continue;
+            };
+            let created = codec
+                .decode::<PendingLogin>(cookies, now)
+                .ok()
+                .flatten()
+                .map(|pending| pending.created_at());
+            pending.push((created, codec));
+        }
+        let keep = self.max_pending_logins.saturating_sub(1);
+        if pending.len() <= keep {
+            return pending
+                .iter()
+                .filter(|(created, _)| created.is_none())
+                .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
+                .collect();
+        }
+        // Unreadable first (None sorts first), then oldest first.
+        pending.sort_by_key(|(created, _)| *created);
+        let drop = pending.len() - keep;
+        tracing::debug!(
+            dropped = drop,
+            "too many pending logins: dropping the oldest"
+        );
+        pending
+            .iter()
+            .take(drop)
+            .flat_map(|(_, codec)| codec.clear(cookies).unwrap_or_default())
+            .collect()
+    }
+
+    /// Clearing cookies for every pending login the request carries (sign-out).
+    pub(crate) fn clear_pending(&self, cookies: &RequestCookies<'_>) -> Vec<HeaderValue> {
+        let mut clear = Vec::new();
+        for name in cookies.names() {
+            if let Some(suffix) = name.strip_prefix(self.pending_prefix.as_str())
+                && let Ok(codec) = self.pending_codec(suffix)
+            {
+                clear.extend(codec.clear(cookies).unwrap_or_default());
+            }
+        }
+        clear
+    }
+}
+
+/// The settings of the pending-login cookie with this suffix: one chunk.
+fn pending_settings(pending_cookie: &CookieSettings, suffix: &str) -> CookieSettings {
+    let name = format!("{}_{suffix}", pending_cookie.name());
+    pending_cookie.clone().with_name(name).with_max_chunks(1)
+}
+
+struct CompletedLoginExpiry;
+
+impl moka::Expiry<[u8; 32], Duration> for CompletedLoginExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        remaining: &Duration,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(*remaining)
+    }
+}
