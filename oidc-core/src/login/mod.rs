@@ -178,8 +178,17 @@ impl EndpointsError {
 
 impl ProviderEndpoints {
     /// The endpoints of checked discovery metadata, including its RFC 9207
-    /// `authorization_response_iss_parameter_supported` flag.
+    /// `authorization_response_iss_parameter_supported` flag and its RFC 9126 members.
     pub fn from_metadata(
+        metadata: &crate::discovery::ProviderMetadata,
+    ) -> Result<Self, EndpointsError> {
+        Self::from_metadata_of(Issuer::new(metadata.issuer.clone())?, metadata)
+    }
+
+    /// [`Self::from_metadata`] for `issuer` as configured, which stays the issuer a login is
+    /// checked against even when the metadata's own spelling differs (a multi-tenant template).
+    pub fn from_metadata_of(
+        issuer: Issuer,
         metadata: &crate::discovery::ProviderMetadata,
     ) -> Result<Self, EndpointsError> {
         let token_endpoint = metadata
@@ -187,7 +196,7 @@ impl ProviderEndpoints {
             .clone()
             .ok_or(EndpointsError::NoTokenEndpoint)?;
         let mut endpoints = ProviderEndpoints::new(
-            Issuer::new(metadata.issuer.clone())?,
+            issuer,
             metadata.authorization_endpoint.clone(),
             token_endpoint,
         );

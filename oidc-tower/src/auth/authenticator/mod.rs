@@ -283,21 +283,7 @@ impl Authenticator {
     /// The provider endpoints a login needs, once discovery has succeeded.
     pub(crate) fn endpoints(&self) -> Option<ProviderEndpoints> {
         let metadata = self.provider().metadata()?;
-        let token_endpoint = metadata.token_endpoint.clone()?;
-        let mut endpoints = ProviderEndpoints::new(
-            self.provider().issuer().clone(),
-            metadata.authorization_endpoint.clone(),
-            token_endpoint,
-        );
-        endpoints.userinfo_endpoint = metadata.userinfo_endpoint.clone();
-        endpoints.end_session_endpoint = metadata.end_session_endpoint.clone();
-        endpoints.introspection_endpoint = metadata.introspection_endpoint.clone();
-        endpoints.authorization_response_iss_parameter_supported = metadata
-            .other
-            .get("authorization_response_iss_parameter_supported")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Some(endpoints)
+        ProviderEndpoints::from_metadata_of(self.provider().issuer().clone(), &metadata).ok()
     }
 }
 

@@ -112,12 +112,9 @@ impl Authenticator {
         let Some(login) = self.login_flow() else {
             return LoginStart::Answered(not_configured(headers));
         };
-        let Some(mut endpoints) = self.endpoints() else {
+        let Some(endpoints) = self.endpoints() else {
             return LoginStart::Answered(provider_not_ready(headers));
         };
-        if let Some(metadata) = self.provider().metadata() {
-            endpoints.read_pushed_authorization(&metadata);
-        }
         let misconfigured = |code: &'static str| {
             tracing::error!(code, "login could not start");
             LoginStart::Answered(error_answer(
