@@ -356,6 +356,17 @@ error_kinds! {
         "The provider's PAR answer carries an unusable `request_uri`.";
     ParAlreadyExpired = "par_already_expired",
         "The provider's PAR answer expires at once.";
+    // Device authorization grant
+    DeviceGrantUnsupported = "device_grant_unsupported",
+        "The provider advertises no device authorization endpoint; sign in through the browser instead.";
+    DeviceAuthorizationRefused = "device_authorization_refused",
+        "The device authorization endpoint refused the request (for example `invalid_client`); its `error` says why.";
+    DeviceAuthorizationInvalid = "device_authorization_invalid",
+        "The device authorization answer carries an unusable value (verification URI, codes or `expires_in`).";
+    DeviceCodeExpired = "device_code_expired",
+        "The device code expired before the sign-in was approved; start the sign-in again.";
+    DeviceAccessDenied = "device_access_denied",
+        "The sign-in on the device was denied by the user or the provider.";
     // Userinfo
     UserinfoJwtUnsupported = "userinfo_jwt_unsupported",
         "The userinfo endpoint answered with a JWT, which is not supported; ask for JSON.";
