@@ -423,6 +423,11 @@ error_kinds! {
         "The token's issuer is none of the accepted issuers.";
     IntrospectionUnavailable = "introspection_unavailable",
         "The introspection endpoint's answer could not be used; check the provider.";
+    // Loopback redirect receiver
+    LoopbackBindFailed = "loopback_bind_failed",
+        "The loopback redirect receiver cannot listen on the port; choose another port, or 0 for any free one.";
+    LoginTimedOut = "login_timed_out",
+        "No sign-in arrived at the loopback redirect receiver in time; finish signing in in the browser, or allow longer.";
     // Http client
     HttpTimeout = "timeout",
         "A request to the provider timed out; check network and provider.";
