@@ -6,10 +6,13 @@ use oidc_core::IssuerError;
 use oidc_core::discovery::DiscoveryError;
 use oidc_core::jwks::JwksError;
 use oidc_core::jws::JwsError;
+use oidc_core::login::device::DeviceError;
 use oidc_core::login::token::TokenError;
 use oidc_core::login::{CallbackError, ClientAuthError, EndpointsError, IdTokenError, StartError};
 use oidc_core::validation::{PolicyError, ValidationError};
 use oidc_tower::HttpError;
+use oidc_tower::device::DeviceGrantError;
+use oidc_tower::provider::FetchError;
 
 /// Exit code 1: the token was rejected or a check failed.
 pub(crate) const EXIT_REJECTED: u8 = 1;
@@ -78,8 +81,48 @@ pub(crate) enum CliError {
     LoginTimedOut { seconds: u64 },
     #[error("the provider offers no device authorization endpoint")]
     DeviceGrantUnsupported,
+    #[error("device sign-in failed: {0}")]
+    Device(DeviceError),
     #[error("{0}")]
     Cache(#[from] crate::token_cache::CacheError),
+}
+
+impl From<FetchError> for CliError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Http(e) => CliError::Http(e),
+            FetchError::Discovery(e) => CliError::Discovery(e),
+            FetchError::Jwks(e) => CliError::Jwks(e),
+            other => CliError::Usage {
+                message: other.to_string(),
+                hint: None,
+            },
+        }
+    }
+}
+
+impl From<DeviceError> for CliError {
+    fn from(error: DeviceError) -> Self {
+        match error {
+            DeviceError::Unsupported => CliError::DeviceGrantUnsupported,
+            DeviceError::Token(e) => CliError::Token(e),
+            DeviceError::ClientAuth(e) => CliError::ClientAuth(e),
+            other => CliError::Device(other),
+        }
+    }
+}
+
+impl From<DeviceGrantError> for CliError {
+    fn from(error: DeviceGrantError) -> Self {
+        match error {
+            DeviceGrantError::Http(e) => CliError::Http(e),
+            DeviceGrantError::Device(e) => e.into(),
+            other => CliError::Usage {
+                message: other.to_string(),
+                hint: None,
+            },
+        }
+    }
 }
 
 impl CliError {
@@ -95,6 +138,7 @@ impl CliError {
             CliError::Discovery(DiscoveryError::Response(_)) => EXIT_USAGE_OR_IO,
             CliError::Jwks(JwksError::Response(_)) => EXIT_USAGE_OR_IO,
             CliError::Token(TokenError::Response(_)) => EXIT_USAGE_OR_IO,
+            CliError::Device(DeviceError::Response(_)) => EXIT_USAGE_OR_IO,
             CliError::Discovery(_)
             | CliError::Jwks(_)
             | CliError::Malformed(_)
@@ -104,7 +148,8 @@ impl CliError {
             | CliError::Callback(_)
             | CliError::Token(_)
             | CliError::IdToken(_)
-            | CliError::DeviceGrantUnsupported => EXIT_REJECTED,
+            | CliError::DeviceGrantUnsupported
+            | CliError::Device(_) => EXIT_REJECTED,
             CliError::Start(_)
             | CliError::ClientAuth(_)
             | CliError::LoginTimedOut { .. }
@@ -145,6 +190,7 @@ impl CliError {
             CliError::IdToken(e) => e.code(),
             CliError::LoginTimedOut { .. } => "login_timed_out",
             CliError::DeviceGrantUnsupported => "device_grant_unsupported",
+            CliError::Device(e) => e.code(),
             CliError::Cache(e) => e.code(),
         }
     }
@@ -211,6 +257,12 @@ impl CliError {
             }
             CliError::DeviceGrantUnsupported => {
                 "sign in through the browser instead (without --device)"
+            }
+            CliError::Device(DeviceError::AccessDenied) => {
+                "the sign-in was denied on the provider's page; run `oidc login --device` again"
+            }
+            CliError::Device(_) => {
+                "the provider's device_authorization_endpoint does not follow RFC 8628"
             }
             CliError::Cache(_) => "set OIDC_CACHE_DIR to a writable directory",
         };

@@ -1,11 +1,10 @@
 //! The provider calls the CLI makes: discovery and key sets, through oidc-tower's HTTP client.
 
 use bytes::Bytes;
-use oidc_core::discovery::{
-    DiscoveryOptions, ProviderMetadata, discovery_request, parse_discovery,
-};
+use oidc_core::discovery::{DiscoveryOptions, ProviderMetadata};
 use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
 use oidc_core::{Issuer, UnixTime};
+use oidc_tower::provider::fetch_metadata;
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use url::Url;
 
@@ -51,15 +50,12 @@ impl Fetcher {
 
     /// Fetches and checks `issuer`'s metadata.
     pub(crate) fn discover(&self, issuer: &Issuer) -> Result<ProviderMetadata, CliError> {
-        let response = self.send(discovery_request(issuer))?;
-        Ok(parse_discovery(
-            issuer,
-            &DiscoveryOptions::new(),
-            &response,
-        )?)
+        let options = DiscoveryOptions::new();
+        Ok(self.block_on(fetch_metadata(&self.client, issuer, &options))?)
     }
 
-    /// Fetches the key set at `jwks_uri`.
+    /// Fetches the key set at `jwks_uri`, judged fresh as of `now` (which `oidc verify --now`
+    /// may set).
     pub(crate) fn key_set(&self, jwks_uri: &Url, now: UnixTime) -> Result<KeySet, CliError> {
         let response = self.send(jwks_request(jwks_uri))?;
         Ok(KeySet::from_response(

@@ -356,6 +356,17 @@ error_kinds! {
         "The provider's PAR answer carries an unusable `request_uri`.";
     ParAlreadyExpired = "par_already_expired",
         "The provider's PAR answer expires at once.";
+    // Device authorization grant
+    DeviceGrantUnsupported = "device_grant_unsupported",
+        "The provider advertises no device authorization endpoint; sign in through the browser instead.";
+    DeviceAuthorizationRefused = "device_authorization_refused",
+        "The device authorization endpoint refused the request (for example `invalid_client`); its `error` says why.";
+    DeviceAuthorizationInvalid = "device_authorization_invalid",
+        "The device authorization answer carries an unusable value (verification URI, codes or `expires_in`).";
+    DeviceCodeExpired = "device_code_expired",
+        "The device code expired before the sign-in was approved; start the sign-in again.";
+    DeviceAccessDenied = "device_access_denied",
+        "The sign-in on the device was denied by the user or the provider.";
     // Userinfo
     UserinfoJwtUnsupported = "userinfo_jwt_unsupported",
         "The userinfo endpoint answered with a JWT, which is not supported; ask for JSON.";
@@ -412,6 +423,11 @@ error_kinds! {
         "The token's issuer is none of the accepted issuers.";
     IntrospectionUnavailable = "introspection_unavailable",
         "The introspection endpoint's answer could not be used; check the provider.";
+    // Loopback redirect receiver
+    LoopbackBindFailed = "loopback_bind_failed",
+        "The loopback redirect receiver cannot listen on the port; choose another port, or 0 for any free one.";
+    LoginTimedOut = "login_timed_out",
+        "No sign-in arrived at the loopback redirect receiver in time; finish signing in in the browser, or allow longer.";
     // Http client
     HttpTimeout = "timeout",
         "A request to the provider timed out; check network and provider.";

@@ -18,6 +18,8 @@
 //!   upstream), exactly what `oidc proxy` serves;
 //! - [`store`]: server-side session stores (memory, Redis) with revocation by session, subject
 //!   and provider session;
+//! - [`device`] and [`loopback`]: sign-in for command-line and desktop tools, by the device
+//!   authorization grant or through the browser and a loopback redirect receiver;
 //! - the parts the front-ends share: [`bearer_response`], [`identity_headers`], [`routes`],
 //!   [`request_kind`], [`forwarded`], [`metrics`] and [`health`];
 //! - [`ErrorKind`] (from [`oidc_core`]): every failure's stable code, and [`error_status`]: the
@@ -59,6 +61,7 @@
 pub mod auth;
 pub mod bearer_response;
 pub mod clock;
+pub mod device;
 pub mod error_status;
 mod fingerprint;
 pub mod forwarded;
@@ -66,6 +69,7 @@ pub mod health;
 pub mod http_client;
 pub mod identity_assertion;
 pub mod identity_headers;
+pub mod loopback;
 pub mod metrics;
 pub mod provider;
 pub mod proxy;

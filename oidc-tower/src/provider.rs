@@ -524,16 +524,14 @@ fn record<T>(inner: &Inner, result: Result<T, ProviderError>) -> Result<T, Provi
 }
 
 async fn discover(inner: &Inner) -> Result<ProviderMetadata, ProviderError> {
-    let issuer = &inner.config.issuer;
     inner.discoveries.fetch_add(1, Ordering::Relaxed);
-    let result = async {
-        let response = inner
-            .client
-            .execute(oidc_core::discovery::discovery_request(issuer))
-            .await?;
-        Ok(parse_discovery(issuer, &inner.config.discovery, &response)?)
-    }
-    .await;
+    let result = fetch_metadata(
+        inner.client.as_ref(),
+        &inner.config.issuer,
+        &inner.config.discovery,
+    )
+    .await
+    .map_err(ProviderError::from);
     record(inner, result)
 }
 
@@ -542,22 +540,96 @@ async fn fetch_keys(
     metadata: &ProviderMetadata,
 ) -> Result<Arc<KeySet>, ProviderError> {
     inner.key_fetches.fetch_add(1, Ordering::Relaxed);
-    let result = async {
-        let response = inner
-            .client
-            .execute(jwks_request(&metadata.jwks_uri))
-            .await?;
-        Ok(KeySet::from_response(
-            &response,
-            now(),
-            &inner.config.freshness,
-        )?)
-    }
-    .await;
+    let result = fetch_key_set(
+        inner.client.as_ref(),
+        &metadata.jwks_uri,
+        &inner.config.freshness,
+    )
+    .await
+    .map_err(ProviderError::from);
     let keys = Arc::new(record(inner, result)?);
     inner.keys.store(Some(keys.clone()));
     inner.ready.send_replace(true);
     Ok(keys)
+}
+
+/// Why fetching a provider's metadata or keys once failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The request failed in transport.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The discovery answer was rejected.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The key set answer was rejected.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+}
+
+impl FetchError {
+    /// What kind of error this is, for a program to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::Http(e) => e.kind(),
+            FetchError::Discovery(e) => e.kind(),
+            FetchError::Jwks(e) => e.kind(),
+        }
+    }
+
+    /// A stable snake_case code: the inner error's code.
+    pub fn code(&self) -> &'static str {
+        self.kind().code()
+    }
+}
+
+impl From<FetchError> for ProviderError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Http(e) => ProviderError::Http(e),
+            FetchError::Discovery(e) => ProviderError::Discovery(e),
+            FetchError::Jwks(e) => ProviderError::Jwks(e),
+        }
+    }
+}
+
+/// Fetches `issuer`'s discovery document once and checks it under `options`: the core's
+/// [`discovery_request`](oidc_core::discovery::discovery_request) sent through `client`, its
+/// answer read by [`parse_discovery`]. The [`Provider`] task does this on its schedule; a
+/// command-line tool or a check calls it directly.
+pub async fn fetch_metadata(
+    client: &dyn HttpClient,
+    issuer: &Issuer,
+    options: &DiscoveryOptions,
+) -> Result<ProviderMetadata, FetchError> {
+    let response = client
+        .execute(oidc_core::discovery::discovery_request(issuer))
+        .await?;
+    Ok(parse_discovery(issuer, options, &response)?)
+}
+
+/// Fetches the key set at `jwks_uri` once, its freshness judged under `freshness` from the time
+/// of day ([`now`]) when the answer arrived.
+pub async fn fetch_key_set(
+    client: &dyn HttpClient,
+    jwks_uri: &url::Url,
+    freshness: &FreshnessPolicy,
+) -> Result<KeySet, FetchError> {
+    let response = client.execute(jwks_request(jwks_uri)).await?;
+    Ok(KeySet::from_response(&response, now(), freshness)?)
+}
+
+/// Fetches `issuer`'s metadata and then the key set it names, once each, with the default
+/// discovery options and key freshness. Use [`fetch_metadata`] and [`fetch_key_set`] to report
+/// on each step, or to fetch the keys only when they are needed.
+pub async fn fetch_metadata_and_keys(
+    client: &dyn HttpClient,
+    issuer: &Issuer,
+) -> Result<(ProviderMetadata, KeySet), FetchError> {
+    let metadata = fetch_metadata(client, issuer, &DiscoveryOptions::new()).await?;
+    let keys = fetch_key_set(client, &metadata.jwks_uri, &FreshnessPolicy::default()).await?;
+    Ok((metadata, keys))
 }
 
 impl Inner {

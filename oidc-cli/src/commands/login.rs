@@ -4,21 +4,29 @@
 //! redirect listener (RFC 8252: `http://127.0.0.1:{port}/callback`), or the device
 //! authorization grant (RFC 8628) with `--device`, and caches the tokens. `token` prints a
 //! valid access token: the cached one, a refreshed one, or one from a new login.
+//!
+//! The protocol is the library's: `oidc_tower::loopback` receives the browser's redirect,
+//! `oidc_tower::device` runs the device grant of `oidc_core::login::device`, and
+//! `oidc_tower::provider` fetches metadata and keys; this module handles the arguments, what is
+//! printed and the token cache.
 
 use std::time::Duration;
 
 use oidc_core::discovery::ProviderMetadata;
-use oidc_core::jwks::KeySet;
-use oidc_core::login::token::{TokenError, TokenErrorCode, TokenResponse, parse_token_response};
+use oidc_core::jwks::{FreshnessPolicy, KeySet};
+use oidc_core::login::device::{DeviceError, DeviceGrant, device_authorization_endpoint};
+use oidc_core::login::token::{TokenResponse, parse_token_response};
 use oidc_core::login::{
-    CallbackParams, ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest,
-    ProviderEndpoints, client_auth, finish_login, handle_callback, id_token_policy, start_login,
+    ClientAuthMethod, ClientCredentials, LoginConfig, LoginRequest, ProviderEndpoints,
+    finish_login, handle_callback, id_token_policy, start_login,
 };
 use oidc_core::{Issuer, Secret, UnixTime};
 use oidc_tower::clock::now;
+use oidc_tower::device::{DeviceGrantError, run_device_grant};
+use oidc_tower::loopback::{LoopbackError, LoopbackRedirect};
+use oidc_tower::provider::fetch_key_set;
 use oidc_tower::{HttpClient, SystemRandom};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use crate::args::{LoginArgs, TokenArgs};
@@ -27,10 +35,6 @@ use crate::fetch::Fetcher;
 use crate::output::Outcome;
 use crate::time_format::utc_date;
 use crate::token_cache::{self, CachedTokens};
-
-const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// Bytes of a callback request read at most (request line and headers).
-const MAX_CALLBACK_REQUEST_BYTES: usize = 16 * 1024;
 
 /// `oidc login`: signs in and caches the tokens; prints who signed in, never the tokens.
 pub(crate) fn run_login(args: &LoginArgs) -> Result<Outcome, CliError> {
@@ -209,23 +213,16 @@ impl Client {
         fetcher: &Fetcher,
         args: &LoginArgs,
     ) -> Result<CachedTokens, CliError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.redirect_port))
+        let receiver = LoopbackRedirect::bind(args.redirect_port)
             .await
-            .map_err(|e| {
-                CliError::usage(
-                    format!(
-                        "cannot listen on 127.0.0.1:{} for the redirect: {e}",
-                        args.redirect_port
-                    ),
+            .map_err(|e| match e {
+                LoopbackError::Bind { port, source } => CliError::usage(
+                    format!("cannot listen on 127.0.0.1:{port} for the redirect: {source}"),
                     "choose another --redirect-port, or 0 for any free port",
-                )
+                ),
+                other => CliError::usage(other.to_string(), "retry"),
             })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| CliError::usage(format!("no local address: {e}"), "retry"))?
-            .port();
-        let redirect_uri = Url::parse(&format!("http://127.0.0.1:{port}/callback"))
-            .map_err(|e| CliError::usage(format!("redirect URL: {e}"), "retry"))?;
+        let redirect_uri = receiver.redirect_uri().clone();
         let mut config =
             LoginConfig::new(self.credentials.clone(), redirect_uri).scopes(self.scopes.clone());
         for resource in &self.resources {
@@ -249,14 +246,12 @@ impl Client {
         if !args.no_browser {
             open_browser(redirect.url.as_str());
         }
-        let params = tokio::time::timeout(
-            Duration::from_secs(args.timeout),
-            wait_for_callback(listener),
-        )
-        .await
-        .map_err(|_| CliError::LoginTimedOut {
-            seconds: args.timeout,
-        })??;
+        let params = receiver
+            .wait(Duration::from_secs(args.timeout))
+            .await
+            .map_err(|_| CliError::LoginTimedOut {
+                seconds: args.timeout,
+            })?;
         let exchange = handle_callback(
             &self.endpoints,
             &config,
@@ -268,7 +263,7 @@ impl Client {
         let response = fetcher.client().execute(exchange.request).await?;
         let tokens = parse_token_response(&response)?;
         let received_at = now();
-        let keys = self.keys_async(fetcher, received_at).await?;
+        let keys = self.keys(fetcher).await?;
         let policy = id_token_policy(self.issuer.clone(), self.credentials.client_id())?;
         let outcome = finish_login(
             &exchange.expectation,
@@ -280,87 +275,52 @@ impl Client {
         Ok(self.cached(&tokens, Some(outcome.subject), received_at))
     }
 
-    async fn keys_async(&self, fetcher: &Fetcher, now: UnixTime) -> Result<KeySet, CliError> {
-        let response = fetcher
-            .client()
-            .execute(oidc_core::jwks::jwks_request(&self.metadata.jwks_uri))
-            .await
-            .map_err(|e| CliError::KeysUnavailable(Box::new(e.into())))?;
-        KeySet::from_response(&response, now, &oidc_core::FreshnessPolicy::default())
-            .map_err(|e| CliError::KeysUnavailable(Box::new(e.into())))
+    async fn keys(&self, fetcher: &Fetcher) -> Result<KeySet, CliError> {
+        fetch_key_set(
+            fetcher.client(),
+            &self.metadata.jwks_uri,
+            &FreshnessPolicy::default(),
+        )
+        .await
+        .map_err(|e| CliError::KeysUnavailable(Box::new(e.into())))
     }
 
     async fn device_login(&self, fetcher: &Fetcher) -> Result<CachedTokens, CliError> {
-        let endpoint = self
-            .metadata
-            .device_authorization_endpoint
-            .clone()
-            .ok_or(CliError::DeviceGrantUnsupported)?;
-        let mut random = SystemRandom;
-        let scope = self.scopes.join(" ");
-        let mut form = vec![("scope", scope.as_str())];
-        form.extend(self.resources.iter().map(|r| ("resource", r.as_str())));
+        let endpoint = device_authorization_endpoint(&self.metadata)?;
+        let mut grant = DeviceGrant::new(self.credentials.clone()).scopes(self.scopes.clone());
+        for resource in &self.resources {
+            grant = grant.resource(resource.clone());
+        }
         if let Some(audience) = &self.audience {
-            form.push(("audience", audience));
+            grant = grant.extra_param("audience", audience.clone());
         }
-        let request = client_auth::authenticated_form_post(
-            &endpoint,
-            &self.credentials,
-            &form,
-            now(),
-            &mut random,
-        )?;
-        let response = fetcher.client().execute(request).await?;
-        let grant = DeviceGrant::parse(&response)?;
-        eprintln!(
-            "To sign in, open {} and enter the code {}",
-            grant.verification_uri, grant.user_code
-        );
-        if let Some(complete) = &grant.verification_uri_complete {
-            eprintln!("(or open {complete})");
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(grant.expires_in);
-        let mut interval = Duration::from_secs(grant.interval.max(1));
-        loop {
-            tokio::time::sleep(interval).await;
-            if tokio::time::Instant::now() >= deadline {
-                return Err(CliError::LoginTimedOut {
-                    seconds: grant.expires_in,
-                });
-            }
-            let request = client_auth::authenticated_form_post(
-                &self.endpoints.token_endpoint,
-                &self.credentials,
-                &[
-                    ("grant_type", DEVICE_CODE_GRANT),
-                    ("device_code", &grant.device_code),
-                ]
-                .into_iter()
-                .chain(self.resources.iter().map(|r| ("resource", r.as_str())))
-                .collect::<Vec<_>>(),
-                now(),
-                &mut random,
-            )?;
-            let response = fetcher.client().execute(request).await?;
-            match parse_token_response(&response) {
-                Ok(tokens) => {
-                    let received_at = now();
-                    let subject = self.id_token_subject(fetcher, &tokens, received_at).await?;
-                    return Ok(self.cached(&tokens, subject, received_at));
+        let mut expires_in = Duration::ZERO;
+        let tokens = run_device_grant(
+            fetcher.client(),
+            endpoint,
+            &self.endpoints.token_endpoint,
+            &grant,
+            |codes| {
+                expires_in = codes.expires_in;
+                eprintln!(
+                    "To sign in, open {} and enter the code {}",
+                    codes.verification_uri, codes.user_code
+                );
+                if let Some(complete) = &codes.verification_uri_complete {
+                    eprintln!("(or open {complete})");
                 }
-                Err(TokenError::Provider {
-                    error: TokenErrorCode::Other(code),
-                    ..
-                }) if code == "authorization_pending" => {}
-                Err(TokenError::Provider {
-                    error: TokenErrorCode::Other(code),
-                    ..
-                }) if code == "slow_down" => {
-                    interval += Duration::from_secs(5);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            DeviceGrantError::Device(DeviceError::Expired) => CliError::LoginTimedOut {
+                seconds: expires_in.as_secs(),
+            },
+            other => other.into(),
+        })?;
+        let received_at = now();
+        let subject = self.id_token_subject(fetcher, &tokens, received_at).await?;
+        Ok(self.cached(&tokens, subject, received_at))
     }
 
     /// The subject of the ID token that came with `tokens`, validated; `None` without one.
@@ -373,7 +333,7 @@ impl Client {
         let Some(id_token) = &tokens.id_token else {
             return Ok(None);
         };
-        let keys = self.keys_async(fetcher, now).await?;
+        let keys = self.keys(fetcher).await?;
         let policy = id_token_policy(self.issuer.clone(), self.credentials.client_id())?;
         let validated =
             oidc_core::validate(id_token.expose(), &keys, &policy, now).map_err(|error| {
@@ -454,97 +414,6 @@ impl Client {
     }
 }
 
-/// The answer of a device authorization endpoint (RFC 8628 §3.2).
-#[derive(serde::Deserialize)]
-struct DeviceGrant {
-    device_code: String,
-    user_code: String,
-    verification_uri: String,
-    #[serde(default)]
-    verification_uri_complete: Option<String>,
-    expires_in: u64,
-    #[serde(default = "default_interval")]
-    interval: u64,
-}
-
-fn default_interval() -> u64 {
-    5
-}
-
-impl DeviceGrant {
-    fn parse(response: &http::Response<bytes::Bytes>) -> Result<Self, CliError> {
-        if !response.status().is_success() {
-            return Err(parse_token_response(response)
-                .err()
-                .map(CliError::from)
-                .unwrap_or(CliError::DeviceGrantUnsupported));
-        }
-        serde_json::from_slice(response.body()).map_err(|e| {
-            CliError::usage(
-                format!("the device authorization answer is not usable: {e}"),
-                "the provider's device_authorization_endpoint does not follow RFC 8628",
-            )
-        })
-    }
-}
-
-/// Accepts connections on the loopback listener until one brings `GET /callback?...`, answers
-/// it with a page telling the user to return to the terminal, and gives its parameters.
-async fn wait_for_callback(listener: tokio::net::TcpListener) -> Result<CallbackParams, CliError> {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let mut buffer = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 2048];
-        while !buffer.windows(4).any(|w| w == b"\r\n\r\n")
-            && buffer.len() < MAX_CALLBACK_REQUEST_BYTES
-        {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buffer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            }
-        }
-        let target = callback_target(&buffer);
-        let (status, body, params) = match target
-            .as_deref()
-            .map(|t| t.split_once('?').unwrap_or((t, "")))
-        {
-            Some(("/callback", query)) => match CallbackParams::from_query(query) {
-                Ok(params) => (
-                    "200 OK",
-                    "<!doctype html><title>oidc login</title><p>Signed in. You can close this tab and return to the terminal.</p>",
-                    Some(params),
-                ),
-                Err(_) => ("400 Bad Request", "<p>Malformed callback.</p>", None),
-            },
-            _ => ("404 Not Found", "<p>Not found.</p>", None),
-        };
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
-        if let Some(params) = params {
-            return Ok(params);
-        }
-    }
-}
-
-/// The request target of a `GET` request line, if the bytes start with one.
-fn callback_target(request: &[u8]) -> Option<String> {
-    let line_end = request.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(request.get(..line_end)?).ok()?;
-    let mut parts = line.split(' ');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("GET"), Some(target), Some(version)) if version.starts_with("HTTP/") => {
-            Some(target.to_owned())
-        }
-        _ => None,
-    }
-}
-
 /// Opens `url` with `xdg-open` or `open` when one is installed; never fails.
 fn open_browser(url: &str) {
     for opener in ["xdg-open", "open"] {
@@ -581,18 +450,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn callback_targets_come_from_get_request_lines_only() {
-        assert_eq!(
-            callback_target(b"GET /callback?code=a&state=b HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(),
-            Some("/callback?code=a&state=b")
-        );
-        assert_eq!(callback_target(b"POST /callback HTTP/1.1\r\n\r\n"), None);
-        assert_eq!(callback_target(b"GET /callback\r\n"), None);
-        assert_eq!(callback_target(b"GET /callback HTTP/1.1"), None);
-        assert_eq!(callback_target(&[0xff, 0xfe, b'\r', b'\n']), None);
-    }
-
-    #[test]
     fn unverified_exp_reads_jwt_payloads_only() {
         assert_eq!(unverified_exp("e30.eyJleHAiOjQyfQ.sig"), Some(42));
         assert_eq!(unverified_exp("opaque-token"), None);
@@ -601,8 +458,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn callback_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = callback_target(&bytes);
+        fn unverified_exp_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = unverified_exp(&String::from_utf8_lossy(&bytes));
         }
     }

@@ -3,11 +3,10 @@
 //! and the upstreams, and tries the listen addresses, reporting each check on its own line.
 
 use oidc_core::Issuer;
-use oidc_core::discovery::{
-    DiscoveryOptions, ProviderMetadata, discovery_request, parse_discovery,
-};
-use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
+use oidc_core::discovery::{DiscoveryOptions, ProviderMetadata};
+use oidc_core::jwks::FreshnessPolicy;
 use oidc_core::login::{ClientAuthMethod, ClientCredentials, client_auth};
+use oidc_tower::provider::{FetchError, fetch_key_set, fetch_metadata};
 use oidc_tower::store::RedisStore;
 use oidc_tower::{HttpClient, ReqwestHttpClient, SystemRandom};
 
@@ -190,9 +189,9 @@ async fn check_provider(
     issuer: &Issuer,
     what: &str,
 ) -> Option<ProviderMetadata> {
-    let response = match client.execute(discovery_request(issuer)).await {
-        Ok(response) => response,
-        Err(e) => {
+    let metadata = match fetch_metadata(client, issuer, &DiscoveryOptions::new()).await {
+        Ok(metadata) => metadata,
+        Err(FetchError::Http(e)) => {
             report.push(
                 Status::Fail,
                 what,
@@ -204,9 +203,6 @@ async fn check_provider(
             );
             return None;
         }
-    };
-    let metadata = match parse_discovery(issuer, &DiscoveryOptions::new(), &response) {
-        Ok(metadata) => metadata,
         Err(e) => {
             report.push(
                 Status::Fail,
@@ -224,33 +220,30 @@ async fn check_provider(
     for warning in metadata.warnings() {
         report.push(Status::Warn, what, warning.to_string());
     }
-    let now = oidc_tower::clock::now();
-    match client.execute(jwks_request(&metadata.jwks_uri)).await {
-        Ok(response) => match KeySet::from_response(&response, now, &FreshnessPolicy::default()) {
-            Ok(keys) => report.push(
-                Status::Pass,
-                what,
-                format!(
-                    "{} signing key(s) at {}",
-                    keys.keys().len(),
-                    metadata.jwks_uri
-                ),
+    match fetch_key_set(client, &metadata.jwks_uri, &FreshnessPolicy::default()).await {
+        Ok(keys) => report.push(
+            Status::Pass,
+            what,
+            format!(
+                "{} signing key(s) at {}",
+                keys.keys().len(),
+                metadata.jwks_uri
             ),
-            Err(e) => report.push(
-                Status::Fail,
-                what,
-                format!(
-                    "key set at {} refused: {e} [{}]",
-                    metadata.jwks_uri,
-                    e.code()
-                ),
-            ),
-        },
-        Err(e) => report.push(
+        ),
+        Err(FetchError::Http(e)) => report.push(
             Status::Fail,
             what,
             format!(
                 "cannot fetch keys at {}: {e} [{}]",
+                metadata.jwks_uri,
+                e.code()
+            ),
+        ),
+        Err(e) => report.push(
+            Status::Fail,
+            what,
+            format!(
+                "key set at {} refused: {e} [{}]",
                 metadata.jwks_uri,
                 e.code()
             ),

@@ -29,6 +29,7 @@
 //! `at_hash`, and `auth_time` against `max_age`) is checked here.
 
 pub mod client_auth;
+pub mod device;
 mod id_token;
 pub mod par;
 pub mod token;

@@ -26,6 +26,7 @@ mod layers_login;
 mod layers_par;
 mod layers_redis;
 mod layers_roles;
+mod login_native;
 mod parts_proptest;
 mod provider_discovery;
 mod provider_keys;
