@@ -6,7 +6,9 @@
 //! RFC 6750 answers: 401 `invalid_token` with `WWW-Authenticate`, 400 `invalid_request`, 403
 //! `insufficient_scope` when required scopes or the authorization rules are not met, 503 when
 //! the provider cannot be reached. The [`Authenticated`](super::Authenticated) caller goes into the request
-//! extensions, where handlers read it (in axum, as an extractor).
+//! extensions, where handlers read it (in axum, as an extractor). Identity headers a client sent
+//! (`X-Forwarded-User`, `Remote-User` and the rest, in every spelling) are removed, as the other
+//! front-ends remove them.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -57,6 +59,7 @@ use tower_service::Service;
 
 use super::answer::{AuthBody, ResponseFuture, own, passed};
 use super::authenticator::Authenticator;
+use crate::identity_headers::strip_identity_headers;
 use crate::metrics::RequestOutcome;
 
 /// A layer requiring a valid bearer token on every request (except skip-auth routes). See the
@@ -133,6 +136,8 @@ where
             let started = Instant::now();
             let metrics = auth.metrics().clone();
             let (mut parts, body) = request.into_parts();
+            // A handler, or a proxy behind it, never sees an identity a client claimed itself.
+            strip_identity_headers(&mut parts.headers);
             if auth
                 .config()
                 .skip_auth

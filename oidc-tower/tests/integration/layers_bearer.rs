@@ -79,6 +79,7 @@ async fn start(required_scopes: &[&str], leeway: Duration) -> Api {
         .unwrap();
     let app = axum::Router::new()
         .route("/whoami", get(whoami))
+        .route("/headers", get(header_names))
         .layer(BearerAuthLayer::new(auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -96,6 +97,15 @@ async fn start(required_scopes: &[&str], leeway: Duration) -> Api {
         client: reqwest::Client::new(),
         _stop: stop,
     }
+}
+
+/// The names of the headers the handler received, one per line.
+async fn header_names(headers: axum::http::HeaderMap) -> String {
+    headers
+        .keys()
+        .map(|name| name.as_str().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Api {
@@ -124,6 +134,39 @@ async fn jwt_access_tokens_reach_the_handler_through_the_extractor() {
     let body = response.text().await.unwrap();
     assert!(body.contains(" bearer_jwt "), "{body}");
     assert!(body.contains("openid"), "{body}");
+}
+
+#[tokio::test]
+async fn identity_headers_a_client_sent_never_reach_the_handler() {
+    let api = start(&[], Duration::ZERO).await;
+    let token = api.op.mint_access_token("alice", "api").unwrap();
+    let response = api
+        .client
+        .get(format!("{}/headers", api.url))
+        .bearer_auth(&token)
+        .header("X-Forwarded-User", "admin")
+        .header("x_forwarded_email", "admin@example.com")
+        .header("Remote-User", "admin")
+        .header("X-Identity-Assertion", "forged")
+        .header("X-Kept", "yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let names = response.text().await.unwrap();
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"x-kept"), "{names:?}");
+    for stripped in [
+        "x-forwarded-user",
+        "x_forwarded_email",
+        "remote-user",
+        "x-identity-assertion",
+    ] {
+        assert!(
+            !names.contains(&stripped),
+            "{stripped} reached the handler: {names:?}"
+        );
+    }
 }
 
 #[tokio::test]
