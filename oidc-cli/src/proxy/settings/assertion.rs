@@ -103,10 +103,11 @@ mod tests {
         ));
         pairs.push(("identity-assertion-key-file", "/etc/oidc/assertion.pem"));
         pairs.push(("identity-assertion-lifetime", "2m"));
-        let assertion = ProxySettings::resolve(&flags(&pairs))
-            .unwrap()
-            .identity_assertion
-            .unwrap();
+        let settings = ProxySettings::resolve(&flags(&pairs)).unwrap();
+        assert!(settings.summary().contains(
+            &"identity assertions for mlflow from https://apps.example.com/oauth2, valid 120s, keys at /oauth2/jwks (signing key /etc/oidc/assertion.pem)".to_owned()
+        ));
+        let assertion = settings.identity_assertion.unwrap();
         assert_eq!(assertion.issuer, "https://apps.example.com/oauth2");
         assert_eq!(
             assertion.key_file,

@@ -194,6 +194,19 @@ impl ProxySettings {
                 self.trusted_proxy_entries.join(", ")
             ));
         }
+        if let Some(assertion) = &self.identity_assertion {
+            lines.push(format!(
+                "identity assertions for {} from {}, valid {}s, keys at {}/jwks ({})",
+                assertion.audience,
+                assertion.issuer,
+                assertion.lifetime.as_secs(),
+                self.proxy_prefix,
+                match &assertion.key_file {
+                    Some(path) => format!("signing key {}", path.display()),
+                    None => "a new signing key at each start".to_owned(),
+                }
+            ));
+        }
         if let Some(metrics) = self.metrics_address {
             lines.push(format!("metrics on http://{metrics}/metrics"));
         }
