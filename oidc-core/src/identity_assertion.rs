@@ -13,9 +13,11 @@
 //! ```
 //! use oidc_core::identity_assertion::{AssertedIdentity, AssertionKey, AssertionSigner};
 //! use oidc_core::UnixTime;
-//! # let pkcs8 = oidc_core::identity_assertion::test_key_pkcs8();
+//! # let rng = aws_lc_rs::rand::SystemRandom::new();
+//! # let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+//! #     &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
 //!
-//! let key = AssertionKey::from_pkcs8_der(&pkcs8)?;
+//! let key = AssertionKey::from_pkcs8_der(pkcs8.as_ref())?;
 //! let signer = AssertionSigner::new(key, "https://apps.example.com", "mlflow");
 //! let groups = vec!["mlflow-users".to_owned()];
 //! let identity = AssertedIdentity::new("u-123").with_email("ada@example.com").with_groups(&groups);
@@ -25,15 +27,14 @@
 //! # Ok::<(), oidc_core::identity_assertion::AssertionError>(())
 //! ```
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::error_kind::ErrorKind;
+use crate::login::client_auth::{AssertionAlgorithm, ClientSigningKey};
 use crate::secret::Secret;
 use crate::time::UnixTime;
 
@@ -85,7 +86,7 @@ impl AssertionError {
 /// The proxy's P-256 signing key, with its public half as a JWK.
 #[derive(Clone)]
 pub struct AssertionKey {
-    pair: Arc<EcdsaKeyPair>,
+    signer: ClientSigningKey,
     public: PublicJwk,
 }
 
@@ -93,14 +94,13 @@ impl AssertionKey {
     /// Parses an unencrypted PKCS#8 (DER) P-256 private key. Its `kid` is the RFC 7638
     /// thumbprint of the public key, so every replica loading the same key names it alike.
     pub fn from_pkcs8_der(pkcs8_der: &[u8]) -> Result<Self, AssertionError> {
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8_der)
+        let signer = ClientSigningKey::from_pkcs8_der(AssertionAlgorithm::ES256, pkcs8_der, None)
             .map_err(|e| AssertionError::KeyRejected {
-                reason: e.to_string(),
-            })?;
+            reason: e.to_string(),
+        })?;
         // An uncompressed P-256 point: 0x04, then x and y of 32 bytes each.
-        let point = pair.public_key().as_ref();
-        let (x, y) = match point {
-            [0x04, coordinates @ ..] if coordinates.len() == 64 => coordinates.split_at(32),
+        let (x, y) = match signer.ecdsa_public_point() {
+            Some([0x04, coordinates @ ..]) if coordinates.len() == 64 => coordinates.split_at(32),
             _ => {
                 return Err(AssertionError::KeyRejected {
                     reason: "the public key is not an uncompressed P-256 point".into(),
@@ -111,7 +111,7 @@ impl AssertionKey {
         let y = URL_SAFE_NO_PAD.encode(y);
         let kid = crate::jwks::thumbprint(&[("crv", "P-256"), ("kty", "EC"), ("x", &x), ("y", &y)]);
         Ok(AssertionKey {
-            pair: Arc::new(pair),
+            signer,
             public: PublicJwk {
                 kty: "EC",
                 crv: "P-256",
@@ -135,11 +135,8 @@ impl AssertionKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AssertionError> {
-        // aws-lc-rs draws the ECDSA nonce internally and ignores the generator argument.
-        let unused_rng = aws_lc_rs::rand::SystemRandom::new();
-        self.pair
-            .sign(&unused_rng, message)
-            .map(|signature| signature.as_ref().to_vec())
+        self.signer
+            .sign(message)
             .map_err(|_| AssertionError::SigningFailed)
     }
 }
@@ -337,20 +334,21 @@ impl AssertionSigner {
     }
 }
 
-/// A fixed PKCS#8 P-256 key for documentation examples; never use it to sign anything real.
-#[doc(hidden)]
-pub fn test_key_pkcs8() -> Vec<u8> {
-    const TEST_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg54HJvcMAmA6eupQo\
-        KaWAXYWMK2XUeHen6YqLsbDoIn2hRANCAASpuUPoBx9lNorkKhLyhOaIjb1gqHtq\
-        kbYKUpRzI1+UxlFD/n4Eutc7lCLbqSrl6mfQlD2oYENO8bNAbA6D6V+w";
-    base64::engine::general_purpose::STANDARD
-        .decode(TEST_KEY)
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::signature::{self, EcdsaKeyPair};
+
+    /// A fixed PKCS#8 P-256 key for these tests.
+    pub(crate) fn test_key_pkcs8() -> Vec<u8> {
+        const TEST_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg54HJvcMAmA6eupQo\
+            KaWAXYWMK2XUeHen6YqLsbDoIn2hRANCAASpuUPoBx9lNorkKhLyhOaIjb1gqHtq\
+            kbYKUpRzI1+UxlFD/n4Eutc7lCLbqSrl6mfQlD2oYENO8bNAbA6D6V+w";
+        base64::engine::general_purpose::STANDARD
+            .decode(TEST_KEY)
+            .unwrap_or_default()
+    }
+
     use serde_json::Value;
 
     fn key() -> AssertionKey {

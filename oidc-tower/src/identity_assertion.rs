@@ -259,10 +259,15 @@ mod tests {
     fn a_key_file_gives_the_same_kid_to_every_instance() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("assertion.pem");
-        let pkcs8 = oidc_core::identity_assertion::test_key_pkcs8();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(&pkcs8)
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
         );
         std::fs::write(&path, pem).unwrap();
         let one = IdentityAssertion::from_key_file(&path, "iss", "aud").unwrap();

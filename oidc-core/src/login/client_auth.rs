@@ -179,7 +179,17 @@ impl ClientSigningKey {
         self.algorithm
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ClientAuthError> {
+    /// The public key of an ECDSA key as its uncompressed point (`0x04 || x || y`); `None` for
+    /// RSA and Ed25519 keys.
+    pub(crate) fn ecdsa_public_point(&self) -> Option<&[u8]> {
+        use aws_lc_rs::signature::KeyPair as _;
+        match &*self.key {
+            KeyPair::Ecdsa(key) => Some(key.public_key().as_ref()),
+            KeyPair::Rsa(_) | KeyPair::Ed25519(_) => None,
+        }
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ClientAuthError> {
         use aws_lc_rs::signature;
         // aws-lc-rs draws signature randomness (ECDSA, PSS salts) internally and ignores the
         // generator argument; a `SystemRandom` value is only passed to satisfy the signature.
