@@ -37,7 +37,7 @@
 //! refresh.on_keys(start, Ok::<_, ()>(Duration::from_secs(600)));
 //! assert_eq!(refresh.poll(start), None);
 //! assert_eq!(refresh.next_due(), MonotonicTime::after(Duration::from_secs(570)));
-//! //! ```
+//! ```
 
 use std::time::Duration;
 
