@@ -56,7 +56,7 @@ run_target() {
   local target=$1
   mkdir -p "$fuzz_dir/corpus/$target"
   nice -n 10 cargo fuzz run "$target" "$fuzz_dir/corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048 \
     >"$logs/$target.log" 2>&1
   echo $? >"$logs/$target.status"
 }

@@ -23,10 +23,36 @@ timed() {
 }
 mkdir -p target && : > target/step-times.txt
 
+# background NAME COMMAND...: starts COMMAND at the lowest priority, its output to
+# target/NAME.log, and records its pid; finish NAME waits for it, prints the log and returns its
+# status. What runs this way (the downloads, the fuzz targets with their own target directory)
+# fills the time the foreground leaves idle (waiting on browsers and services) instead of adding
+# to it.
+declare -A background_pids
+background() {
+  local name=$1; shift
+  (timed "$name" nice -n 19 "$@") >"target/$name.log" 2>&1 &
+  background_pids[$name]=$!
+}
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap 'for pid in "${background_pids[@]}"; do kill_tree "$pid"; done' EXIT
+finish() {
+  local name=$1 rc=0
+  wait "${background_pids[$name]}" || rc=$?
+  unset "background_pids[$name]"
+  cat "target/$name.log"
+  return "$rc"
+}
+
 if ! $quick; then
   step "Installing what the tests need"
   timed install bash scripts/install-test-deps.sh
-  timed install-e2e bash scripts/install-e2e-deps.sh
+  background install-e2e bash scripts/install-e2e-deps.sh
+  background fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 fi
 
 step "Formatting"
@@ -48,6 +74,7 @@ set -e
 e2e_status=0
 if ! $quick; then
   step "End-to-end: real provider, browser, MLflow, Caddy"
+  finish install-e2e
   set +e
   E2E_REQUIRE_PROXY=1 E2E_REQUIRE_ALL="${CI:+1}" timed e2e bash scripts/e2e.sh 2>&1 | tee target/e2e-output.txt
   e2e_status=${PIPESTATUS[0]}
@@ -57,10 +84,7 @@ fi
 fuzz_status=0
 if ! $quick; then
   step "Fuzz targets, briefly (scripts/fuzz.sh SECONDS runs a longer campaign)"
-  set +e
-  timed fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
-  fuzz_status=$?
-  set -e
+  finish fuzz || fuzz_status=$?
 fi
 
 step "Summary"

@@ -8,12 +8,21 @@
 # authentication off (--skip-auth-route) and then to a protected route (the bearer token is
 # validated once, then cached), each after 200 warm-up requests; the counters are zeroed before
 # and dumped after each batch. Prints instructions per request for both routes, what
-# authentication adds, and, with a baseline, the ratio baseline/new of each.
+# authentication adds, and, with a baseline, the ratio baseline/new of each. CREDENTIAL=cookie
+# sends a session cookie (sealed by benchop with the proxy's cookie secret) instead of the token.
+#
+# CALLGRIND_DIR=DIR keeps the dumps there (callgrind_annotate DIR/new.cg.2 shows where the
+# protected route's instructions go).
 #
 # Needs valgrind (apt-get install valgrind). LOAD_NO_BUILD=1 skips building the bench tools.
 source "$(dirname "$0")/common.sh"
 
 REQUESTS="${REQUESTS:-2000}"
+CREDENTIAL="${CREDENTIAL:-bearer}"
+case "$CREDENTIAL" in
+    bearer | cookie) ;;
+    *) echo "instructions.sh: CREDENTIAL is bearer or cookie, not '$CREDENTIAL'" >&2; exit 2 ;;
+esac
 build_tools
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || {
     echo "instructions.sh: valgrind is not installed" >&2
@@ -29,7 +38,11 @@ start "$BENCH_BIN/benchop" --dir "$WORK/op" --audience load-client \
     --cookie-secret "$COOKIE_SECRET" --max-seconds 600
 wait_for_file "$WORK/op/port.txt"
 ISSUER="$(cat "$WORK/op/issuer.txt")"
-TOKEN="$(cat "$WORK/op/token.txt")"
+if [[ "$CREDENTIAL" == cookie ]]; then
+    HEADER="Cookie: $(cat "$WORK/op/cookie.txt")"
+else
+    HEADER="Authorization: Bearer $(cat "$WORK/op/token.txt")"
+fi
 
 # count NAME BINARY: prints "NAME OFF ON" (instructions per request, auth off and on).
 count() {
@@ -46,16 +59,17 @@ count() {
         cat "$WORK/$name.log" >&2
         exit 1
     fi
-    python3 - "$port" "$TOKEN" "$pid" "$REQUESTS" "$WORK/$name.cg" "$name" <<'PY'
+    python3 - "$port" "$HEADER" "$pid" "$REQUESTS" "$WORK/$name.cg" "$name" <<'PY'
 import glob, http.client, subprocess, sys
 
-port, token, pid, requests, prefix, name = sys.argv[1:]
+port, header, pid, requests, prefix, name = sys.argv[1:]
 port, requests = int(port), int(requests)
+header_name, header_value = header.split(': ', 1)
 
 def send(path, count):
     connection = http.client.HTTPConnection('127.0.0.1', port)
     for _ in range(count):
-        connection.request('GET', path, headers={'Authorization': 'Bearer ' + token})
+        connection.request('GET', path, headers={header_name: header_value})
         answer = connection.getresponse()
         answer.read()
         if answer.status != 200:
@@ -80,6 +94,10 @@ print(name, round(per_request[0]), round(per_request[1]))
 PY
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    if [[ -n "${CALLGRIND_DIR:-}" ]]; then
+        mkdir -p "$CALLGRIND_DIR"
+        cp "$WORK/$name".cg.* "$CALLGRIND_DIR/"
+    fi
 }
 
 NEW="$(find_oidc_bin)"
@@ -97,4 +115,8 @@ print(f'ratio baseline/new, instructions per request: auth off {base_off / new_o
       f'auth on {base_on / new_on:.3f}, what auth adds {(base_on - base_off) / (new_on - new_off):.3f}')
 PY
 fi
-echo "instructions per request over $REQUESTS requests, one connection, cached bearer token"
+if [[ "$CREDENTIAL" == cookie ]]; then
+    echo "instructions per request over $REQUESTS requests, one connection, the same session cookie"
+else
+    echo "instructions per request over $REQUESTS requests, one connection, cached bearer token"
+fi
