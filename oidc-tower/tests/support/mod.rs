@@ -6,5 +6,6 @@
 pub mod discovery;
 pub mod gzip;
 pub mod layers;
+pub mod ports;
 pub mod redis;
 pub mod redis_ha;
