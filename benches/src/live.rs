@@ -117,16 +117,7 @@ impl LiveSigner {
 
     /// A discovery document for the issuer whose key set is at `{issuer}/jwks`.
     pub fn discovery(&self) -> Value {
-        let issuer = self.issuer.trim_end_matches('/');
-        json!({
-            "issuer": self.issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
-            "jwks_uri": format!("{issuer}/jwks"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        })
+        oidc_dev_provider::minimal_discovery_document(&self.issuer, "RS256")
     }
 
     /// A token for `subject` (also its `jti`, so distinct subjects give distinct tokens), valid

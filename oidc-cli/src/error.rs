@@ -8,7 +8,10 @@ use oidc_core::jwks::JwksError;
 use oidc_core::jws::JwsError;
 use oidc_core::login::device::DeviceError;
 use oidc_core::login::token::TokenError;
-use oidc_core::login::{CallbackError, ClientAuthError, EndpointsError, IdTokenError, StartError};
+use oidc_core::login::{
+    AuthorizationErrorCode, CallbackError, ClientAuthError, EndpointsError, IdTokenError,
+    StartError,
+};
 use oidc_core::validation::{PolicyError, ValidationError};
 use oidc_tower::HttpError;
 use oidc_tower::device::DeviceGrantError;
@@ -245,8 +248,17 @@ impl CliError {
                 "the provider must publish an authorization and a token endpoint"
             }
             CliError::Start(_) | CliError::ClientAuth(_) => "check --client-id and --client-secret",
+            CliError::Callback(CallbackError::Provider {
+                error: AuthorizationErrorCode::AccessDenied,
+                ..
+            }) => {
+                "the sign-in was refused at the provider; sign in with an account allowed to use this client, or ask its administrator"
+            }
+            CliError::Callback(CallbackError::Provider { .. }) => {
+                "the provider sent the browser back with this error; its description says why"
+            }
             CliError::Callback(_) => {
-                "the provider sent the browser back with an error or a mismatched state; try again"
+                "the browser's return does not fit this login (state, issuer or code); start the login again"
             }
             CliError::Token(_) => {
                 "check --client-id/--client-secret and that http://127.0.0.1/callback (any port) is a registered redirect URI"

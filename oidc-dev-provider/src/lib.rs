@@ -45,7 +45,7 @@ pub use config::{
     AccessTokenFormat, ClientConfig, ConfigError, DevClient, DevUser, ProviderConfig, UserConfig,
     demo_clients, demo_users,
 };
-pub use endpoints::SESSION_COOKIE;
+pub use endpoints::{SESSION_COOKIE, minimal_discovery_document};
 pub use keys::{KeyError, SigningAlgorithm};
 pub use provider::{
     BackchannelDelivery, BuildError, DevProvider, DevProviderBuilder, Endpoint, Fault, MintError,

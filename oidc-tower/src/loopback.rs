@@ -18,13 +18,16 @@
 //! # }
 //! ```
 //!
-//! Whatever arrives on the socket is answered and never ends the wait except a well-formed
-//! `GET /callback?...`: a request for another path gets 404, a malformed request line 400, a
+//! The callback is answered with a page telling the user to return to the terminal, or, when it
+//! carries the provider's `error` (such as `access_denied`), with an error page (status 400)
+//! naming the error. Whatever arrives on the socket is answered and never ends the wait except a
+//! well-formed `GET /callback?...`: a request for another path gets 404, a malformed request line 400, a
 //! head over [`MAX_CALLBACK_REQUEST_BYTES`] 431, and a connection that sends nothing is dropped
 //! after [`READ_TIMEOUT`]. Connections are served concurrently (at most
 //! [`MAX_CONNECTIONS`] at once), so a browser's idle pre-connection does not hold up the
 //! callback.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -34,6 +37,8 @@ use oidc_core::login::CallbackParams;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
+
+use crate::bearer_response::escape_html;
 
 /// The path of the redirect URI.
 pub const CALLBACK_PATH: &str = "/callback";
@@ -48,6 +53,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 16;
 
 const SIGNED_IN_PAGE: &str = "<!doctype html><title>oidc login</title><p>Signed in. You can close this tab and return to the terminal.</p>";
+
+/// Characters of the provider's `error_description` shown on the error page at most.
+const MAX_SHOWN_DESCRIPTION_CHARS: usize = 500;
 
 /// Why the receiver could not give the callback's parameters.
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +128,9 @@ impl LoopbackRedirect {
 
     /// Serves connections until one brings a well-formed `GET /callback?...`, answers it with a
     /// page telling the user to return to the application, and gives its parameters; or gives
-    /// up after `timeout`. The parameters may carry the provider's `error`: the core's
-    /// `handle_callback` judges them.
+    /// up after `timeout`. The parameters may carry the provider's `error`: the page then says
+    /// that the sign-in failed, naming the error code and description (status 400), and the
+    /// core's `handle_callback` turns them into its typed error.
     pub async fn wait(&self, timeout: Duration) -> Result<CallbackParams, LoopbackError> {
         tokio::time::timeout(timeout, self.serve_until_callback())
             .await
@@ -158,7 +167,7 @@ async fn serve_connection(mut stream: TcpStream) -> Option<CallbackParams> {
         Head::Complete(bytes) => answer(&bytes),
         Head::TooLarge => (
             "431 Request Header Fields Too Large",
-            "<p>Request too large.</p>",
+            "<p>Request too large.</p>".into(),
             None,
         ),
         Head::Closed => return None,
@@ -196,18 +205,40 @@ async fn read_head(stream: &mut TcpStream) -> Head {
 }
 
 /// The status, page and parameters for a complete request head.
-fn answer(head: &[u8]) -> (&'static str, &'static str, Option<CallbackParams>) {
+fn answer(head: &[u8]) -> (&'static str, Cow<'static, str>, Option<CallbackParams>) {
     let Some(target) = request_target(head) else {
-        return ("400 Bad Request", "<p>Bad request.</p>", None);
+        return ("400 Bad Request", "<p>Bad request.</p>".into(), None);
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != CALLBACK_PATH {
-        return ("404 Not Found", "<p>Not found.</p>", None);
+        return ("404 Not Found", "<p>Not found.</p>".into(), None);
     }
     match CallbackParams::from_query(query) {
-        Ok(params) => ("200 OK", SIGNED_IN_PAGE, Some(params)),
-        Err(_) => ("400 Bad Request", "<p>Malformed callback.</p>", None),
+        Ok(params) => match &params.error {
+            Some(error) => (
+                "400 Bad Request",
+                error_page(error, params.error_description.as_deref()).into(),
+                Some(params),
+            ),
+            None => ("200 OK", SIGNED_IN_PAGE.into(), Some(params)),
+        },
+        Err(_) => ("400 Bad Request", "<p>Malformed callback.</p>".into(), None),
     }
+}
+
+/// The page for a callback that carries the provider's `error`: the sign-in failed, with the
+/// code and (cut) description, both escaped.
+fn error_page(error: &str, description: Option<&str>) -> String {
+    let description = description
+        .map(|d| {
+            let shown: String = d.chars().take(MAX_SHOWN_DESCRIPTION_CHARS).collect();
+            format!("<p>{}</p>", escape_html(&shown))
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><title>oidc login failed</title><p>Sign-in failed: the provider answered <code>{}</code>.</p>{description}<p>You can close this tab; the terminal says what to do next.</p>",
+        escape_html(error)
+    )
 }
 
 /// The request target of a `GET` request line, if the bytes start with one.
@@ -257,6 +288,42 @@ mod tests {
             answer(b"GET /callback?state=a&state=b HTTP/1.1\r\n\r\n").0,
             "400 Bad Request"
         );
+    }
+
+    #[test]
+    fn a_callback_with_the_providers_error_gets_an_error_page_and_keeps_its_parameters() {
+        let (status, page, params) = answer(
+            b"GET /callback?error=access_denied&error_description=The+user+said+%3Cb%3Eno%3C%2Fb%3E+%26+left&state=s HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(status, "400 Bad Request");
+        assert!(!page.contains("Signed in"), "{page}");
+        assert!(
+            page.contains("Sign-in failed: the provider answered <code>access_denied</code>."),
+            "{page}"
+        );
+        assert!(
+            page.contains("<p>The user said &lt;b&gt;no&lt;/b&gt; &amp; left</p>"),
+            "{page}"
+        );
+        let params = params.expect("the parameters reach the caller, which reports the error");
+        assert_eq!(params.error.as_deref(), Some("access_denied"));
+        assert_eq!(params.state.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn error_codes_and_descriptions_are_escaped_and_cut() {
+        let (_, page, _) =
+            answer(b"GET /callback?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\n\r\n");
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"));
+
+        let long = "x".repeat(2 * MAX_SHOWN_DESCRIPTION_CHARS);
+        let page = error_page("server_error", Some(&long));
+        assert!(page.contains(&format!(
+            "<p>{}</p>",
+            "x".repeat(MAX_SHOWN_DESCRIPTION_CHARS)
+        )));
+        assert!(!page.contains(&"x".repeat(MAX_SHOWN_DESCRIPTION_CHARS + 1)));
     }
 
     proptest::proptest! {

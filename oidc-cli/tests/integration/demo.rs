@@ -70,42 +70,85 @@ fn port_bases_outside_the_port_range_are_usage_errors() {
     }
 }
 
-#[test]
-fn the_demo_serves_bearer_callers_and_redirects_browsers() {
-    let base = free_port_base();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oidc"))
-        .args(["demo", "--port-base", &base.to_string()])
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
+/// `oidc demo` running on three free ports.
+struct Demo {
+    child: std::process::Child,
+    base: u16,
+    /// The `open` and `curl` lines it printed.
+    open: String,
+    curl: String,
+    /// Its further lines, kept read so that its output never blocks or breaks.
+    _lines: mpsc::Receiver<String>,
+}
+
+/// Starts `oidc demo`; on fresh ports when it exits first (a port was taken between the pick
+/// and the bind).
+fn start_demo() -> Demo {
+    for _ in 0..5 {
+        let base = free_port_base();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oidc"))
+            .args(["demo", "--port-base", &base.to_string()])
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if lines_tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut open = None;
+        let mut curl = None;
+        while open.is_none() || curl.is_none() {
+            match lines_rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("open ") {
+                        open = Some(url.to_owned());
+                    }
+                    if line.starts_with("curl ") {
+                        curl = Some(line);
+                    }
+                }
+                // Standard output closed: the demo exited before its instructions.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the demo printed no instructions within 60 s");
+                }
             }
         }
-    });
-    let mut open = None;
-    let mut curl = None;
-    while open.is_none() || curl.is_none() {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the demo printed its instructions");
-        if let Some(url) = line.strip_prefix("open ") {
-            open = Some(url.to_owned());
+        if let (Some(open), Some(curl)) = (open, curl) {
+            return Demo {
+                child,
+                base,
+                open,
+                curl,
+                _lines: lines_rx,
+            };
         }
-        if line.starts_with("curl ") {
-            curl = Some(line);
-        }
+        let status = child.wait().unwrap();
+        eprintln!("the demo on port base {base} exited at start ({status}); trying other ports");
     }
-    let open = open.unwrap();
-    let curl = curl.unwrap();
+    panic!("the demo did not start on any of 5 port bases");
+}
+
+#[test]
+fn the_demo_serves_bearer_callers_and_redirects_browsers() {
+    let Demo {
+        mut child,
+        base,
+        open,
+        curl,
+        _lines,
+    } = start_demo();
     assert_eq!(open, format!("http://127.0.0.1:{base}/"));
     let token = curl
         .split("Bearer ")

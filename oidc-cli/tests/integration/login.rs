@@ -197,3 +197,75 @@ async fn token_without_a_cache_and_without_login_fails_with_usage() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("--no-login"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_at_the_provider_shows_an_error_page_and_fails_with_its_code() {
+    let op = provider().await;
+    let issuer = op.issuer().as_str().to_owned();
+    let cache = tempfile::tempdir().unwrap();
+    let mut login = oidc(
+        cache.path(),
+        &[
+            "login",
+            "--no-browser",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            CLIENT,
+        ],
+    );
+    // The first lines of stderr up to the URL; the rest is collected for the end.
+    let stderr = login.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map(Result::unwrap);
+    let url = lines
+        .by_ref()
+        .map(|line| line.trim().to_owned())
+        .find(|line| line.starts_with("http://"))
+        .expect("the login URL");
+    let rest = std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n"));
+    let url = url::Url::parse(&url).unwrap();
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+            .unwrap()
+    };
+    let (redirect_uri, state) = (param("redirect_uri"), param("state"));
+
+    // The provider sends the browser back with its refusal instead of a code.
+    let mut callback = url::Url::parse(&redirect_uri).unwrap();
+    callback
+        .query_pairs_mut()
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", "alice said <no>")
+        .append_pair("state", &state);
+    let page = no_redirects().get(callback).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("Signed in"), "{page}");
+    assert!(
+        page.contains("the provider answered <code>access_denied</code>"),
+        "{page}"
+    );
+    assert!(page.contains("alice said &lt;no&gt;"), "{page}");
+
+    let (code, stdout) = tokio::task::block_in_place(|| finish(login));
+    let stderr = rest.join().unwrap();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(
+            "oidc: sign-in failed: the provider refused the login: access_denied (alice said <no>) [authorization_error]"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the sign-in was refused at the provider"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing cached"
+    );
+}

@@ -36,6 +36,8 @@ use oidc_tower::provider::{Provider, ProviderConfig};
 use serde_json::json;
 use tower::{Layer as _, ServiceExt as _};
 
+use crate::support::ports::free_port;
+
 const CLIENT_SECRET: &str = "app-client-secret-value";
 const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
 
@@ -424,14 +426,6 @@ async fn through_library(door: Door, config: &AuthConfig, token: &str) -> Answer
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An upstream answering the identity headers it received, `user|email|groups|remote-user`.
 async fn echo_upstream() -> SocketAddr {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -493,7 +487,7 @@ async fn start_proxy(d: &Deployment) -> ProxyProcess {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let proxy = ProxyProcess {
+    let mut proxy = ProxyProcess {
         child,
         base: format!("http://127.0.0.1:{port}"),
         metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
@@ -504,6 +498,12 @@ async fn start_proxy(d: &Deployment) -> ProxyProcess {
             && answer.status() == 200
         {
             return proxy;
+        }
+        if let Some(status) = proxy.child.try_wait().unwrap() {
+            panic!(
+                "the proxy exited at start ({status}); is {} or its metrics address taken?",
+                proxy.base
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -12,6 +12,8 @@ use axum::Router;
 use axum::http::HeaderMap;
 use oidc_dev_provider::{DevClient, DevProvider, RunningProvider, demo_users};
 
+use crate::support::ports::free_port;
+
 const CLIENT_SECRET: &str = "proxy-client-secret-value";
 const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
 
@@ -28,14 +30,6 @@ async fn provider_at(proxy_port: u16, addr: SocketAddr) -> RunningProvider {
         builder = builder.user(user);
     }
     builder.build().unwrap().serve(addr).await.unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn oidc(args: &[String], env: &[(&str, &str)]) -> Command {
@@ -338,6 +332,9 @@ async fn sigterm_lets_the_request_in_flight_finish() {
             ready = true;
             break;
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the proxy exited at start ({status}); is {base} taken?");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the proxy became ready");
@@ -423,6 +420,9 @@ async fn start_proxy(args: &[String]) -> std::process::Child {
             && answer.status() == 200
         {
             return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the proxy exited at start ({status}); is {address} taken?");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

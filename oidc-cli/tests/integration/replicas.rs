@@ -18,16 +18,10 @@ use axum::Router;
 use axum::http::HeaderMap;
 use oidc_dev_provider::{DevClient, DevProvider, RunningProvider, demo_users};
 
+use crate::support::ports::{answers_ping, free_port, spawn_on_free_port};
+
 const CLIENT_SECRET: &str = "proxy-client-secret-value";
 const COOKIE_SECRET: &str = "cookie-secret-with-at-least-32-characters";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn installed(program: &str) -> bool {
     let found = Command::new(program)
@@ -60,6 +54,15 @@ impl Children {
     fn push(&mut self, child: Child) {
         self.0.push(child);
     }
+
+    /// Panics when a child has exited (one that lost its port exits at start).
+    fn assert_running(&mut self) {
+        for child in &mut self.0 {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("a child process exited ({status}): is its port taken?");
+            }
+        }
+    }
 }
 
 impl Drop for Children {
@@ -71,7 +74,8 @@ impl Drop for Children {
     }
 }
 
-async fn wait_until(url: &str, ready: impl Fn(u16) -> bool) {
+/// Waits until `url` answers a status `ready` accepts; fails at once when a child exits.
+async fn wait_until(children: &mut Children, url: &str, ready: impl Fn(u16) -> bool) {
     let http = reqwest::Client::new();
     for _ in 0..150 {
         if let Ok(answer) = http.get(url).send().await
@@ -79,6 +83,7 @@ async fn wait_until(url: &str, ready: impl Fn(u16) -> bool) {
         {
             return;
         }
+        children.assert_running();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{url} did not come up");
@@ -281,16 +286,14 @@ async fn two_replicas_behind_caddy_share_sessions_logout_and_keys() {
     let _cleanup = RemoveOnDrop(dir.clone());
     let mut children = Children::default();
 
-    let redis_port = free_port();
-    children.push(
-        Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (redis, redis_port) = spawn_on_free_port("redis-server", answers_ping, |port| {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"]);
+        command
+    });
+    children.push(redis);
 
     let (a_port, b_port, balancer_port, single_port) =
         (free_port(), free_port(), free_port(), free_port());
@@ -332,9 +335,14 @@ async fn two_replicas_behind_caddy_share_sessions_logout_and_keys() {
     );
     start_caddy(&mut children, &dir, balancer_port, &[a_port, b_port]);
     for port in [a_port, b_port] {
-        wait_until(&format!("http://127.0.0.1:{port}/readyz"), |s| s == 200).await;
+        wait_until(
+            &mut children,
+            &format!("http://127.0.0.1:{port}/readyz"),
+            |s| s == 200,
+        )
+        .await;
     }
-    wait_until(&format!("{balancer}/readyz"), |s| s == 200).await;
+    wait_until(&mut children, &format!("{balancer}/readyz"), |s| s == 200).await;
 
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -409,7 +417,7 @@ async fn two_replicas_behind_caddy_share_sessions_logout_and_keys() {
     // Throughput, two replicas against one, both behind Caddy.
     start_caddy(&mut children, &dir, single_port, &[a_port]);
     let single = format!("http://127.0.0.1:{single_port}");
-    wait_until(&format!("{single}/readyz"), |s| s == 200).await;
+    wait_until(&mut children, &format!("{single}/readyz"), |s| s == 200).await;
     let (one, one_failed) = throughput(&single, &jar, 8, Duration::from_secs(3)).await;
     let (two, two_failed) = throughput(&balancer, &jar, 8, Duration::from_secs(3)).await;
     eprintln!(

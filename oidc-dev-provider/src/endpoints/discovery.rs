@@ -34,6 +34,29 @@ pub(super) async fn discovery(State(app): State<App>) -> Response {
     json_response(StatusCode::OK, &discovery_document(&app))
 }
 
+/// The smallest discovery document a relying party accepts for `issuer`, for tests and
+/// benchmarks that serve a provider of their own: every endpoint under the issuer (without its
+/// trailing `/`), the keys at `{issuer}/jwks`, ID tokens signed with `signing_alg`. Add fields
+/// to the returned object as needed.
+///
+/// ```
+/// let document = oidc_dev_provider::minimal_discovery_document("http://127.0.0.1:8080", "ES256");
+/// assert_eq!(document["jwks_uri"], "http://127.0.0.1:8080/jwks");
+/// assert_eq!(document["id_token_signing_alg_values_supported"][0], "ES256");
+/// ```
+pub fn minimal_discovery_document(issuer: &str, signing_alg: &str) -> Value {
+    let base = issuer.trim_end_matches('/');
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [signing_alg],
+    })
+}
+
 fn discovery_document(app: &App) -> Value {
     let mut document = base_discovery_document(app);
     let par = app.shared.settings.pushed_authorization;

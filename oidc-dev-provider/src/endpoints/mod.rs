@@ -28,6 +28,7 @@ mod session_cookie;
 mod token;
 mod userinfo;
 
+pub use discovery::minimal_discovery_document;
 pub(crate) use issue::{IssueError, issue_access_token, issue_token_response};
 pub(crate) use logout::send_backchannel_logouts;
 pub use session_cookie::SESSION_COOKIE;

@@ -6,7 +6,6 @@
 //! reported as such (never as a rejected token), the handle recovers by itself, no task piles up,
 //! and key-set fetches stay bounded by the configured interval.
 
-use crate::support::discovery::minimal_discovery;
 use crate::support::gzip;
 
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt as _;
 use oidc_core::Issuer;
-use oidc_dev_provider::{Endpoint, Fault};
+use oidc_dev_provider::{Endpoint, Fault, minimal_discovery_document};
 use oidc_tower::clock::now;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use serde_json::json;
@@ -351,7 +350,7 @@ struct BombOp {
 }
 
 async fn bomb_metadata(State(op): State<Arc<BombOp>>) -> Response {
-    axum::Json(minimal_discovery(&op.issuer, "RS256")).into_response()
+    axum::Json(minimal_discovery_document(&op.issuer, "RS256")).into_response()
 }
 
 async fn bomb_jwks(State(op): State<Arc<BombOp>>) -> Response {

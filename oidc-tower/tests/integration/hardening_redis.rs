@@ -9,19 +9,37 @@
 
 use crate::hardening_support;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::hardening_support::alive_tasks;
+use crate::support::ports::{answers_ping, free_port, spawn_on, spawn_on_free_port};
 use oidc_core::danger::InsecureSeededRandom;
 use oidc_tower::store::{RedisStore, RedisStoreConfig, SessionHandle, SessionTags, SessionVault};
 
 const ISSUER: &str = "https://issuer.test";
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// `redis-server` on 127.0.0.1:`port` with append-only persistence in `dir`.
+fn command(port: u16, dir: &Path) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir);
+    command
+}
 
 /// A `redis-server` whose data lives in its own directory, so a restart finds it again.
 struct Redis {
@@ -45,50 +63,30 @@ impl Redis {
             eprintln!("\n\n*** SKIPPED: redis-server is not installed ***\n\n");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = std::env::temp_dir().join(format!(
-            "oidc-hardening-redis-{}-{port}",
-            std::process::id()
+            "oidc-hardening-redis-{}-{}",
+            std::process::id(),
+            free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Redis {
-            child: None,
+        // On another port when the one picked is taken before the server binds it.
+        let (child, port) =
+            spawn_on_free_port("redis-server", answers_ping, |port| command(port, &dir));
+        Some(Redis {
+            child: Some(child),
             port,
             dir,
-        };
-        redis.launch();
-        Some(redis)
+        })
     }
 
+    /// Starts the server again on its port and data directory.
     fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not listen on port {}", self.port);
+        self.child = Some(spawn_on(
+            "redis-server",
+            &mut command(self.port, &self.dir),
+            self.port,
+            answers_ping,
+        ));
     }
 
     fn pid(&self) -> String {

@@ -16,12 +16,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oidc_core::Issuer;
 use oidc_core::jwks::FreshnessPolicy;
 use oidc_core::validation::Policy;
+use oidc_dev_provider::minimal_discovery_document;
 use oidc_tower::clock::now;
 use oidc_tower::provider::{Provider, ProviderConfig, ProviderError, Providers};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use serde_json::{Value, json};
-
-use crate::support::discovery::minimal_discovery;
 
 const AUDIENCE: &str = "api";
 
@@ -98,7 +97,7 @@ async fn metadata(State(op): State<Arc<Op>>) -> Response {
     if op.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    axum::Json(minimal_discovery(&op.issuer, "ES256")).into_response()
+    axum::Json(minimal_discovery_document(&op.issuer, "ES256")).into_response()
 }
 
 async fn jwks(State(op): State<Arc<Op>>) -> Response {

@@ -224,3 +224,34 @@ async fn cluster_backed_replicas_share_sign_ins() {
     );
     assert_eq!(api(&h.client, &second, &jar).await, 401);
 }
+
+/// The start-up race the test servers guard against: a server whose port was taken between the
+/// pick and its bind exits, and that is reported at once (not after the whole wait), although
+/// something else listens there.
+#[test]
+fn a_server_that_lost_its_port_is_reported_at_once_not_as_listening() {
+    if !support::redis::redis_installed() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let outcome = support::ports::wait_listening(
+        &mut child,
+        port,
+        support::ports::answers_ping,
+        Duration::from_secs(10),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let reason = outcome.expect_err("the server lost its port");
+    assert!(reason.starts_with("it exited"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{reason}");
+}

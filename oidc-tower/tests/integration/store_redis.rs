@@ -409,38 +409,32 @@ async fn rediss_with_a_private_ca_and_an_acl_user() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (ca, chain, key) = tls_files(dir.path());
-    let port = support::redis::free_port();
-    let mut child = std::process::Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string()])
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--tls-cert-file")
-        .arg(&chain)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .arg("--tls-ca-cert-file")
-        .arg(&ca)
-        .args(["--tls-auth-clients", "no"])
-        // Each word of an ACL rule is its own argument.
-        .args(["--user", "default", "off"])
-        .args([
-            "--user",
-            "oidc",
-            "on",
-            ">s3cret-pw",
-            "~oidc:*",
-            "&*",
-            "+@all",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let (mut child, port) =
+        support::ports::spawn_on_free_port("redis-server", support::ports::accepts, |port| {
+            let mut command = std::process::Command::new("redis-server");
+            command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--tls-cert-file")
+                .arg(&chain)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(&ca)
+                .args(["--tls-auth-clients", "no"])
+                // Each word of an ACL rule is its own argument.
+                .args(["--user", "default", "off"])
+                .args([
+                    "--user",
+                    "oidc",
+                    "on",
+                    ">s3cret-pw",
+                    "~oidc:*",
+                    "&*",
+                    "+@all",
+                ]);
+            command
+        });
     let url = format!("rediss://localhost:{port}/");
     let config = || RedisStoreConfig::new(&url).command_timeout(Duration::from_millis(1500));
 

@@ -1,12 +1,14 @@
-//! A real `redis-server` on a free 127.0.0.1 port, stopped when dropped.
+//! A real `redis-server` on a free 127.0.0.1 port (another one when the port is taken before the
+//! server binds it), stopped when dropped.
 //!
 //! Without the binary, [`RedisServer::start`] prints a loud notice and returns `None` so the
 //! calling test passes, unless `CI` is set, in which case it panics: CI must prove the Redis path.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+
+pub use super::ports::free_port;
+use super::ports::{answers_ping, spawn_on, spawn_on_free_port};
 
 pub struct RedisServer {
     child: Option<Child>,
@@ -34,12 +36,23 @@ pub fn redis_installed() -> bool {
     false
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// redis-server on 127.0.0.1:`port`, with its append-only file in `dir` when there is one.
+fn command(port: u16, dir: Option<&Path>) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", ""]);
+    match dir {
+        Some(dir) => {
+            command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir);
+        }
+        None => {
+            command.args(["--appendonly", "no"]);
+        }
+    }
+    command
 }
 
 impl RedisServer {
@@ -49,7 +62,7 @@ impl RedisServer {
         if !redis_installed() {
             return None;
         }
-        Some(RedisServer::start_on(free_port()))
+        Some(RedisServer::start_fresh(None))
     }
 
     /// Starts redis-server on a free port with append-only persistence, so that
@@ -58,19 +71,28 @@ impl RedisServer {
         if !redis_installed() {
             return None;
         }
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("oidc-test-redis-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "oidc-test-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir: Some(dir),
-        };
-        server.launch();
-        Some(server)
+        Some(RedisServer::start_fresh(Some(dir)))
     }
 
+    /// On a fresh port, tried again on another one when the port was taken meanwhile.
+    fn start_fresh(dir: Option<PathBuf>) -> RedisServer {
+        let (child, port) = spawn_on_free_port("redis-server", answers_ping, |port| {
+            command(port, dir.as_deref())
+        });
+        RedisServer {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// Starts redis-server on `port` (a port the test used before); no other port is tried.
     pub fn start_on(port: u16) -> RedisServer {
         let mut server = RedisServer {
             child: None,
@@ -82,36 +104,12 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
-        let mut command = Command::new("redis-server");
-        command.args(["--port", &self.port.to_string()]).args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ]);
-        match &self.dir {
-            Some(dir) => {
-                command
-                    .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-                    .arg(dir);
-            }
-            None => {
-                command.args(["--appendonly", "no"]);
-            }
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not listen on port {}", self.port);
+        self.child = Some(spawn_on(
+            "redis-server",
+            &mut command(self.port, self.dir.as_deref()),
+            self.port,
+            answers_ping,
+        ));
     }
 
     pub fn url(&self) -> String {

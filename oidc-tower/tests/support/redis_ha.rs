@@ -5,11 +5,11 @@
 //! Without the binaries, the constructors print a loud notice and return `None` (so the calling
 //! test passes), unless `CI` is set, in which case they panic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::redis::free_port;
+use super::ports::{answers_ping, free_port, spawn_on_free_port};
 
 fn installed(program: &str) -> bool {
     if Command::new(program)
@@ -41,16 +41,6 @@ fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
-fn wait_listening(port: u16) {
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
-
 /// `redis-cli -p port args...`, its standard output.
 pub fn cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
@@ -75,13 +65,10 @@ struct Process {
 }
 
 impl Process {
-    fn spawn(command: &mut Command, port: u16) -> Process {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a redis process");
-        wait_listening(port);
+    /// `command(port)` on a free port; on another one when it exits at start (the port was
+    /// taken meanwhile).
+    fn start(what: &str, command: impl FnMut(u16) -> Command) -> Process {
+        let (child, port) = spawn_on_free_port(what, answers_ping, command);
         Process {
             child: Some(child),
             port,
@@ -102,17 +89,20 @@ impl Drop for Process {
     }
 }
 
-fn data_node(port: u16, dir: &Path, extra: &[&str]) -> Process {
-    std::fs::create_dir_all(dir).unwrap();
-    Process::spawn(
-        Command::new("redis-server")
+/// A redis-server on a free port, its data in `dir(port)`.
+fn data_node(dir: impl Fn(u16) -> PathBuf, extra: &[&str]) -> Process {
+    Process::start("redis-server", |port| {
+        let dir = dir(port);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir)
-            .args(extra),
-        port,
-    )
+            .args(extra);
+        command
+    })
 }
 
 /// A primary, a replica of it, and three sentinels (quorum 2, a node is down after 1 s).
@@ -130,35 +120,34 @@ impl SentinelGroup {
             return None;
         }
         let dir = temp_dir("sentinel");
-        let primary_port = free_port();
-        let primary = data_node(primary_port, &dir.join("primary"), &[]);
-        let replica_port = free_port();
+        let primary = data_node(|_| dir.join("primary"), &[]);
+        let primary_port = primary.port;
         let replica = data_node(
-            replica_port,
-            &dir.join("replica"),
+            |_| dir.join("replica"),
             &["--replicaof", "127.0.0.1", &primary_port.to_string()],
         );
         let master_name = "oidcmain";
         let mut sentinels = Vec::new();
         for index in 0..3 {
-            let port = free_port();
-            let config = dir.join(format!("sentinel-{index}.conf"));
-            std::fs::write(
-                &config,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
-                     sentinel monitor {master_name} 127.0.0.1 {primary_port} 2\n\
-                     sentinel down-after-milliseconds {master_name} 1000\n\
-                     sentinel failover-timeout {master_name} 4000\n\
-                     sentinel parallel-syncs {master_name} 1\n",
-                    dir.display()
-                ),
-            )
-            .unwrap();
-            sentinels.push(Process::spawn(
-                Command::new("redis-sentinel").arg(&config),
-                port,
-            ));
+            sentinels.push(Process::start("redis-sentinel", |port| {
+                // Written afresh on each attempt: a sentinel rewrites its file as it runs.
+                let config = dir.join(format!("sentinel-{index}.conf"));
+                std::fs::write(
+                    &config,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor {master_name} 127.0.0.1 {primary_port} 2\n\
+                         sentinel down-after-milliseconds {master_name} 1000\n\
+                         sentinel failover-timeout {master_name} 4000\n\
+                         sentinel parallel-syncs {master_name} 1\n",
+                        dir.display()
+                    ),
+                )
+                .unwrap();
+                let mut command = Command::new("redis-sentinel");
+                command.arg(&config);
+                command
+            }));
         }
         let group = SentinelGroup {
             master_name,
@@ -251,12 +240,8 @@ impl Cluster {
         let dir = temp_dir("cluster");
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
-            let node_dir = dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).unwrap();
             nodes.push(data_node(
-                port,
-                &node_dir,
+                |port| dir.join(port.to_string()),
                 &[
                     "--cluster-enabled",
                     "yes",
