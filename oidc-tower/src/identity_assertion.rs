@@ -4,7 +4,7 @@
 //!
 //! This module owns the key (loaded from a PEM file, or generated at start for a single
 //! instance) and a cache: an assertion is signed once per identity and reused for half its
-//! lifetime, so the signature costs nothing on most requests.
+//! lifetime (on the clock it signs with), so the signature costs nothing on most requests.
 //!
 //! ```
 //! use oidc_tower::identity_assertion::IdentityAssertion;
@@ -24,13 +24,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use oidc_core::ErrorKind;
 use oidc_core::identity_assertion::{
     AssertedIdentity, AssertionError, AssertionKey, AssertionSigner,
 };
+use oidc_core::{ErrorKind, UnixTime};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
 
+use crate::clock::Clock;
 use crate::identity_headers::Identity;
 
 /// How many identities' assertions are kept.
@@ -80,6 +81,8 @@ pub struct IdentityAssertion {
     /// hit, so a hash collision can never hand one user's assertion to another.
     cache: moka::sync::Cache<u64, Arc<CachedAssertion>>,
     hasher: std::collections::hash_map::RandomState,
+    /// The time of day assertions are signed at and their reuse is judged by.
+    clock: Arc<dyn Clock>,
 }
 
 struct CachedAssertion {
@@ -88,6 +91,8 @@ struct CachedAssertion {
     preferred_username: Option<String>,
     groups: Vec<String>,
     value: HeaderValue,
+    /// Handed out before this time only: the end of the first half of its life.
+    reuse_until: UnixTime,
 }
 
 impl CachedAssertion {
@@ -123,7 +128,20 @@ impl IdentityAssertion {
                 .time_to_live(reuse_for.max(Duration::from_secs(1)))
                 .build(),
             hasher: std::collections::hash_map::RandomState::new(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// The same assertions, signed at the time of day `clock` reads (the authenticator's).
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A copy signing with the same key at the time of day `clock` reads, with a cache of its
+    /// own.
+    pub(crate) fn reclocked(&self, clock: Arc<dyn Clock>) -> Self {
+        Self::new(self.signer.clone()).with_clock(clock)
     }
 
     /// Assertions signed with a P-256 key made now from the system's randomness. Every start
@@ -167,7 +185,7 @@ impl IdentityAssertion {
     /// The same assertions, valid for `lifetime` each (default one minute).
     #[must_use]
     pub fn with_lifetime(self, lifetime: Duration) -> Self {
-        Self::new(self.signer.lifetime(lifetime))
+        Self::new(self.signer.lifetime(lifetime)).with_clock(self.clock)
     }
 
     /// The signer: key, issuer, audience and lifetime.
@@ -184,10 +202,14 @@ impl IdentityAssertion {
     /// half of its life, else a fresh one.
     pub fn header_value(&self, identity: &Identity) -> Result<HeaderValue, IdentityAssertionError> {
         let hash = self.hash_of(identity);
+        let now = self.clock.now();
         if let Some(cached) = self.cache.get(&hash)
             && cached.is_for(identity)
         {
-            return Ok(cached.value.clone());
+            if now < cached.reuse_until {
+                return Ok(cached.value.clone());
+            }
+            self.cache.invalidate(&hash);
         }
         let groups = identity.groups.as_slice();
         let mut asserted = AssertedIdentity::new(&identity.user).with_groups(groups);
@@ -197,7 +219,7 @@ impl IdentityAssertion {
         if let Some(name) = &identity.preferred_username {
             asserted = asserted.with_preferred_username(name);
         }
-        let jwt = self.signer.sign(&asserted, crate::clock::now())?;
+        let jwt = self.signer.sign(&asserted, now)?;
         let mut value = HeaderValue::from_str(jwt.expose())
             .map_err(|_| IdentityAssertionError::InvalidHeaderValue)?;
         value.set_sensitive(true);
@@ -209,6 +231,7 @@ impl IdentityAssertion {
                 preferred_username: identity.preferred_username.clone(),
                 groups: identity.groups.clone(),
                 value: value.clone(),
+                reuse_until: now.saturating_add(self.signer.assertion_lifetime() / 2),
             }),
         );
         Ok(value)
@@ -289,6 +312,31 @@ mod tests {
             error.to_string().contains("no PKCS#8 private key"),
             "{error}"
         );
+    }
+
+    /// An assertion is reused in the first half of its life on the clock it signs with, then
+    /// signed again; the cache's own expiry runs on the real clock and is not relied on.
+    #[test]
+    fn assertions_are_reused_for_half_their_life_on_the_clock() {
+        use crate::clock::ManualClock;
+        let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+        let assertion = IdentityAssertion::generate("iss", "aud")
+            .unwrap()
+            .with_clock(Arc::new(clock.clone()))
+            .with_lifetime(Duration::from_secs(60));
+        let ada = Identity::new("ada");
+        let first = assertion.header_value(&ada).unwrap();
+        assert_eq!(
+            claims(&first)["iat"],
+            1_700_000_000u64,
+            "signed at the clock's time"
+        );
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(assertion.header_value(&ada).unwrap(), first);
+        clock.advance(Duration::from_secs(1));
+        let second = assertion.header_value(&ada).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(claims(&second)["iat"], 1_700_000_030u64);
     }
 
     #[test]

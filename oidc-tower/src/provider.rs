@@ -19,6 +19,10 @@
 //! through [`Provider::refresh_keys_for_unknown_kid`]. Validated tokens are cached, keyed by a
 //! per-process fingerprint of the whole token, until their `exp` or the cache's maximum age,
 //! whichever comes first.
+//!
+//! Tokens are judged, and fetched keys dated, at the time of day of the provider's
+//! [`Clock`] ([`ProviderConfig::clock`], the system's by default); the schedule runs on tokio's
+//! monotonic clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use oidc_core::ErrorKind;
 use oidc_core::Issuer;
+use oidc_core::UnixTime;
 use oidc_core::danger::decode_unverified;
 use oidc_core::discovery::{DiscoveryError, DiscoveryOptions, ProviderMetadata, parse_discovery};
 use oidc_core::jwks::{FreshnessPolicy, JwksError, KeySet, jwks_request};
@@ -36,7 +41,7 @@ use oidc_core::refresh::{Action, Refresh, RefreshTimings};
 use oidc_core::validation::{Policy, ValidatedToken, ValidationError, validate};
 use tokio::sync::{Mutex, watch};
 
-use crate::clock::{MonotonicClock, now};
+use crate::clock::{Clock, MonotonicClock, SystemClock};
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::{HttpClient, HttpError};
 
@@ -106,7 +111,7 @@ impl ProviderError {
 
 pub use oidc_core::refresh::{DEFAULT_REDISCOVERY_INTERVAL, MIN_REDISCOVERY_INTERVAL};
 
-/// How a [`Provider`] is run: issuer, validation policy, and the timings of its I/O.
+/// How a [`Provider`] is run: issuer, validation policy, the timings of its I/O and its clock.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ProviderConfig {
@@ -117,13 +122,15 @@ pub struct ProviderConfig {
     timings: RefreshTimings,
     cache_capacity: u64,
     cache_max_age: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl ProviderConfig {
     /// A provider for `issuer` whose tokens are checked with `policy`. Defaults: keys fresh for
     /// the core's [`FreshnessPolicy`], refreshed 30 s before they go stale, at most one
     /// unknown-`kid` refetch every 10 s, discovery again every 24 h, retries from 1 s up to
-    /// 60 s, and up to 10 000 cached tokens for at most 5 minutes each.
+    /// 60 s, up to 10 000 cached tokens for at most 5 minutes each, and the system's time of
+    /// day.
     pub fn new(issuer: Issuer, policy: Policy) -> Self {
         ProviderConfig {
             issuer,
@@ -133,7 +140,19 @@ impl ProviderConfig {
             timings: RefreshTimings::default(),
             cache_capacity: 10_000,
             cache_max_age: Duration::from_secs(300),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// The clock [`Provider::validate`] judges tokens (and serves cached ones) at, and fetched
+    /// keys are dated by (default: the system's,
+    /// [`SystemClock`]). The background schedule does not read it: it runs on
+    /// tokio's monotonic clock. An [`AuthConfig`](crate::auth::AuthConfig) judges the tokens
+    /// it validates at its own clock
+    /// ([`AuthConfig::clock`](crate::auth::AuthConfig::clock)).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Discovery options (e.g. an Entra ID issuer template).
@@ -209,9 +228,12 @@ struct Inner {
     _shutdown: watch::Sender<()>,
 }
 
+/// A validated token: served while the provider's clock reads before `until`; the cache drops
+/// it after `ttl` (the same span, on the cache's own clock) to free the memory.
 #[derive(Clone)]
 struct CachedToken {
     token: Arc<ValidatedToken>,
+    until: UnixTime,
     ttl: Duration,
 }
 
@@ -223,6 +245,16 @@ impl moka::Expiry<Fingerprint, CachedToken> for CacheExpiry {
         _key: &Fingerprint,
         value: &CachedToken,
         _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Fingerprint,
+        value: &CachedToken,
+        _updated_at: std::time::Instant,
+        _until_expiry: Option<Duration>,
     ) -> Option<Duration> {
         Some(value.ttl)
     }
@@ -349,24 +381,33 @@ impl Provider {
         self.inner.last_error.load().as_ref().clone()
     }
 
-    /// Validates `token` with the current keys and the policy, refetching the keys once
-    /// (rate-limited, single-flight) when the token names a key the set does not hold.
+    /// Validates `token` with the current keys and the policy at the time of day of the
+    /// provider's clock, refetching the keys once (rate-limited, single-flight) when the token
+    /// names a key the set does not hold.
     pub async fn validate(&self, token: &str) -> Result<Arc<ValidatedToken>, ProviderError> {
         let cache_key = self.inner.fingerprints.of(token.as_bytes());
+        let now = self.inner.config.clock.now();
         if let Some(key) = cache_key
             && let Some(hit) = self.inner.cache.get(&key)
         {
             match hit.token.header.kid.as_deref() {
                 Some(kid) if !self.holds_kid(kid) => self.inner.cache.invalidate(&key),
+                // Past its end on the clock: validated again (and refused if expired), whether
+                // or not the cache has dropped it yet.
+                _ if now >= hit.until => self.inner.cache.invalidate(&key),
                 _ => return Ok(hit.token),
             }
         }
-        let validated = Arc::new(self.validate_uncached(token).await?);
-        if let (Some(ttl), Some(cache_key)) = (self.token_cache_ttl(&validated), cache_key) {
+        let validated = Arc::new(
+            self.validate_uncached_with(token, &self.inner.config.policy, now)
+                .await?,
+        );
+        if let (Some(ttl), Some(cache_key)) = (self.token_cache_ttl(&validated, now), cache_key) {
             self.inner.cache.insert(
                 cache_key,
                 CachedToken {
                     token: validated.clone(),
+                    until: now.saturating_add(ttl),
                     ttl,
                 },
             );
@@ -374,28 +415,21 @@ impl Provider {
         Ok(validated)
     }
 
-    /// [`Provider::validate`] without its cache, for callers that cache what they make of the
-    /// token themselves (one cache entry per token, not two).
-    pub(crate) async fn validate_uncached(
-        &self,
-        token: &str,
-    ) -> Result<ValidatedToken, ProviderError> {
-        self.validate_uncached_with(token, &self.inner.config.policy)
-            .await
-    }
-
-    /// [`Provider::validate_uncached`] under `policy` instead of the provider's own (the same
-    /// issuer's policy with more audiences, say).
+    /// [`Provider::validate`] at `now`, without its cache and under `policy` instead of the
+    /// provider's own (the same issuer's policy with more audiences, say): for callers that
+    /// cache what they make of the token themselves (one cache entry per token, not two) and
+    /// read the time of day from their own clock.
     pub(crate) async fn validate_uncached_with(
         &self,
         token: &str,
         policy: &Policy,
+        now: UnixTime,
     ) -> Result<ValidatedToken, ProviderError> {
         let keys = self.keys().ok_or_else(|| self.not_ready())?;
-        let validated = match validate(token, &keys, policy, now()) {
+        let validated = match validate(token, &keys, policy, now) {
             Err(ValidationError::UnknownKid { kid }) => {
                 match self.refresh_keys_for_unknown_kid(Some(&kid)).await {
-                    Ok(fresh) => validate(token, &fresh, policy, now())?,
+                    Ok(fresh) => validate(token, &fresh, policy, now)?,
                     // The token is judged on the keys there are: an outage during the refetch
                     // does not turn a token nobody can verify into a 503.
                     Err(_) => return Err(ValidationError::UnknownKid { kid }.into()),
@@ -435,11 +469,15 @@ impl Provider {
         fetch_keys(&self.inner, &metadata).await
     }
 
-    /// How long a validated token may be served from the cache: until its `exp`, at most the
-    /// configured maximum age; not at all without `exp`.
-    pub(crate) fn token_cache_ttl(&self, token: &ValidatedToken) -> Option<Duration> {
+    /// How long from `now` a validated token may be served from the cache: until its `exp`, at
+    /// most the configured maximum age; not at all without `exp`.
+    pub(crate) fn token_cache_ttl(
+        &self,
+        token: &ValidatedToken,
+        now: UnixTime,
+    ) -> Option<Duration> {
         let exp = token.claims.exp?;
-        let left = exp.duration_since(now());
+        let left = exp.duration_since(now);
         let ttl = left.min(self.inner.config.cache_max_age);
         (!ttl.is_zero() && self.inner.config.cache_capacity > 0).then_some(ttl)
     }
@@ -540,10 +578,11 @@ async fn fetch_keys(
     metadata: &ProviderMetadata,
 ) -> Result<Arc<KeySet>, ProviderError> {
     inner.key_fetches.fetch_add(1, Ordering::Relaxed);
-    let result = fetch_key_set(
+    let result = fetch_key_set_on(
         inner.client.as_ref(),
         &metadata.jwks_uri,
         &inner.config.freshness,
+        inner.config.clock.as_ref(),
     )
     .await
     .map_err(ProviderError::from);
@@ -610,14 +649,24 @@ pub async fn fetch_metadata(
 }
 
 /// Fetches the key set at `jwks_uri` once, its freshness judged under `freshness` from the time
-/// of day ([`now`]) when the answer arrived.
+/// of day ([`now`](crate::clock::now)) when the answer arrived.
 pub async fn fetch_key_set(
     client: &dyn HttpClient,
     jwks_uri: &url::Url,
     freshness: &FreshnessPolicy,
 ) -> Result<KeySet, FetchError> {
+    fetch_key_set_on(client, jwks_uri, freshness, &SystemClock).await
+}
+
+/// [`fetch_key_set`], dated by `clock`.
+async fn fetch_key_set_on(
+    client: &dyn HttpClient,
+    jwks_uri: &url::Url,
+    freshness: &FreshnessPolicy,
+    clock: &dyn Clock,
+) -> Result<KeySet, FetchError> {
     let response = client.execute(jwks_request(jwks_uri)).await?;
-    Ok(KeySet::from_response(&response, now(), freshness)?)
+    Ok(KeySet::from_response(&response, clock.now(), freshness)?)
 }
 
 /// Fetches `issuer`'s metadata and then the key set it names, once each, with the default
@@ -668,7 +717,8 @@ impl Inner {
                         Some(metadata) => fetch_keys(self, &metadata).await,
                         None => Err(self.not_ready()),
                     };
-                    let fresh_for = result.map(|keys| keys.refresh_at().duration_since(now()));
+                    let fresh_for = result
+                        .map(|keys| keys.refresh_at().duration_since(self.config.clock.now()));
                     self.schedule().on_keys(self.clock.now(), fresh_for);
                 }
             }
@@ -947,6 +997,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(provider.key_fetches(), 3);
+    }
+
+    /// [`Provider::validate`] judges tokens, cached ones too, at its clock's time: a cached
+    /// token past `exp` on that clock is validated again and refused, although the cache's own
+    /// expiry (on the real clock) has not come.
+    #[tokio::test]
+    async fn cached_tokens_are_judged_on_the_providers_clock() {
+        use crate::clock::ManualClock;
+        use oidc_dev_provider::{DevClient, DevProvider, DevUser};
+
+        let op = DevProvider::builder()
+            .user(DevUser::new("alice", "alice"))
+            .client(DevClient::confidential("api", "api-secret"))
+            .access_token_lifetime(Duration::from_secs(60))
+            .build()
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let policy = Policy::builder()
+            .issuer(op.issuer().clone())
+            .audience("api")
+            .leeway(Duration::ZERO)
+            .build()
+            .unwrap();
+        let clock = ManualClock::starting_now();
+        let config = ProviderConfig::new(op.issuer().clone(), policy).clock(clock.clone());
+        let provider = Provider::start(config, Arc::new(crate::ReqwestHttpClient::new().unwrap()));
+        provider.wait_ready().await;
+        let token = op.mint_access_token("alice", "api").unwrap();
+        let claims = decode_unverified(&token).unwrap().claims;
+        let time = |name: &str| UnixTime::from_secs(claims[name].as_u64().unwrap());
+        clock.set(time("iat"));
+        let first = provider.validate(&token).await.unwrap();
+        clock.set(time("exp").saturating_sub(Duration::from_secs(1)));
+        assert!(
+            Arc::ptr_eq(&first, &provider.validate(&token).await.unwrap()),
+            "cached"
+        );
+        clock.set(time("exp"));
+        let refused = provider.validate(&token).await.unwrap_err();
+        assert_eq!(refused.code(), "expired", "{refused:?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use oidc_core::validation::PolicyError;
 use url::Url;
 
 use super::authenticator::Authenticator;
+use crate::clock::Clock;
 use crate::forwarded::{Scheme, TrustedProxies};
 use crate::http_client::HttpClient;
 use crate::identity_assertion::IdentityAssertion;
@@ -203,6 +204,7 @@ pub struct AuthConfig {
     pub(crate) realm: String,
     pub(crate) metrics: Metrics,
     pub(crate) identity_assertion: Option<Arc<IdentityAssertion>>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -225,7 +227,7 @@ impl AuthConfig {
     /// or API routes, every authenticated user allowed, bearer tokens accepted by the login
     /// layer, no token passed to the upstream, return-to targets on the same origin only,
     /// RP-initiated logout at the provider, forward-auth answering 401 (no redirect), proxies
-    /// trusted on loopback only.
+    /// trusted on loopback only, the system's time of day.
     pub fn new(provider: Provider, http: Arc<dyn HttpClient>) -> Self {
         AuthConfig {
             provider,
@@ -264,6 +266,7 @@ impl AuthConfig {
             realm: "oidc".to_owned(),
             metrics: Metrics::new(),
             identity_assertion: None,
+            clock: crate::clock::system(),
         }
     }
 
@@ -563,7 +566,29 @@ impl AuthConfig {
     /// towards the upstream and in forward-auth answers) and publishes its public key set at
     /// `{prefix}/jwks`, so that the upstream can tell a request came through here.
     pub fn identity_assertion(mut self, assertion: IdentityAssertion) -> Self {
-        self.identity_assertion = Some(Arc::new(assertion));
+        self.identity_assertion = Some(Arc::new(assertion.with_clock(Arc::clone(&self.clock))));
+        self
+    }
+
+    /// The clock every decision of the authenticator takes the time of day from (default: the
+    /// system's, [`SystemClock`](crate::clock::SystemClock)): bearer token validation and the
+    /// caches of admitted tokens and introspection answers, DPoP proofs, sessions (opening,
+    /// expiry, refresh, sign-out and revocation), pending logins and callbacks, back-channel
+    /// logout tokens, and the signing of identity assertions. A
+    /// [`ManualClock`](crate::clock::ManualClock) lets a test move past an expiry instead of
+    /// waiting for it.
+    ///
+    /// The providers keep their own clock ([`ProviderConfig::clock`]) for
+    /// [`Provider::validate`] and the freshness of their keys; tokens this authenticator
+    /// validates are judged at this clock's time.
+    ///
+    /// [`ProviderConfig::clock`]: crate::provider::ProviderConfig::clock
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.identity_assertion = self
+            .identity_assertion
+            .map(|assertion| Arc::new(assertion.reclocked(Arc::clone(&clock))));
+        self.clock = clock;
         self
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::support::layers::{Harness, Jar, Options};
 use oidc_dev_provider::Endpoint;
+use oidc_tower::clock::ManualClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -376,8 +377,10 @@ async fn tampered_truncated_and_swapped_cookies_are_refused() {
 /// 401 for API calls, the cookie cleared), even though the layer had it opened and cached.
 #[tokio::test]
 async fn expired_session_cookies_are_refused() {
+    let clock = ManualClock::starting_now();
     let h = Harness::start(Options {
         session_lifetime: Some(Duration::from_secs(2)),
+        clock: Some(clock.clone()),
         ..Options::default()
     })
     .await;
@@ -386,7 +389,8 @@ async fn expired_session_cookies_are_refused() {
     let answer = get(&h.app, "/private", &format!("\r\ncookie: {cookie}")).await;
     assert!(answer.reached_upstream(), "fresh session: {}", answer.head);
 
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Past the session's end on the layers' clock; the opened session is still in the cache.
+    clock.advance(Duration::from_millis(3100));
     let answer = get(&h.app, "/private", &format!("\r\ncookie: {cookie}")).await;
     assert_sent_to_sign_in(&h, &answer, "expired session");
     assert!(

@@ -11,6 +11,7 @@ use oidc_dev_provider::{
     AccessTokenFormat, DevClient, DevProvider, DevUser, Endpoint, RunningProvider,
 };
 use oidc_tower::auth::{AuthConfig, Authenticated, BearerAuthLayer, LoginSettings};
+use oidc_tower::clock::ManualClock;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 
@@ -31,6 +32,11 @@ async fn whoami(caller: Authenticated) -> String {
 }
 
 async fn start(required_scopes: &[&str], leeway: Duration) -> Api {
+    start_on(required_scopes, leeway, None).await
+}
+
+/// [`start`], the layer taking the time of day from `clock` when given.
+async fn start_on(required_scopes: &[&str], leeway: Duration, clock: Option<ManualClock>) -> Api {
     let op = DevProvider::builder()
         .user(
             DevUser::new("alice", "alice")
@@ -66,7 +72,7 @@ async fn start(required_scopes: &[&str], leeway: Duration) -> Api {
         "api",
         oidc_core::login::ClientAuthMethod::ClientSecretBasic(oidc_core::Secret::new("api-secret")),
     );
-    let auth = AuthConfig::new(provider, http)
+    let mut config = AuthConfig::new(provider, http)
         .login(LoginSettings::new(
             credentials,
             "http://127.0.0.1:1/oauth2/callback".parse().unwrap(),
@@ -74,9 +80,11 @@ async fn start(required_scopes: &[&str], leeway: Duration) -> Api {
                 "a cookie secret that is long enough for the codec",
             )],
         ))
-        .required_scopes(required_scopes.iter().copied())
-        .build()
-        .unwrap();
+        .required_scopes(required_scopes.iter().copied());
+    if let Some(clock) = clock {
+        config = config.clock(clock);
+    }
+    let auth = config.build().unwrap();
     let app = axum::Router::new()
         .route("/whoami", get(whoami))
         .route("/headers", get(header_names))
@@ -196,11 +204,19 @@ async fn missing_malformed_and_invalid_tokens_get_rfc6750_answers() {
 
 #[tokio::test]
 async fn expired_tokens_get_401_invalid_token() {
-    let api = start(&[], Duration::ZERO).await;
+    let clock = ManualClock::starting_now();
+    let api = start_on(&[], Duration::ZERO, Some(clock.clone())).await;
+    // The provider's tokens live 2 s; the layer's clock is moved over that instead of waiting.
     let token = api.op.mint_access_token("alice", "api").unwrap();
+    let claims = oidc_core::danger::decode_unverified(&token).unwrap().claims;
+    let time = |name: &str| oidc_core::UnixTime::from_secs(claims[name].as_u64().unwrap());
+    clock.set(time("iat"));
     assert_eq!(api.call(Some(&token)).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    // A fresh validation (the cache never outlives exp) rejects it.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(api.call(Some(&token)).await.status(), 200, "before exp");
+    clock.set(time("exp"));
+    // The admitted token is still in the cache (its own expiry runs on the real clock), but a
+    // hit past exp on the layer's clock is a miss: a fresh validation rejects it.
     let response = api.call(Some(&token)).await;
     assert_eq!(response.status(), 401);
     let text = challenge(&response);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::support::layers::{Harness, Jar, Options, echoed_headers, header, location};
 use oidc_core::authorization::AuthorizationRules;
 use oidc_dev_provider::Endpoint;
+use oidc_tower::clock::ManualClock;
 
 #[tokio::test]
 async fn browser_login_reaches_the_upstream_with_identity_headers() {
@@ -178,8 +179,10 @@ async fn logins_from_several_tabs_all_complete() {
 
 #[tokio::test]
 async fn pending_logins_beyond_the_cap_drop_the_oldest() {
+    let clock = ManualClock::starting_now();
     let h = Harness::start(Options {
         max_pending_logins: Some(3),
+        clock: Some(clock.clone()),
         ..Options::default()
     })
     .await;
@@ -188,7 +191,8 @@ async fn pending_logins_beyond_the_cap_drop_the_oldest() {
     for index in 0..5 {
         let path = format!("/tab{index}");
         authorizations.push(h.start_login(&path, &mut jar).await);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Pending logins are ordered by the second they started.
+        clock.advance(Duration::from_secs(1));
         let pending = jar
             .names()
             .iter()

@@ -15,6 +15,7 @@ use oidc_core::login::{ClientAuthMethod, ClientCredentials};
 use oidc_core::{Policy, Secret};
 use oidc_dev_provider::{AccessTokenFormat, DevClient, DevProvider, DevUser, RunningProvider};
 use oidc_tower::auth::{AuthConfig, Authenticator, ForwardAuth, LoginSettings, OidcLoginLayer};
+use oidc_tower::clock::ManualClock;
 use oidc_tower::identity_assertion::IdentityAssertion;
 use oidc_tower::provider::{Provider, ProviderConfig};
 use oidc_tower::proxy::{ReverseProxy, serve};
@@ -55,6 +56,9 @@ pub struct Options {
     pub identity_assertion: bool,
     /// The echo upstream listens on a Unix domain socket only.
     pub unix_upstream: bool,
+    /// The layers take the time of day from this clock, which the test moves (default: the
+    /// system's). The dev provider keeps the system's time.
+    pub clock: Option<ManualClock>,
 }
 
 /// The audience of the test bed's identity assertions.
@@ -256,6 +260,9 @@ impl Harness {
         }
         if let Some(max) = options.max_pending_logins {
             config = config.max_pending_logins(max);
+        }
+        if let Some(clock) = options.clock.clone() {
+            config = config.clock(clock);
         }
         if options.identity_assertion {
             config = config.identity_assertion(

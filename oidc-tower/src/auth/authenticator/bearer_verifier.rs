@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use oidc_core::ErrorKind;
 use oidc_core::Secret;
+use oidc_core::UnixTime;
 use oidc_core::authorization::{AuthorizationRules, groups_from_claims};
 use oidc_core::danger::decode_unverified;
 use oidc_core::dpop::{DpopPolicy, DpopRequest, bound_key_thumbprint, verify_proof};
@@ -26,9 +27,10 @@ use oidc_core::validation::Policy;
 use serde_json::{Map, Value};
 
 use super::verdict::{AuthFailure, AuthSource, Authenticated};
-use super::{claims_map, lock, now};
+use super::{claims_map, lock};
 use crate::auth::config::AuthConfig;
 use crate::bearer_response::{BearerToken, DpopCredentials};
+use crate::clock::Clock;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::{HttpClient, HttpError};
 use crate::identity_headers::Identity;
@@ -51,6 +53,8 @@ pub(crate) struct BearerSettings {
     /// The client opaque tokens are introspected as: the configured introspection client, else
     /// the login client.
     introspection_credentials: Option<ClientCredentials>,
+    /// The time of day tokens, proofs and cached answers are judged at.
+    clock: Arc<dyn Clock>,
 }
 
 impl BearerSettings {
@@ -66,6 +70,7 @@ impl BearerSettings {
                 .introspection_client
                 .clone()
                 .or_else(|| config.login.as_ref().map(|login| login.credentials.clone())),
+            clock: Arc::clone(&config.clock),
         }
     }
 }
@@ -79,9 +84,12 @@ pub(crate) struct BearerVerifier {
     /// What an introspection answer must agree with: the main issuer, its audiences, and the
     /// clients whose tokens are meant for this service.
     introspection_policy: IntrospectionPolicy,
+    /// Introspection answers by the token's fingerprint, each until the answer's cache time
+    /// (never beyond the token's `exp`).
     introspections: moka::sync::Cache<Fingerprint, CachedPrincipal>,
     /// Validated JWTs by the token's fingerprint, each until its `exp` or the provider's
     /// cache age (whichever comes first): a hit skips validation and the claims conversion.
+    /// A hit counts only while its end is ahead on the configured clock.
     jwt_principals: moka::sync::Cache<Fingerprint, CachedPrincipal>,
     /// The key of the caches above.
     fingerprints: Fingerprints,
@@ -175,7 +183,7 @@ impl BearerVerifier {
             &request,
             &self.dpop_policy,
             &mut lock(&self.dpop_jtis),
-            now(),
+            self.settings.clock.now(),
         )
         .map_err(AuthFailure::DpopRejected)?;
         let identity = self.admitted_identity(&principal)?;
@@ -186,7 +194,7 @@ impl BearerVerifier {
     /// is not bound to a key, which needs its proof).
     pub(crate) fn cached(&self, token: &str) -> Option<Authenticated> {
         let fingerprint = self.fingerprints.of(token.as_bytes())?;
-        let principal = self.cached_jwt(&fingerprint)?;
+        let principal = self.cached_jwt(&fingerprint, self.settings.clock.now())?;
         if principal.bound_jkt.is_some() {
             return None;
         }
@@ -194,10 +202,10 @@ impl BearerVerifier {
         Some(authenticated_by(&principal, identity, Secret::new(token)))
     }
 
-    /// A cached JWT principal whose key its issuer still publishes; an entry whose key was
-    /// withdrawn is dropped.
-    fn cached_jwt(&self, fingerprint: &Fingerprint) -> Option<Arc<BearerPrincipal>> {
-        let principal = self.jwt_principals.get(fingerprint)?.principal;
+    /// A cached JWT principal still valid at `now` whose key its issuer still publishes; an
+    /// entry past its end or whose key was withdrawn is dropped.
+    fn cached_jwt(&self, fingerprint: &Fingerprint, now: UnixTime) -> Option<Arc<BearerPrincipal>> {
+        let principal = fresh_hit(&self.jwt_principals, fingerprint, now)?;
         if let Some((issuer, kid)) = &principal.signed_by
             && !self
                 .issuers
@@ -253,13 +261,14 @@ impl BearerVerifier {
 
     async fn validate_jwt(&self, token: &str) -> Result<Arc<BearerPrincipal>, AuthFailure> {
         let fingerprint = self.fingerprints.of(token.as_bytes());
-        if let Some(hit) = fingerprint.and_then(|key| self.cached_jwt(&key)) {
+        let now = self.settings.clock.now();
+        if let Some(hit) = fingerprint.and_then(|key| self.cached_jwt(&key, now)) {
             return Ok(hit);
         }
         let (issuer, trusted) = self.issuer_of(token);
         let validated = trusted
             .provider
-            .validate_uncached_with(token, &trusted.policy)
+            .validate_uncached_with(token, &trusted.policy, now)
             .await
             .map_err(|error| {
                 if error.is_rejection() {
@@ -273,13 +282,15 @@ impl BearerVerifier {
             BearerPrincipal::new(claims_map(&validated.claims), AuthSource::BearerJwt);
         principal.signed_by = validated.header.kid.clone().map(|kid| (issuer, kid));
         let principal = Arc::new(principal);
-        if let (Some(ttl), Some(fingerprint)) =
-            (trusted.provider.token_cache_ttl(&validated), fingerprint)
-        {
+        if let (Some(ttl), Some(fingerprint)) = (
+            trusted.provider.token_cache_ttl(&validated, now),
+            fingerprint,
+        ) {
             self.jwt_principals.insert(
                 fingerprint,
                 CachedPrincipal {
                     principal: Arc::clone(&principal),
+                    until: now.saturating_add(ttl),
                     ttl,
                 },
             );
@@ -310,9 +321,10 @@ impl BearerVerifier {
     async fn introspect(&self, token: &BearerToken) -> Result<Arc<BearerPrincipal>, AuthFailure> {
         let fingerprint = self.fingerprints.of(token.expose().as_bytes());
         let metrics = &self.settings.metrics;
-        if let Some(hit) = fingerprint.and_then(|key| self.introspections.get(&key)) {
+        let now = self.settings.clock.now();
+        if let Some(hit) = fingerprint.and_then(|key| fresh_hit(&self.introspections, &key, now)) {
             metrics.record_token_cache_hit();
-            return Ok(hit.principal);
+            return Ok(hit);
         }
         metrics.record_token_cache_miss();
         let credentials = self
@@ -331,7 +343,6 @@ impl BearerVerifier {
             .introspection_endpoint
             .as_ref()
             .ok_or(AuthFailure::OpaqueTokenUnsupported)?;
-        let now = now();
         let request = introspection_request(
             endpoint,
             credentials,
@@ -382,6 +393,7 @@ impl BearerVerifier {
                 fingerprint,
                 CachedPrincipal {
                     principal: principal.clone(),
+                    until: introspected.cache_until,
                     ttl,
                 },
             );
@@ -461,10 +473,29 @@ fn introspection_policy(config: &AuthConfig, main: &TrustedIssuer) -> Introspect
     policy
 }
 
+/// A cached principal: served while the configured clock reads before `until`; the cache drops
+/// it after `ttl` (the same span, on the cache's own clock) to free the memory.
 #[derive(Clone)]
 struct CachedPrincipal {
     principal: Arc<BearerPrincipal>,
+    until: UnixTime,
     ttl: Duration,
+}
+
+/// The principal cached under `key` when it is still valid at `now`; an entry past its end is
+/// a miss and is dropped, whether or not the cache's own expiry has come.
+fn fresh_hit(
+    cache: &moka::sync::Cache<Fingerprint, CachedPrincipal>,
+    key: &Fingerprint,
+    now: UnixTime,
+) -> Option<Arc<BearerPrincipal>> {
+    let hit = cache.get(key)?;
+    if now < hit.until {
+        Some(hit.principal)
+    } else {
+        cache.invalidate(key);
+        None
+    }
 }
 
 struct PrincipalExpiry;
@@ -475,6 +506,16 @@ impl moka::Expiry<Fingerprint, CachedPrincipal> for PrincipalExpiry {
         _key: &Fingerprint,
         value: &CachedPrincipal,
         _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Fingerprint,
+        value: &CachedPrincipal,
+        _updated_at: Instant,
+        _until_expiry: Option<Duration>,
     ) -> Option<Duration> {
         Some(value.ttl)
     }
@@ -589,6 +630,70 @@ mod tests {
         assert_eq!(scopes_of(&claims), ["openid", "read", "write"]);
         let none: Map<String, Value> = serde_json::from_str(r#"{"scope":7}"#).unwrap();
         assert!(scopes_of(&none).is_empty());
+    }
+
+    use crate::auth::authenticator::test_bed::{self, TOKEN_LIFETIME, time_claim};
+    use crate::clock::ManualClock;
+    use oidc_dev_provider::Endpoint;
+
+    /// Authenticates a request carrying `token` in `Authorization: Bearer`.
+    async fn call(auth: &super::super::Authenticator, token: &str) -> Result<(), AuthFailure> {
+        let mut headers = HeaderMap::new();
+        let value = format!("Bearer {token}").parse().unwrap();
+        headers.insert(http::header::AUTHORIZATION, value);
+        auth.authenticate(&headers, None, true).await.map(drop)
+    }
+
+    /// A cached JWT principal counts only while its end (`exp`, or the provider's cache age)
+    /// is ahead on the authenticator's clock: the cache's own expiry runs on the real clock.
+    #[tokio::test]
+    async fn a_cached_jwt_is_served_only_before_its_end_on_the_clock() {
+        let clock = ManualClock::starting_now();
+        let (op, auth) = test_bed::start(&clock).await;
+        let bearer = &auth.inner.bearer;
+        let token = op.mint_access_token("alice", "api").unwrap();
+        let (iat, exp) = (time_claim(&token, "iat"), time_claim(&token, "exp"));
+        clock.set(iat);
+        call(&auth, &token).await.unwrap();
+        assert!(bearer.cached(&token).is_some(), "admitted and cached");
+        // The provider's cache age (5 minutes) ends the entry before `exp`.
+        let max_age = Duration::from_secs(300);
+        assert!(max_age < TOKEN_LIFETIME);
+        clock.set(iat.saturating_add(max_age - Duration::from_secs(1)));
+        assert!(bearer.cached(&token).is_some());
+        clock.set(iat.saturating_add(max_age));
+        assert!(bearer.cached(&token).is_none(), "past the cache age");
+        // Validated again (still valid), and cached up to `exp`.
+        call(&auth, &token).await.unwrap();
+        clock.set(exp.saturating_sub(Duration::from_secs(1)));
+        assert!(bearer.cached(&token).is_some());
+        clock.set(exp);
+        assert!(bearer.cached(&token).is_none(), "past exp");
+        let refused = call(&auth, &token).await.unwrap_err();
+        assert_eq!(refused.code(), "expired", "{refused:?}");
+    }
+
+    /// An introspection answer is reused until its cache time on the authenticator's clock,
+    /// then the provider is asked again.
+    #[tokio::test]
+    async fn an_introspection_answer_is_reused_only_until_its_cache_time_on_the_clock() {
+        let clock = ManualClock::starting_now();
+        let (op, auth) = test_bed::start(&clock).await;
+        let token = op.mint_access_token("alice", "opaque").unwrap();
+        let asked = || op.request_count(Endpoint::Introspection);
+        for _ in 0..2 {
+            call(&auth, &token).await.unwrap();
+        }
+        assert_eq!(asked(), 1, "the second answer came from the cache");
+        // The default introspection cache: 60 s.
+        clock.advance(Duration::from_secs(59));
+        call(&auth, &token).await.unwrap();
+        assert_eq!(asked(), 1);
+        clock.advance(Duration::from_secs(1));
+        call(&auth, &token).await.unwrap();
+        assert_eq!(asked(), 2, "past the cache time: asked again");
+        call(&auth, &token).await.unwrap();
+        assert_eq!(asked(), 2, "and cached again");
     }
 
     proptest::proptest! {

@@ -47,7 +47,7 @@ pub(crate) struct LoginFlow {
     /// The SHA-256 of each callback `state` already handled, until its pending login would have
     /// expired: a replayed callback is refused without sending its code to the provider again.
     /// Per process; across replicas the provider's refusal of a used code is the guard.
-    completed_logins: moka::sync::Cache<[u8; 32], Duration>,
+    completed_logins: moka::sync::Cache<[u8; 32], CompletedLogin>,
     /// The `jti`s of the back-channel logout tokens seen.
     pub(crate) seen_jtis: Mutex<SeenJtis>,
 }
@@ -102,13 +102,20 @@ impl LoginFlow {
         Ok((login, session_codec))
     }
 
-    /// Marks the login with `state` as handled until `remaining` has passed; `false` when its
-    /// callback was already handled (a replay).
-    pub(crate) fn complete_once(&self, state: &str, remaining: Duration) -> bool {
+    /// Marks the login with `state` as handled until `until` (it is `now`); `false` when its
+    /// callback was already handled (a replay). A mark whose time has passed on the clock no
+    /// longer counts, whether or not the cache has dropped it yet.
+    pub(crate) fn complete_once(&self, state: &str, until: UnixTime, now: UnixTime) -> bool {
         let entry = self
             .completed_logins
             .entry(sha256(state.as_bytes()))
-            .or_insert(remaining);
+            .or_insert_with_if(
+                || CompletedLogin {
+                    until,
+                    ttl: until.duration_since(now),
+                },
+                |marked| marked.until <= now,
+            );
         entry.is_fresh()
     }
 
@@ -189,15 +196,69 @@ fn pending_settings(pending_cookie: &CookieSettings, suffix: &str) -> CookieSett
     pending_cookie.clone().with_name(name).with_max_chunks(1)
 }
 
+/// A callback already handled: until when it counts (on the authenticator's clock), and how
+/// long the cache keeps it (the same span, on the cache's own clock).
+#[derive(Clone, Copy)]
+struct CompletedLogin {
+    until: UnixTime,
+    ttl: Duration,
+}
+
 struct CompletedLoginExpiry;
 
-impl moka::Expiry<[u8; 32], Duration> for CompletedLoginExpiry {
+impl moka::Expiry<[u8; 32], CompletedLogin> for CompletedLoginExpiry {
     fn expire_after_create(
         &self,
         _key: &[u8; 32],
-        remaining: &Duration,
+        completed: &CompletedLogin,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(*remaining)
+        Some(completed.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &[u8; 32],
+        completed: &CompletedLogin,
+        _updated_at: Instant,
+        _until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(completed.ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::auth::authenticator::test_bed;
+    use crate::clock::{Clock, ManualClock};
+
+    /// A handled callback is refused as a replay until its pending login would have expired on
+    /// the authenticator's clock, and no longer after, whatever the cache's own expiry says.
+    #[tokio::test]
+    async fn a_completed_login_counts_until_its_end_on_the_clock() {
+        let clock = ManualClock::starting_now();
+        let (_op, auth) = test_bed::start(&clock).await;
+        let start = clock.now();
+        let until = start.saturating_add(Duration::from_secs(600));
+        assert!(auth.complete_login_once("state-1", until, start));
+        assert!(
+            !auth.complete_login_once("state-1", until, start),
+            "a replay"
+        );
+        let late = until.saturating_sub(Duration::from_secs(1));
+        assert!(
+            !auth.complete_login_once("state-1", until, late),
+            "still a replay"
+        );
+        assert!(
+            auth.complete_login_once("state-2", until, late),
+            "another login"
+        );
+        // At its end the mark no longer counts: marked again, with the new end.
+        let later = until.saturating_add(Duration::from_secs(600));
+        assert!(auth.complete_login_once("state-1", later, until));
+        assert!(!auth.complete_login_once("state-1", later, until));
     }
 }

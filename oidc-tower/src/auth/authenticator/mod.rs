@@ -36,7 +36,6 @@ use super::config::{AuthConfig, AuthConfigError};
 use crate::bearer_response::{
     BearerToken, QueryTokens, extract_bearer, extract_dpop, unchecked_bearer,
 };
-pub(crate) use crate::clock::now;
 use crate::metrics::Metrics;
 use crate::provider::{Provider, ProviderError};
 use crate::store::StoreError;
@@ -105,11 +104,16 @@ impl Authenticator {
         &self.inner.config.metrics
     }
 
-    /// Marks the login with `state` as handled until `remaining` has passed; `false` when its
+    /// The time of day, on the configured clock: every decision takes it from here.
+    pub(crate) fn now(&self) -> UnixTime {
+        self.inner.config.clock.now()
+    }
+
+    /// Marks the login with `state` as handled until `until` (it is `now`); `false` when its
     /// callback was already handled (a replay) or sign-in is not configured.
-    pub(crate) fn complete_login_once(&self, state: &str, remaining: std::time::Duration) -> bool {
+    pub(crate) fn complete_login_once(&self, state: &str, until: UnixTime, now: UnixTime) -> bool {
         self.login_flow()
-            .is_some_and(|login| login.complete_once(state, remaining))
+            .is_some_and(|login| login.complete_once(state, until, now))
     }
 
     /// The endpoint prefix (e.g. `/oauth2`).
@@ -387,4 +391,78 @@ pub(crate) fn claims_map(claims: &oidc_core::Claims) -> Map<String, Value> {
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps stay consistent at every step, so a panic elsewhere cannot corrupt them.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An authenticator on a clock the test moves, against the dev provider on 127.0.0.1.
+#[cfg(test)]
+pub(crate) mod test_bed {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use oidc_core::login::{ClientAuthMethod, ClientCredentials};
+    use oidc_core::{Policy, Secret};
+    use oidc_dev_provider::{AccessTokenFormat, DevClient, DevProvider, DevUser, RunningProvider};
+
+    use super::Authenticator;
+    use crate::auth::{AuthConfig, LoginSettings};
+    use crate::clock::ManualClock;
+    use crate::http_client::HttpClient;
+    use crate::provider::{Provider, ProviderConfig};
+
+    /// How long the provider's access tokens live.
+    pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+    /// The provider (user `alice`; client `api` with JWT access tokens, client `opaque` with
+    /// opaque ones for `api`) and an authenticator for the audience `api`, with sign-in and
+    /// sessions in cookies, taking the time of day from `clock`.
+    pub(crate) async fn start(clock: &ManualClock) -> (RunningProvider, Authenticator) {
+        let op = DevProvider::builder()
+            .user(DevUser::new("alice", "alice"))
+            .client(DevClient::confidential("api", "api-secret"))
+            .client(
+                DevClient::confidential("opaque", "opaque-secret")
+                    .access_token_format(AccessTokenFormat::Opaque)
+                    .access_token_audience("api"),
+            )
+            .access_token_lifetime(TOKEN_LIFETIME)
+            .build()
+            .unwrap()
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http: Arc<dyn HttpClient> = Arc::new(crate::ReqwestHttpClient::new().unwrap());
+        let policy = Policy::builder()
+            .issuer(op.issuer().clone())
+            .audience("api")
+            .leeway(Duration::ZERO)
+            .build()
+            .unwrap();
+        let provider = Provider::start(
+            ProviderConfig::new(op.issuer().clone(), policy),
+            http.clone(),
+        );
+        provider.wait_ready().await;
+        let credentials = ClientCredentials::new(
+            "api",
+            ClientAuthMethod::ClientSecretBasic(Secret::new("api-secret")),
+        );
+        let auth = AuthConfig::new(provider, http)
+            .login(LoginSettings::new(
+                credentials,
+                "https://app.example/oauth2/callback".parse().unwrap(),
+                vec![Secret::new(
+                    "a cookie secret that is long enough for the codec",
+                )],
+            ))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        (op, auth)
+    }
+
+    /// A claim of `token` that is a time (`iat`, `exp`).
+    pub(crate) fn time_claim(token: &str, name: &str) -> oidc_core::UnixTime {
+        let claims = oidc_core::danger::decode_unverified(token).unwrap().claims;
+        oidc_core::UnixTime::from_secs(claims[name].as_u64().unwrap())
+    }
 }

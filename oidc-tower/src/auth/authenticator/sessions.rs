@@ -25,8 +25,9 @@ use tokio::sync::OnceCell;
 
 use super::login_flow::LoginFlow;
 use super::verdict::{AuthFailure, AuthSource, Authenticated, Authentication};
-use super::{CreateSessionError, lock, now, with_fresh_keys};
+use super::{CreateSessionError, lock, with_fresh_keys};
 use crate::auth::config::AuthConfig;
+use crate::clock::Clock;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::http_client::HttpClient;
 use crate::identity_headers::Identity;
@@ -68,6 +69,8 @@ pub(crate) struct SessionSettings {
     login_config: LoginConfig,
     /// What a refreshed ID token must satisfy.
     id_policy: Policy,
+    /// The time of day sessions are judged at.
+    clock: Arc<dyn Clock>,
 }
 
 /// The session store (cookies, or a shared store behind a vault), the refresh single flight,
@@ -126,6 +129,16 @@ impl moka::Expiry<Fingerprint, CachedSession> for SessionExpiry {
     ) -> Option<Duration> {
         Some(value.ttl)
     }
+
+    fn expire_after_update(
+        &self,
+        _key: &Fingerprint,
+        value: &CachedSession,
+        _updated_at: Instant,
+        _until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
 }
 
 /// The sealed content of a session cookie when sessions live in cookies: a random id (for
@@ -163,6 +176,7 @@ impl Sessions {
                 credentials: login.settings.credentials.clone(),
                 login_config: login.login_config.clone(),
                 id_policy: login.id_policy.clone(),
+                clock: Arc::clone(&config.clock),
             },
             codec,
             vault: config.session_store.clone().map(SessionVault::new),
@@ -186,7 +200,7 @@ impl Sessions {
         &self,
         headers: &HeaderMap,
     ) -> Result<Authentication, AuthFailure> {
-        let now = now();
+        let now = self.settings.clock.now();
         let margin = self.settings.refresh_margin;
         let digest = if self.vault.is_none() {
             self.fingerprints
@@ -194,8 +208,12 @@ impl Sessions {
         } else {
             None
         };
-        if let Some(hit) = digest.and_then(|digest| self.cookie_sessions.get(&digest)) {
+        if let Some(digest) = &digest
+            && let Some(hit) = self.cookie_sessions.get(digest)
+        {
             let opened = &hit.opened;
+            // Served only while the session is live and not due for refresh on the clock,
+            // whatever the cache's own expiry says; otherwise the cookie is opened again.
             if !opened.session.is_expired(now) && !opened.session.refresh_due(now, margin) {
                 if self.locally_revoked(&opened.id, &opened.session) {
                     return Err(AuthFailure::SessionRevoked);
@@ -205,6 +223,7 @@ impl Sessions {
                     set_cookies: Vec::new(),
                 });
             }
+            self.cookie_sessions.invalidate(digest);
         }
         let cookies = RequestCookies::from_headers(headers);
         let loaded = self
@@ -424,7 +443,8 @@ impl Sessions {
             (SessionOrigin::Server { handle }, Some(vault)) => vault.delete(handle).await,
             (SessionOrigin::Cookie { id }, _) => {
                 let forget_at = loaded.session.expires_at;
-                self.revoke_locally(StoreKey::for_session_id(id.as_bytes()), now(), forget_at);
+                let now = self.settings.clock.now();
+                self.revoke_locally(StoreKey::for_session_id(id.as_bytes()), now, forget_at);
                 Ok(())
             }
             (SessionOrigin::Server { .. }, None) => Ok(()),
@@ -440,7 +460,7 @@ impl Sessions {
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
         let issuer = self.settings.provider.issuer().as_str().to_owned();
-        let now = now();
+        let now = self.settings.clock.now();
         let forget_at = now.saturating_add(self.settings.session_lifetime);
         match &self.vault {
             Some(vault) => match (sid, sub) {
@@ -589,7 +609,7 @@ impl Sessions {
             .token_endpoint
             .as_ref()
             .ok_or(RefreshFailure::Unavailable(ErrorKind::NoTokenEndpoint))?;
-        let now = now();
+        let now = self.settings.clock.now();
         let request = refresh_request(
             token_endpoint,
             &self.settings.credentials,
@@ -742,6 +762,64 @@ mod tests {
             !revocations
                 .revoked_since(&StoreKey::for_subject("iss", "bob"), UnixTime::from_secs(1))
         );
+    }
+
+    /// An opened cookie session is served from the cache only while it is live on the
+    /// authenticator's clock; past its end it is refused, and dropped from the cache, although
+    /// the cache's own expiry (on the real clock) has not come.
+    #[tokio::test]
+    async fn a_cached_cookie_session_ends_at_its_end_on_the_clock() {
+        use crate::auth::authenticator::test_bed;
+        use crate::clock::ManualClock;
+
+        let clock = ManualClock::starting_now();
+        let (op, auth) = test_bed::start(&clock).await;
+        let sessions = auth.sessions().unwrap();
+        let now = clock.now();
+        let lifetime = Duration::from_secs(30);
+        let session = Session::new(
+            "u1",
+            op.issuer().as_str(),
+            now,
+            now.saturating_add(lifetime),
+        );
+        let (_, set_cookies) = auth
+            .create_session(session, &RequestCookies::empty(), now)
+            .await
+            .unwrap();
+        let cookie = set_cookies
+            .iter()
+            .map(|value| {
+                value
+                    .to_str()
+                    .unwrap()
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+        let digest = sessions
+            .fingerprints
+            .of_header_values(headers.get_all(http::header::COOKIE))
+            .unwrap();
+
+        sessions.authenticate(&headers).await.unwrap();
+        assert!(
+            sessions.cookie_sessions.get(&digest).is_some(),
+            "opened and cached"
+        );
+        clock.advance(lifetime - Duration::from_secs(1));
+        let served = sessions.authenticate(&headers).await.unwrap();
+        assert_eq!(served.authenticated.identity.user, "u1");
+        clock.advance(Duration::from_secs(1));
+        // The sealed cookie ends with the session: refused on opening it again.
+        let refused = sessions.authenticate(&headers).await.unwrap_err();
+        assert!(refused.session_is_gone(), "{refused:?}");
+        assert!(sessions.cookie_sessions.get(&digest).is_none(), "dropped");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use oidc_core::validation::ValidationError;
 
 use super::not_configured;
 use crate::auth::answer::json_answer;
-use crate::auth::authenticator::{Authenticator, lock, now};
+use crate::auth::authenticator::{Authenticator, lock};
 
 impl Authenticator {
     pub(super) async fn backchannel_logout(
@@ -50,7 +50,7 @@ impl Authenticator {
             let mut seen = lock(&login.seen_jtis);
             login
                 .logout_validator
-                .validate(token.expose(), keys, now(), &mut seen)
+                .validate(token.expose(), keys, self.now(), &mut seen)
         };
         let mut verdict = validate(&keys);
         if let Err(LogoutTokenError::Invalid(ValidationError::UnknownKid { kid })) = &verdict {

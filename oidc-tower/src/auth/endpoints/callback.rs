@@ -15,7 +15,7 @@ use serde_json::Map;
 
 use super::{not_configured, provider_not_ready};
 use crate::auth::answer::{append_cookies, error_answer, redirect};
-use crate::auth::authenticator::{Authenticator, CreateSessionError, claims_map, now};
+use crate::auth::authenticator::{Authenticator, CreateSessionError, claims_map};
 use crate::random::SystemRandom;
 
 impl Authenticator {
@@ -36,7 +36,7 @@ impl Authenticator {
         let Some(state) = params.state.clone() else {
             return callback_failed(&CallbackError::StateMissing, headers, Vec::new());
         };
-        let now = now();
+        let now = self.now();
         let cookies = RequestCookies::from_headers(headers);
         let codec = match login.pending_codec(&cookie_suffix_for_state(&state)) {
             Ok(codec) => codec,
@@ -70,7 +70,7 @@ impl Authenticator {
         let Some(endpoints) = self.endpoints() else {
             return provider_not_ready(headers);
         };
-        let login_remaining = pending.expires_at().duration_since(now);
+        let login_expires_at = pending.expires_at();
         let exchange = match handle_callback(
             &endpoints,
             &login.login_config,
@@ -82,7 +82,7 @@ impl Authenticator {
             Ok(exchange) => exchange,
             Err(error) => return callback_failed(&error, headers, clear_pending),
         };
-        if !self.complete_login_once(&state, login_remaining) {
+        if !self.complete_login_once(&state, login_expires_at, now) {
             tracing::info!(
                 code = "login_already_completed",
                 "callback replayed; its code is not sent again"

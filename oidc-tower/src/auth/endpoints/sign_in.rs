@@ -13,7 +13,7 @@ use oidc_core::login::{AuthorizationRedirect, LoginRequest, PendingLogin, start_
 
 use super::{not_configured, provider_not_ready};
 use crate::auth::answer::{append_cookies, error_answer, redirect};
-use crate::auth::authenticator::{Authenticator, now};
+use crate::auth::authenticator::Authenticator;
 use crate::random::SystemRandom;
 
 /// How a login begins: a redirect with every parameter, a push first (to this endpoint), or
@@ -72,7 +72,7 @@ impl Authenticator {
             &push_to,
             &login.login_config,
             &started,
-            now(),
+            self.now(),
             &mut SystemRandom,
         ) {
             Ok(request) => match self.config().http.execute(request).await {
@@ -135,7 +135,7 @@ impl Authenticator {
             &endpoints,
             &login.login_config,
             &LoginRequest::new(return_to),
-            now(),
+            self.now(),
             &mut SystemRandom,
         ) {
             Ok(started) => started,
@@ -157,7 +157,7 @@ impl Authenticator {
         let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
-        let now = now();
+        let now = self.now();
         let cookies = RequestCookies::from_headers(headers);
         let mut set_cookies = login.evict_pending(&cookies, now);
         let sealed = login

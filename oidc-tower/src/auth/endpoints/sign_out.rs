@@ -8,7 +8,7 @@ use oidc_core::logout::EndSessionRequest;
 
 use super::{not_configured, query_param};
 use crate::auth::answer::{append_cookies, error_answer, redirect};
-use crate::auth::authenticator::{AuthFailure, Authenticator, now};
+use crate::auth::authenticator::{AuthFailure, Authenticator};
 
 impl Authenticator {
     pub(super) async fn sign_out(&self, parts: &request::Parts) -> Response<Bytes> {
@@ -16,7 +16,7 @@ impl Authenticator {
         let Some(login) = self.login_flow() else {
             return not_configured(headers);
         };
-        let now = now();
+        let now = self.now();
         let cookies = RequestCookies::from_headers(headers);
         let target = query_param(parts.uri.query(), "rd");
         let return_to = self
