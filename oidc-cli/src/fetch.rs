@@ -2,9 +2,10 @@
 
 use bytes::Bytes;
 use oidc_core::discovery::{DiscoveryOptions, ProviderMetadata};
-use oidc_core::jwks::{FreshnessPolicy, KeySet, jwks_request};
+use oidc_core::jwks::{FreshnessPolicy, KeySet};
 use oidc_core::{Issuer, UnixTime};
-use oidc_tower::provider::fetch_metadata;
+use oidc_tower::clock::ManualClock;
+use oidc_tower::provider::{fetch_key_set_on, fetch_metadata};
 use oidc_tower::{HttpClient, ReqwestHttpClient};
 use url::Url;
 
@@ -57,12 +58,9 @@ impl Fetcher {
     /// Fetches the key set at `jwks_uri`, judged fresh as of `now` (which `oidc verify --now`
     /// may set).
     pub(crate) fn key_set(&self, jwks_uri: &Url, now: UnixTime) -> Result<KeySet, CliError> {
-        let response = self.send(jwks_request(jwks_uri))?;
-        Ok(KeySet::from_response(
-            &response,
-            now,
-            &FreshnessPolicy::default(),
-        )?)
+        let as_of = ManualClock::new(now);
+        let freshness = FreshnessPolicy::default();
+        Ok(self.block_on(fetch_key_set_on(&self.client, jwks_uri, &freshness, &as_of))?)
     }
 }
 

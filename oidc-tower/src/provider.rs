@@ -658,8 +658,9 @@ pub async fn fetch_key_set(
     fetch_key_set_on(client, jwks_uri, freshness, &SystemClock).await
 }
 
-/// [`fetch_key_set`], dated by `clock`.
-async fn fetch_key_set_on(
+/// [`fetch_key_set`], dated by `clock` instead of the time of day: a key set judged as of
+/// another time (`oidc verify --now`) or a simulated one.
+pub async fn fetch_key_set_on(
     client: &dyn HttpClient,
     jwks_uri: &url::Url,
     freshness: &FreshnessPolicy,
