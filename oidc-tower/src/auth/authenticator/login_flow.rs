@@ -6,19 +6,29 @@
 //! how many a browser keeps, the memory of completed logins that refuses a replayed callback,
 //! and the validator of back-channel logout tokens with the `jti`s it has seen. The endpoints
 //! under the prefix drive it.
+//!
+//! How a login starts is decided here, from values the caller hands in (the provider's
+//! endpoints, the request's cookies, the return target, the time and the random source):
+//! [`LoginFlow::start`] draws the `state`, nonce and PKCE verifier, says whether the
+//! authorization request is pushed first (RFC 9126), which older pending logins to clear and the
+//! sealed cookie of the new one. The `start` endpoint only turns the answer into HTTP and does
+//! the push round trip.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use oidc_core::UnixTime;
 use oidc_core::cookie::{
     CookieCodec, CookieConfigError, CookieKeys, CookieSettings, RequestCookies,
 };
-use oidc_core::login::PendingLogin;
-use oidc_core::login::{LoginConfig, id_token_policy};
+use oidc_core::login::par::pushed_authorization_endpoint;
+use oidc_core::login::{
+    AuthorizationRedirect, LoginConfig, LoginRequest, PendingLogin, ProviderEndpoints,
+    id_token_policy, start_login,
+};
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::validation::Policy;
+use oidc_core::{RandomSource, UnixTime};
 
 use crate::auth::config::{AuthConfig, AuthConfigError, LoginSettings};
 use crate::identity_headers::CookiePrefixes;
@@ -26,6 +36,32 @@ use crate::provider::sha256;
 
 /// How many completed logins are remembered to refuse replayed callbacks locally.
 const COMPLETED_LOGIN_CAPACITY: u64 = 100_000;
+
+/// How a login begins, as [`LoginFlow::start`] decides it.
+pub(crate) enum LoginStart {
+    /// Send the browser to `url` (the authorization request with every parameter), setting
+    /// `set_cookies`: the older pending logins cleared, then the new one sealed.
+    Redirect {
+        url: url::Url,
+        set_cookies: Vec<HeaderValue>,
+    },
+    /// Push the authorization request to `push_to` first (RFC 9126); once the provider has
+    /// taken it, [`LoginFlow::pending_cookies`] seals `started`'s pending login.
+    Push {
+        started: AuthorizationRedirect,
+        push_to: url::Url,
+    },
+}
+
+/// Why a login cannot start, with the error code of each reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CannotStart {
+    /// The login settings cannot make an authorization request to this provider (pushed
+    /// requests required but off, a reserved extra parameter, ...).
+    Misconfigured(&'static str),
+    /// The pending login could not be sealed into its cookie.
+    Unsealed(&'static str),
+}
 
 /// The parts of the configuration only sign-in needs, checked at build time, and the state of
 /// the logins in flight.
@@ -119,6 +155,68 @@ impl LoginFlow {
         entry.is_fresh()
     }
 
+    /// Starts a login returning to `return_to` (already checked against the redirect policy):
+    /// draws its `state`, nonce and PKCE verifier, and decides whether its authorization
+    /// request is pushed first. Not pushed, the pending login is sealed at once, with the
+    /// cookies clearing the oldest of those `cookies` carry so that at most the configured
+    /// number remain; pushed, sealing waits for the push ([`Self::pending_cookies`]).
+    pub(crate) fn start(
+        &self,
+        endpoints: &ProviderEndpoints,
+        cookies: &RequestCookies<'_>,
+        return_to: &str,
+        now: UnixTime,
+        random: &mut dyn RandomSource,
+    ) -> Result<LoginStart, CannotStart> {
+        let push_to =
+            pushed_authorization_endpoint(endpoints, self.login_config.pushed_authorization_mode())
+                .map_err(|e| CannotStart::Misconfigured(e.code()))?
+                .cloned();
+        let started = start_login(
+            endpoints,
+            &self.login_config,
+            &LoginRequest::new(return_to),
+            now,
+            random,
+        )
+        .map_err(|e| CannotStart::Misconfigured(e.code()))?;
+        match push_to {
+            Some(push_to) => Ok(LoginStart::Push { started, push_to }),
+            None => {
+                let set_cookies = self.pending_cookies(&started.pending, cookies, now, random)?;
+                Ok(LoginStart::Redirect {
+                    url: started.url,
+                    set_cookies,
+                })
+            }
+        }
+    }
+
+    /// The `Set-Cookie` values a started login sends the browser with: clearing the oldest
+    /// pending logins `cookies` carry (see [`Self::evict_pending`]), then `pending` sealed.
+    pub(crate) fn pending_cookies(
+        &self,
+        pending: &PendingLogin,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+        random: &mut dyn RandomSource,
+    ) -> Result<Vec<HeaderValue>, CannotStart> {
+        let mut set_cookies = self.evict_pending(cookies, now);
+        let sealed = self
+            .pending_codec(&pending.cookie_suffix())
+            .map_err(|e| CannotStart::Unsealed(e.code()))?
+            .encode(
+                pending,
+                pending.expires_at(),
+                now,
+                random,
+                &RequestCookies::empty(),
+            )
+            .map_err(|e| CannotStart::Unsealed(e.code()))?;
+        set_cookies.extend(sealed);
+        Ok(set_cookies)
+    }
+
     /// The codec of the pending-login cookie with this suffix.
     pub(crate) fn pending_codec(&self, suffix: &str) -> Result<CookieCodec, CookieConfigError> {
         CookieCodec::new(
@@ -129,11 +227,7 @@ impl LoginFlow {
 
     /// Clearing cookies for the oldest pending logins, so that with the new one at most the
     /// configured number remain; unreadable pending cookies are always cleared.
-    pub(crate) fn evict_pending(
-        &self,
-        cookies: &RequestCookies<'_>,
-        now: UnixTime,
-    ) -> Vec<HeaderValue> {
+    fn evict_pending(&self, cookies: &RequestCookies<'_>, now: UnixTime) -> Vec<HeaderValue> {
         let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
         for name in cookies.names() {

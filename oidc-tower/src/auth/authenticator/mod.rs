@@ -29,7 +29,7 @@ use oidc_core::{ErrorKind, KeySet, Session, UnixTime};
 use serde_json::{Map, Value};
 
 use self::bearer_verifier::{BearerVerifier, is_dpop_scheme};
-use self::login_flow::LoginFlow;
+pub(crate) use self::login_flow::{CannotStart, LoginFlow, LoginStart};
 use self::sessions::{LoadedSession, Sessions};
 pub use self::verdict::{AuthFailure, AuthSource, Authenticated, Authentication};
 use super::config::{AuthConfig, AuthConfigError};
