@@ -4,8 +4,9 @@
 //! authorization requests through the core's `LoginConfig`), the policy an ID token is judged
 //! by, the sealing of pending logins (their `state`, nonce and PKCE verifier) into cookies and
 //! how many a browser keeps, the memory of completed logins that refuses a replayed callback,
-//! and the validator of back-channel logout tokens with the `jti`s it has seen. The endpoints
-//! under the prefix drive it.
+//! what session a login ends in (its lifetime, groups and kept claims), whether signing out
+//! ends the provider's session too, and the validator of back-channel logout tokens with the
+//! `jti`s it has seen. The endpoints under the prefix drive it.
 //!
 //! How a login starts is decided here, from values the caller hands in (the provider's
 //! endpoints, the request's cookies, the return target, the time and the random source):
@@ -23,13 +24,16 @@ use oidc_core::cookie::{
 };
 use oidc_core::login::par::pushed_authorization_endpoint;
 use oidc_core::login::{
-    AuthorizationRedirect, LoginConfig, LoginRequest, PendingLogin, ProviderEndpoints,
-    id_token_policy, start_login,
+    AuthorizationRedirect, LoginConfig, LoginOutcome, LoginRequest, PendingLogin,
+    ProviderEndpoints, id_token_policy, start_login,
 };
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::validation::Policy;
-use oidc_core::{RandomSource, UnixTime};
+use oidc_core::{IdentityClaims, RandomSource, Session, UnixTime};
+use serde_json::Map;
+use url::Url;
 
+use super::claims_map;
 use crate::auth::config::{AuthConfig, AuthConfigError, LoginSettings};
 use crate::identity_headers::CookiePrefixes;
 use crate::provider::sha256;
@@ -86,6 +90,19 @@ pub(crate) struct LoginFlow {
     completed_logins: moka::sync::Cache<[u8; 32], CompletedLogin>,
     /// The `jti`s of the back-channel logout tokens seen.
     pub(crate) seen_jtis: Mutex<SeenJtis>,
+    /// How long a session lasts from sign-in.
+    session_lifetime: Duration,
+    /// The claim a session's groups are read from.
+    groups_claim: String,
+    /// The claims a session keeps besides the identity: the configured ones, then those the
+    /// authorization rules require.
+    kept_claims: Vec<String>,
+    /// Which claims name the user (and their email) in a session.
+    identity_claims: IdentityClaims,
+    /// Whether signing out ends the provider's session too (RP-initiated logout).
+    pub(crate) provider_logout: bool,
+    /// Where the provider sends the browser after its logout, if configured.
+    pub(crate) post_logout_redirect_uri: Option<Url>,
 }
 
 impl LoginFlow {
@@ -134,8 +151,38 @@ impl LoginFlow {
                 .expire_after(CompletedLoginExpiry)
                 .build(),
             seen_jtis: Mutex::new(SeenJtis::default()),
+            session_lifetime: config.session_lifetime,
+            groups_claim: config.groups_claim.clone(),
+            kept_claims: config
+                .keep_claims
+                .iter()
+                .chain(config.rules.required_claims.iter().map(|rule| &rule.claim))
+                .cloned()
+                .collect(),
+            identity_claims: config.rules.identity_claims.clone(),
+            provider_logout: config.provider_logout,
+            post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
         };
         Ok((login, session_codec))
+    }
+
+    /// The session a completed login ends in: its groups, the claims it keeps (top-level names)
+    /// and the claims naming the user, lasting the session lifetime.
+    pub(crate) fn session_from(&self, outcome: LoginOutcome) -> Session {
+        let claims = claims_map(&outcome.claims);
+        let groups = oidc_core::authorization::groups_from_claims(&claims, &self.groups_claim);
+        let mut kept = Map::new();
+        for name in &self.kept_claims {
+            let top = name.split('.').next().unwrap_or(name);
+            if let Some(value) = claims.get(top) {
+                kept.insert(top.to_owned(), value.clone());
+            }
+        }
+        let mut session = outcome.into_session(self.session_lifetime);
+        session.groups = groups;
+        session.extra_claims = kept;
+        self.identity_claims.apply_to_session(&mut session, &claims);
+        session
     }
 
     /// Marks the login with `state` as handled until `until` (it is `now`); `false` when its

@@ -63,7 +63,7 @@ impl Authenticator {
             self.now(),
             &mut SystemRandom,
         ) {
-            Ok(request) => match self.config().http.execute(request).await {
+            Ok(request) => match self.http().execute(request).await {
                 Ok(response) => {
                     parse_pushed_authorization_response(&response).map_err(|e| e.code())
                 }
@@ -92,7 +92,7 @@ impl Authenticator {
             }
             Err(code) => {
                 tracing::error!(code, "the pushed authorization request failed");
-                self.config().metrics.record_provider_error(code);
+                self.metrics().record_provider_error(code);
                 error_answer(
                     StatusCode::BAD_GATEWAY,
                     code,
