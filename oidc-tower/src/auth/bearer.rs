@@ -139,7 +139,7 @@ where
             // A handler, or a proxy behind it, never sees an identity a client claimed itself.
             strip_identity_headers(&mut parts.headers);
             if auth
-                .config()
+                .front_end()
                 .skip_auth
                 .matches_request(&parts.method, &parts.uri)
             {

@@ -26,10 +26,10 @@ impl Authenticator {
         if failure.is_dpop_failure() {
             return self.dpop_failure_response(failure);
         }
-        let Some(rejection) = bearer_rejection(failure, &self.config().required_scopes) else {
+        let Some(rejection) = bearer_rejection(failure, &self.front_end().required_scopes) else {
             return unavailable(failure, headers);
         };
-        let mut response = rejection.response(&self.config().realm, headers);
+        let mut response = rejection.response(&self.front_end().realm, headers);
         response.extensions_mut().insert(failure.clone());
         response
     }
@@ -39,7 +39,7 @@ impl Authenticator {
     fn dpop_failure_response(&self, failure: &AuthFailure) -> Response<Bytes> {
         let rejection = dpop_rejection(failure);
         let algorithms = self.dpop_policy().allowed_algorithms();
-        let mut response = rejection.response(&self.config().realm, algorithms, true);
+        let mut response = rejection.response(&self.front_end().realm, algorithms, true);
         response.extensions_mut().insert(failure.clone());
         response
     }
@@ -83,7 +83,10 @@ impl Authenticator {
                 unavailable(failure, headers)
             }
             _ => {
-                let on_api_route = self.config().api_routes.matches_request(method, original);
+                let on_api_route = self
+                    .front_end()
+                    .api_routes
+                    .matches_request(method, original);
                 let kind = classify(method, headers, on_api_route);
                 if let (Some(return_to), RequestKind::Navigation) = (sign_in_return_to, kind) {
                     self.begin_login(headers, return_to)
@@ -91,11 +94,11 @@ impl Authenticator {
                     // Forward-auth without redirects: the 401 page itself goes on to sign in,
                     // keeping the fragment the server never saw (`/mlflow/#/experiments/3`).
                     let target = original.path_and_query().map(|pq| pq.as_str());
-                    let return_to = self.config().redirect_policy.return_to_or_root(target);
+                    let return_to = self.front_end().redirect_policy.return_to_or_root(target);
                     let mut response = sign_in_page(self.prefix(), &return_to);
                     response.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
-                        BearerRejection::MissingToken.www_authenticate(&self.config().realm),
+                        BearerRejection::MissingToken.www_authenticate(&self.front_end().realm),
                     );
                     response
                 } else {
@@ -107,7 +110,7 @@ impl Authenticator {
                     );
                     response.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
-                        BearerRejection::MissingToken.www_authenticate(&self.config().realm),
+                        BearerRejection::MissingToken.www_authenticate(&self.front_end().realm),
                     );
                     response
                 }

@@ -82,8 +82,8 @@ use super::authenticator::Authenticator;
 use super::config::AuthConfigError;
 use super::endpoints::Endpoint;
 use crate::error_status::answer_status;
-use crate::forwarded::{OriginalRequest, Scheme};
-use crate::identity_headers::{IdentityHeaders, forward_auth_header_names, strip_identity_headers};
+use crate::forwarded::OriginalRequest;
+use crate::identity_headers::{forward_auth_header_names, strip_identity_headers};
 use crate::metrics::RequestOutcome;
 use crate::proxy::{BoxError, PeerAddr};
 use oidc_core::identity_assertion::ASSERTION_HEADER;
@@ -112,7 +112,7 @@ impl ForwardAuth {
     async fn check(&self, parts: request::Parts) -> Response<Bytes> {
         let started = Instant::now();
         let auth = &self.auth;
-        let config = auth.config();
+        let front_end = auth.front_end();
         let metrics = auth.metrics();
         let peer = peer_ip(&parts.extensions);
         let original = match OriginalRequest::from_parts(
@@ -120,8 +120,8 @@ impl ForwardAuth {
             &parts.uri,
             &parts.headers,
             peer,
-            &config.trusted_proxies,
-            auth.direct_scheme(),
+            &front_end.trusted_proxies,
+            front_end.direct_scheme,
         ) {
             Ok(original) => original,
             Err(error) => {
@@ -143,20 +143,17 @@ impl ForwardAuth {
             .path_and_query()
             .parse()
             .unwrap_or_else(|_| Uri::from_static("/"));
-        let identity_headers = IdentityHeaders::forward_auth()
-            .pass_access_token(config.pass_access_token)
-            .identity_assertion(config.identity_assertion.clone());
-        let with_assertion = config.identity_assertion.is_some();
-        if config
+        let with_assertion = front_end.identity_assertion.is_some();
+        if front_end
             .skip_auth
             .matches_request(original.method(), &original_uri)
         {
             metrics.record_request(RequestOutcome::Skipped, None, started.elapsed());
             let mut response = accepted();
-            if config.forward_auth_identity_headers {
+            if front_end.forward_auth_identity_headers {
                 complete_identity_headers(
                     response.headers_mut(),
-                    config.pass_access_token,
+                    front_end.forward_auth_access_token,
                     with_assertion,
                 );
             }
@@ -169,7 +166,7 @@ impl ForwardAuth {
         {
             Ok(authentication) => {
                 let mut response = accepted();
-                if let Err(error) = identity_headers.apply(
+                if let Err(error) = front_end.forward_auth_headers.apply(
                     response.headers_mut(),
                     &authentication.authenticated.identity,
                 ) {
@@ -188,10 +185,10 @@ impl ForwardAuth {
                 }
                 complete_identity_headers(
                     response.headers_mut(),
-                    config.pass_access_token,
+                    front_end.forward_auth_access_token,
                     with_assertion,
                 );
-                if !config.forward_auth_identity_headers {
+                if !front_end.forward_auth_identity_headers {
                     // The assertion vouches on its own; only the plain headers are unwanted.
                     let assertion = response.headers_mut().remove(ASSERTION_HEADER);
                     strip_identity_headers(response.headers_mut());
@@ -208,7 +205,7 @@ impl ForwardAuth {
                 response
             }
             Err(failure) => {
-                let return_to = config
+                let return_to = front_end
                     .forward_auth_redirect
                     .then(|| auth.forward_auth_return_to(&original));
                 let mut response = auth.login_failure_response(
@@ -270,18 +267,6 @@ where
 }
 
 impl Authenticator {
-    /// The scheme of a request that reaches forward-auth directly, or from a trusted proxy that
-    /// sends no `X-Forwarded-Proto`: the configured external scheme, else the callback URL's.
-    pub(crate) fn direct_scheme(&self) -> Scheme {
-        let config = self.config();
-        config.external_scheme.unwrap_or_else(|| {
-            match config.login.as_ref().map(|l| l.redirect_uri.scheme()) {
-                Some("https") => Scheme::Https,
-                _ => Scheme::Http,
-            }
-        })
-    }
-
     /// The absolute URL a request was addressed to, as its client saw it (scheme and host from
     /// trusted proxies' `X-Forwarded-*`): what a DPoP proof must name.
     pub(crate) fn request_url(&self, parts: &request::Parts) -> Option<Url> {
@@ -290,8 +275,8 @@ impl Authenticator {
             &parts.uri,
             &parts.headers,
             peer_ip(&parts.extensions),
-            &self.config().trusted_proxies,
-            self.direct_scheme(),
+            &self.front_end().trusted_proxies,
+            self.front_end().direct_scheme,
         )
         .ok()?;
         Url::parse(&original.url()).ok()
@@ -301,10 +286,11 @@ impl Authenticator {
     /// on the callback URL's origin; otherwise its absolute URL when the redirect policy allows
     /// that host, else its path (on the callback's origin) as the best place left.
     pub(crate) fn forward_auth_return_to(&self, original: &OriginalRequest) -> String {
-        let policy = &self.config().redirect_policy;
+        let front_end = self.front_end();
+        let policy = &front_end.redirect_policy;
         let path = original.path_and_query();
-        let same_origin = self.config().login.as_ref().is_none_or(|login| {
-            Url::parse(&original.url()).is_ok_and(|url| url.origin() == login.redirect_uri.origin())
+        let same_origin = front_end.callback_origin.as_ref().is_none_or(|callback| {
+            Url::parse(&original.url()).is_ok_and(|url| url.origin() == *callback)
         });
         if same_origin {
             return policy.return_to_or_root(Some(path));

@@ -74,7 +74,7 @@ use super::authenticator::Authenticator;
 use super::config::AuthConfigError;
 use super::endpoints::Endpoint;
 use crate::error_status::answer_status;
-use crate::identity_headers::{IdentityHeaders, strip_identity_headers, strip_own_cookies};
+use crate::identity_headers::{strip_identity_headers, strip_own_cookies};
 use crate::metrics::RequestOutcome;
 use crate::proxy::BoxError;
 
@@ -169,8 +169,8 @@ where
                     strip_own_cookies(headers, |name| prefixes.matches(name));
                 }
             };
-            if auth
-                .config()
+            let front_end = auth.front_end();
+            if front_end
                 .skip_auth
                 .matches_request(&parts.method, &parts.uri)
             {
@@ -188,14 +188,9 @@ where
             {
                 Ok(authentication) => {
                     let authenticated = authentication.authenticated;
-                    let config = auth.config();
-                    let headers = IdentityHeaders::upstream()
-                        .pass_user(config.pass_user_headers)
-                        .pass_access_token(config.pass_access_token)
-                        .pass_authorization_bearer(config.pass_authorization_bearer)
-                        .identity_assertion(config.identity_assertion.clone());
-                    if let Err(error) =
-                        headers.apply_to_stripped(&mut parts.headers, &authenticated.identity)
+                    if let Err(error) = front_end
+                        .upstream_headers
+                        .apply_to_stripped(&mut parts.headers, &authenticated.identity)
                     {
                         tracing::warn!(code = error.code(), "identity cannot be sent upstream");
                         metrics.record_request(
@@ -220,7 +215,7 @@ where
                 }
                 Err(failure) => {
                     let target = parts.uri.path_and_query().map(|pq| pq.as_str());
-                    let return_to = auth.config().redirect_policy.return_to_or_root(target);
+                    let return_to = front_end.redirect_policy.return_to_or_root(target);
                     let response = auth.login_failure_response(
                         &failure,
                         &parts.method,

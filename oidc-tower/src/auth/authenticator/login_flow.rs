@@ -4,28 +4,68 @@
 //! authorization requests through the core's `LoginConfig`), the policy an ID token is judged
 //! by, the sealing of pending logins (their `state`, nonce and PKCE verifier) into cookies and
 //! how many a browser keeps, the memory of completed logins that refuses a replayed callback,
-//! and the validator of back-channel logout tokens with the `jti`s it has seen. The endpoints
-//! under the prefix drive it.
+//! what session a login ends in (its lifetime, groups and kept claims), whether signing out
+//! ends the provider's session too, and the validator of back-channel logout tokens with the
+//! `jti`s it has seen. The endpoints under the prefix drive it.
+//!
+//! How a login starts is decided here, from values the caller hands in (the provider's
+//! endpoints, the request's cookies, the return target, the time and the random source):
+//! [`LoginFlow::start`] draws the `state`, nonce and PKCE verifier, says whether the
+//! authorization request is pushed first (RFC 9126), which older pending logins to clear and the
+//! sealed cookie of the new one. The `start` endpoint only turns the answer into HTTP and does
+//! the push round trip.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use oidc_core::UnixTime;
 use oidc_core::cookie::{
     CookieCodec, CookieConfigError, CookieKeys, CookieSettings, RequestCookies,
 };
-use oidc_core::login::PendingLogin;
-use oidc_core::login::{LoginConfig, id_token_policy};
+use oidc_core::login::par::pushed_authorization_endpoint;
+use oidc_core::login::{
+    AuthorizationRedirect, LoginConfig, LoginOutcome, LoginRequest, PendingLogin,
+    ProviderEndpoints, id_token_policy, start_login,
+};
 use oidc_core::logout::{LogoutTokenValidator, SeenJtis};
 use oidc_core::validation::Policy;
+use oidc_core::{IdentityClaims, RandomSource, Session, UnixTime};
+use serde_json::Map;
+use url::Url;
 
+use super::claims_map;
 use crate::auth::config::{AuthConfig, AuthConfigError, LoginSettings};
 use crate::identity_headers::CookiePrefixes;
 use crate::provider::sha256;
 
 /// How many completed logins are remembered to refuse replayed callbacks locally.
 const COMPLETED_LOGIN_CAPACITY: u64 = 100_000;
+
+/// How a login begins, as [`LoginFlow::start`] decides it.
+pub(crate) enum LoginStart {
+    /// Send the browser to `url` (the authorization request with every parameter), setting
+    /// `set_cookies`: the older pending logins cleared, then the new one sealed.
+    Redirect {
+        url: url::Url,
+        set_cookies: Vec<HeaderValue>,
+    },
+    /// Push the authorization request to `push_to` first (RFC 9126); once the provider has
+    /// taken it, [`LoginFlow::pending_cookies`] seals `started`'s pending login.
+    Push {
+        started: AuthorizationRedirect,
+        push_to: url::Url,
+    },
+}
+
+/// Why a login cannot start, with the error code of each reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CannotStart {
+    /// The login settings cannot make an authorization request to this provider (pushed
+    /// requests required but off, a reserved extra parameter, ...).
+    Misconfigured(&'static str),
+    /// The pending login could not be sealed into its cookie.
+    Unsealed(&'static str),
+}
 
 /// The parts of the configuration only sign-in needs, checked at build time, and the state of
 /// the logins in flight.
@@ -50,6 +90,19 @@ pub(crate) struct LoginFlow {
     completed_logins: moka::sync::Cache<[u8; 32], CompletedLogin>,
     /// The `jti`s of the back-channel logout tokens seen.
     pub(crate) seen_jtis: Mutex<SeenJtis>,
+    /// How long a session lasts from sign-in.
+    session_lifetime: Duration,
+    /// The claim a session's groups are read from.
+    groups_claim: String,
+    /// The claims a session keeps besides the identity: the configured ones, then those the
+    /// authorization rules require.
+    kept_claims: Vec<String>,
+    /// Which claims name the user (and their email) in a session.
+    identity_claims: IdentityClaims,
+    /// Whether signing out ends the provider's session too (RP-initiated logout).
+    pub(crate) provider_logout: bool,
+    /// Where the provider sends the browser after its logout, if configured.
+    pub(crate) post_logout_redirect_uri: Option<Url>,
 }
 
 impl LoginFlow {
@@ -98,8 +151,38 @@ impl LoginFlow {
                 .expire_after(CompletedLoginExpiry)
                 .build(),
             seen_jtis: Mutex::new(SeenJtis::default()),
+            session_lifetime: config.session_lifetime,
+            groups_claim: config.groups_claim.clone(),
+            kept_claims: config
+                .keep_claims
+                .iter()
+                .chain(config.rules.required_claims.iter().map(|rule| &rule.claim))
+                .cloned()
+                .collect(),
+            identity_claims: config.rules.identity_claims.clone(),
+            provider_logout: config.provider_logout,
+            post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
         };
         Ok((login, session_codec))
+    }
+
+    /// The session a completed login ends in: its groups, the claims it keeps (top-level names)
+    /// and the claims naming the user, lasting the session lifetime.
+    pub(crate) fn session_from(&self, outcome: LoginOutcome) -> Session {
+        let claims = claims_map(&outcome.claims);
+        let groups = oidc_core::authorization::groups_from_claims(&claims, &self.groups_claim);
+        let mut kept = Map::new();
+        for name in &self.kept_claims {
+            let top = name.split('.').next().unwrap_or(name);
+            if let Some(value) = claims.get(top) {
+                kept.insert(top.to_owned(), value.clone());
+            }
+        }
+        let mut session = outcome.into_session(self.session_lifetime);
+        session.groups = groups;
+        session.extra_claims = kept;
+        self.identity_claims.apply_to_session(&mut session, &claims);
+        session
     }
 
     /// Marks the login with `state` as handled until `until` (it is `now`); `false` when its
@@ -119,6 +202,68 @@ impl LoginFlow {
         entry.is_fresh()
     }
 
+    /// Starts a login returning to `return_to` (already checked against the redirect policy):
+    /// draws its `state`, nonce and PKCE verifier, and decides whether its authorization
+    /// request is pushed first. Not pushed, the pending login is sealed at once, with the
+    /// cookies clearing the oldest of those `cookies` carry so that at most the configured
+    /// number remain; pushed, sealing waits for the push ([`Self::pending_cookies`]).
+    pub(crate) fn start(
+        &self,
+        endpoints: &ProviderEndpoints,
+        cookies: &RequestCookies<'_>,
+        return_to: &str,
+        now: UnixTime,
+        random: &mut dyn RandomSource,
+    ) -> Result<LoginStart, CannotStart> {
+        let push_to =
+            pushed_authorization_endpoint(endpoints, self.login_config.pushed_authorization_mode())
+                .map_err(|e| CannotStart::Misconfigured(e.code()))?
+                .cloned();
+        let started = start_login(
+            endpoints,
+            &self.login_config,
+            &LoginRequest::new(return_to),
+            now,
+            random,
+        )
+        .map_err(|e| CannotStart::Misconfigured(e.code()))?;
+        match push_to {
+            Some(push_to) => Ok(LoginStart::Push { started, push_to }),
+            None => {
+                let set_cookies = self.pending_cookies(&started.pending, cookies, now, random)?;
+                Ok(LoginStart::Redirect {
+                    url: started.url,
+                    set_cookies,
+                })
+            }
+        }
+    }
+
+    /// The `Set-Cookie` values a started login sends the browser with: clearing the oldest
+    /// pending logins `cookies` carry (see [`Self::evict_pending`]), then `pending` sealed.
+    pub(crate) fn pending_cookies(
+        &self,
+        pending: &PendingLogin,
+        cookies: &RequestCookies<'_>,
+        now: UnixTime,
+        random: &mut dyn RandomSource,
+    ) -> Result<Vec<HeaderValue>, CannotStart> {
+        let mut set_cookies = self.evict_pending(cookies, now);
+        let sealed = self
+            .pending_codec(&pending.cookie_suffix())
+            .map_err(|e| CannotStart::Unsealed(e.code()))?
+            .encode(
+                pending,
+                pending.expires_at(),
+                now,
+                random,
+                &RequestCookies::empty(),
+            )
+            .map_err(|e| CannotStart::Unsealed(e.code()))?;
+        set_cookies.extend(sealed);
+        Ok(set_cookies)
+    }
+
     /// The codec of the pending-login cookie with this suffix.
     pub(crate) fn pending_codec(&self, suffix: &str) -> Result<CookieCodec, CookieConfigError> {
         CookieCodec::new(
@@ -129,11 +274,7 @@ impl LoginFlow {
 
     /// Clearing cookies for the oldest pending logins, so that with the new one at most the
     /// configured number remain; unreadable pending cookies are always cleared.
-    pub(crate) fn evict_pending(
-        &self,
-        cookies: &RequestCookies<'_>,
-        now: UnixTime,
-    ) -> Vec<HeaderValue> {
+    fn evict_pending(&self, cookies: &RequestCookies<'_>, now: UnixTime) -> Vec<HeaderValue> {
         let mut pending: Vec<(Option<UnixTime>, CookieCodec)> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
         for name in cookies.names() {

@@ -5,16 +5,24 @@
 //! and bearer tokens are accepted, else the session cookie. The answer is an
 //! [`Authentication`] or a typed [`AuthFailure`]; the doors only differ in how they answer it.
 //!
-//! The authenticator is a cheaply cloned composition of three parts, each owning its settings
-//! and its caches:
+//! The authenticator is a cheaply cloned composition of parts, each owning its settings and
+//! its caches, built once from the configuration:
 //! - [`bearer_verifier`]: which accepted issuer a JWT belongs to, validation or introspection,
 //!   DPoP proofs, scopes and rules; the caches of admitted tokens;
-//! - [`sessions`]: opening the session cookie, refreshing once per session, creating, ending
-//!   and revoking sessions; the cache of opened cookie sessions;
-//! - [`login_flow`]: the login client, pending logins and replayed callbacks, logout tokens;
-//!   driven by the endpoints under the prefix.
+//! - [`sessions`]: opening the session cookie, creating, ending and revoking sessions; the
+//!   cache of opened cookie sessions; it composes the refresh single flight
+//!   (`sessions/refresh.rs`: once per session per process, and across replicas with a shared
+//!   store's refresh lock);
+//! - [`login_flow`]: the login client, how a login starts (PKCE, state, nonce, pushed
+//!   requests, pending-login cookies), replayed callbacks, the session a login ends in, logout
+//!   tokens; driven by the endpoints under the prefix;
+//! - [`front_end`]: what the doors read per request (skip-auth and API routes, the redirect
+//!   policy, trusted proxies, the prebuilt identity headers of each door, bearer challenges).
+//!
+//! The doors and the endpoints compose these parts; none reads the whole configuration.
 
 mod bearer_verifier;
+mod front_end;
 mod login_flow;
 mod sessions;
 mod verdict;
@@ -29,7 +37,8 @@ use oidc_core::{ErrorKind, KeySet, Session, UnixTime};
 use serde_json::{Map, Value};
 
 use self::bearer_verifier::{BearerVerifier, is_dpop_scheme};
-use self::login_flow::LoginFlow;
+pub(crate) use self::front_end::FrontEnd;
+pub(crate) use self::login_flow::{CannotStart, LoginFlow, LoginStart};
 use self::sessions::{LoadedSession, Sessions};
 pub use self::verdict::{AuthFailure, AuthSource, Authenticated, Authentication};
 use super::config::{AuthConfig, AuthConfigError};
@@ -40,8 +49,8 @@ use crate::metrics::Metrics;
 use crate::provider::{Provider, ProviderError};
 use crate::store::StoreError;
 
-/// The shared, cheaply cloned authentication state of the three front-ends: the configuration
-/// the layers read, and the parts that decide (bearer verification, sessions, the login flow).
+/// The shared, cheaply cloned authentication state of the three front-ends: what they read
+/// per request, and the parts that decide (bearer verification, sessions, the login flow).
 ///
 /// Build it with [`AuthConfig::build`]; it fits in axum `State`.
 #[derive(Clone)]
@@ -58,7 +67,11 @@ impl std::fmt::Debug for Authenticator {
 }
 
 pub(crate) struct Inner {
-    pub(crate) config: AuthConfig,
+    /// The configuration it was built from; beyond construction only the provider, the HTTP
+    /// client, the metrics, the clock and the prefix are read from it.
+    config: AuthConfig,
+    /// What the front-ends read per request.
+    front_end: FrontEnd,
     /// Bearer and DPoP tokens.
     bearer: BearerVerifier,
     /// Sessions, when sign-in is configured.
@@ -84,9 +97,11 @@ impl Authenticator {
             }
         };
         let bearer = BearerVerifier::new(&config);
+        let front_end = FrontEnd::new(&config);
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 config,
+                front_end,
                 bearer,
                 sessions,
                 login,
@@ -126,8 +141,14 @@ impl Authenticator {
         self.inner.login.is_some()
     }
 
-    pub(crate) fn config(&self) -> &AuthConfig {
-        &self.inner.config
+    /// What the front-ends read per request.
+    pub(crate) fn front_end(&self) -> &FrontEnd {
+        &self.inner.front_end
+    }
+
+    /// The HTTP client the provider is called through.
+    pub(crate) fn http(&self) -> &dyn crate::http_client::HttpClient {
+        self.inner.config.http.as_ref()
     }
 
     /// The login flow, when sign-in is configured.
@@ -172,7 +193,7 @@ impl Authenticator {
         query: Option<&str>,
         bearer_only: bool,
     ) -> Result<Authentication, AuthFailure> {
-        let accept_bearer = bearer_only || self.inner.config.accept_bearer;
+        let accept_bearer = bearer_only || self.inner.front_end.accept_bearer;
         if accept_bearer
             && is_dpop_scheme(headers)
             && let Some(credentials) = extract_dpop(headers)?

@@ -1,11 +1,12 @@
 //! Sessions: whether a request's session cookie opens a live session, and keeping it alive.
 //!
 //! [`Sessions`] opens the sealed cookie (or the handle into the shared store), caches an opened
-//! cookie session for a minute by the fingerprint of the `Cookie` header, refreshes a session
-//! whose access token is due once per process (single flight) and, in a shared store, once
-//! across replicas (the store's refresh lock), creates and ends sessions, and revokes them
-//! (back-channel logout: in the store, or in this process's revocation list for cookie
+//! cookie session for a minute by the fingerprint of the `Cookie` header, has a session whose
+//! access token is due refreshed (once, by [`refresh`]), creates and ends sessions, and revokes
+//! them (back-channel logout: in the store, or in this process's revocation list for cookie
 //! sessions). It exists only when sign-in is configured.
+
+mod refresh;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,61 +15,35 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue};
 use oidc_core::authorization::AuthorizationRules;
 use oidc_core::cookie::{CookieCodec, CookieError, RequestCookies};
-use oidc_core::login::token::{TokenError, parse_token_response, refresh_request};
-use oidc_core::login::{ClientCredentials, LoginConfig, finish_refresh};
 use oidc_core::random::random_url_safe;
-use oidc_core::validation::Policy;
-use oidc_core::{ErrorKind, Session, UnixTime};
+use oidc_core::{Session, UnixTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
+use self::refresh::{RefreshFailure, Refreshes};
 use super::login_flow::LoginFlow;
 use super::verdict::{AuthFailure, AuthSource, Authenticated, Authentication};
-use super::{CreateSessionError, lock, with_fresh_keys};
+use super::{CreateSessionError, lock};
 use crate::auth::config::AuthConfig;
 use crate::clock::Clock;
 use crate::fingerprint::{Fingerprint, Fingerprints};
-use crate::http_client::HttpClient;
 use crate::identity_headers::Identity;
-use crate::metrics::Metrics;
-use crate::provider::{Provider, sha256};
+use crate::provider::Provider;
 use crate::random::SystemRandom;
 use crate::store::{SessionHandle, SessionStore, SessionTags, SessionVault, StoreError, StoreKey};
 
-/// How long a replica may hold a session's refresh lock (about the provider call's timeout).
-const REFRESH_LOCK_TTL: Duration = Duration::from_secs(10);
-/// How often a replica waiting for another's refresh looks at the stored session.
-const REFRESH_LOCK_POLL: Duration = Duration::from_millis(50);
-
-/// Whether two readings of a session carry the same tokens (no refresh happened in between).
-fn same_tokens(a: &Session, b: &Session) -> bool {
-    a.access_token == b.access_token && a.refresh_token == b.refresh_token
-}
-
-/// How long a finished refresh is remembered, so that requests still carrying the old cookie
-/// get the refreshed session instead of refreshing again with a rotated-away refresh token.
-const REFRESH_MEMORY: Duration = Duration::from_secs(120);
 /// How many revocations the cookie store remembers in this process.
 const MAX_LOCAL_REVOCATIONS: usize = 100_000;
 /// How many opened cookie sessions are kept, and for how long at most.
 const SESSION_CACHE_CAPACITY: u64 = 10_000;
 const SESSION_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
-/// What sessions read from the configuration, and what refreshing asks the provider with.
+/// What sessions read from the configuration.
 pub(crate) struct SessionSettings {
     provider: Provider,
-    http: Arc<dyn HttpClient>,
-    metrics: Metrics,
     rules: AuthorizationRules,
     refresh_margin: Duration,
     session_lifetime: Duration,
-    /// The login client, which refreshes the tokens.
-    credentials: ClientCredentials,
-    /// The login's settings (the resources a refresh asks for).
-    login_config: LoginConfig,
-    /// What a refreshed ID token must satisfy.
-    id_policy: Policy,
     /// The time of day sessions are judged at.
     clock: Arc<dyn Clock>,
 }
@@ -80,7 +55,8 @@ pub(crate) struct Sessions {
     /// Seals and opens the session cookie.
     codec: CookieCodec,
     vault: Option<SessionVault<Arc<dyn SessionStore>>>,
-    refreshes: Mutex<HashMap<[u8; 32], RefreshSlot>>,
+    /// Refreshes a due session once (see [`refresh`]).
+    refreshes: Refreshes,
     /// Opened cookie sessions by the fingerprint of the request's `Cookie` headers, so that a
     /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
     /// checked on every request.
@@ -88,21 +64,6 @@ pub(crate) struct Sessions {
     /// The key of the cache above.
     fingerprints: Fingerprints,
     revocations: Mutex<Revocations>,
-}
-
-type RefreshOutcome = Result<Arc<Session>, RefreshFailure>;
-
-struct RefreshSlot {
-    started: Instant,
-    cell: Arc<OnceCell<RefreshOutcome>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum RefreshFailure {
-    /// The provider refused: the session is over.
-    Rejected(ErrorKind),
-    /// The provider could not be asked: keep the session as it is.
-    Unavailable(ErrorKind),
 }
 
 /// A cookie session that opened and passed the rules, with what the request is told.
@@ -165,22 +126,18 @@ pub(crate) enum SessionOrigin {
 impl Sessions {
     /// The sessions of a login: `codec` seals the session cookie.
     pub(crate) fn new(config: &AuthConfig, login: &LoginFlow, codec: CookieCodec) -> Sessions {
+        let vault = config.session_store.clone().map(SessionVault::new);
         Sessions {
             settings: SessionSettings {
                 provider: config.provider.clone(),
-                http: Arc::clone(&config.http),
-                metrics: config.metrics.clone(),
                 rules: config.rules.clone(),
                 refresh_margin: config.refresh_margin,
                 session_lifetime: config.session_lifetime,
-                credentials: login.settings.credentials.clone(),
-                login_config: login.login_config.clone(),
-                id_policy: login.id_policy.clone(),
                 clock: Arc::clone(&config.clock),
             },
             codec,
-            vault: config.session_store.clone().map(SessionVault::new),
-            refreshes: Mutex::new(HashMap::new()),
+            refreshes: Refreshes::new(config, login, vault.clone()),
+            vault,
             cookie_sessions: moka::sync::Cache::builder()
                 .max_capacity(SESSION_CACHE_CAPACITY)
                 .expire_after(SessionExpiry)
@@ -240,7 +197,7 @@ impl Sessions {
             .session
             .refresh_due(now, self.settings.refresh_margin)
         {
-            match self.refresh_once(&loaded).await {
+            match self.refreshes.refresh_once(&loaded).await {
                 Ok(refreshed) => {
                     let refreshed_loaded = LoadedSession {
                         session: (*refreshed).clone(),
@@ -502,166 +459,6 @@ impl Sessions {
         keys.iter()
             .any(|key| revocations.revoked_since(key, session.created_at))
     }
-
-    /// Refreshes `loaded` once for every request that carries it at the same time: the first
-    /// caller asks the provider, the others wait for its answer.
-    async fn refresh_once(&self, loaded: &LoadedSession) -> RefreshOutcome {
-        let Some(refresh_token) = &loaded.session.refresh_token else {
-            return Err(RefreshFailure::Rejected(ErrorKind::NoRefreshToken));
-        };
-        let key = sha256(refresh_token.expose().as_bytes());
-        let cell = {
-            let mut slots = lock(&self.refreshes);
-            slots.retain(|_, slot| slot.started.elapsed() < REFRESH_MEMORY);
-            slots
-                .entry(key)
-                .or_insert_with(|| RefreshSlot {
-                    started: Instant::now(),
-                    cell: Arc::new(OnceCell::new()),
-                })
-                .cell
-                .clone()
-        };
-        cell.get_or_init(|| self.refresh(loaded)).await.clone()
-    }
-
-    /// Refreshes a session once: per process (the caller's single flight) and, for sessions in
-    /// a shared store, across replicas: the replica holding the store's refresh lock asks the
-    /// provider; the others wait for the session it saves. A holder that dies frees the lock
-    /// after [`REFRESH_LOCK_TTL`].
-    async fn refresh(&self, loaded: &LoadedSession) -> RefreshOutcome {
-        let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.vault) else {
-            return self.refresh_at_provider(loaded).await;
-        };
-        let deadline = Instant::now() + REFRESH_LOCK_TTL + REFRESH_LOCK_POLL;
-        loop {
-            let locked = vault
-                .try_lock_refresh(&mut SystemRandom, handle, REFRESH_LOCK_TTL)
-                .await
-                .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
-            if let Some(token) = locked {
-                // Another replica may have refreshed it between our read and the lock.
-                let outcome = match self.refreshed_elsewhere(handle, loaded).await {
-                    Ok(Some(stored)) => Ok(stored),
-                    Ok(None) => self.refresh_at_provider(loaded).await,
-                    Err(failure) => Err(failure),
-                };
-                if let Err(error) = vault.unlock_refresh(handle, &token).await {
-                    tracing::warn!(code = error.code(), "refresh lock not released; it expires");
-                }
-                return outcome;
-            }
-            tokio::time::sleep(REFRESH_LOCK_POLL).await;
-            if let Some(stored) = self.refreshed_elsewhere(handle, loaded).await? {
-                return Ok(stored);
-            }
-            if Instant::now() >= deadline {
-                return Err(RefreshFailure::Unavailable(ErrorKind::RefreshLockTimeout));
-            }
-        }
-    }
-
-    /// The stored session when another replica has refreshed it since `loaded` was read; `None`
-    /// while it still holds the tokens `loaded` has; refused when it was removed (signed out).
-    async fn refreshed_elsewhere(
-        &self,
-        handle: &SessionHandle,
-        loaded: &LoadedSession,
-    ) -> Result<Option<Arc<Session>>, RefreshFailure> {
-        match self.stored_session(handle).await? {
-            Some(stored) if !same_tokens(&stored, &loaded.session) => Ok(Some(Arc::new(stored))),
-            Some(_) => Ok(None),
-            None => Err(RefreshFailure::Rejected(ErrorKind::SessionRevoked)),
-        }
-    }
-
-    /// The session as the shared store holds it now.
-    async fn stored_session(
-        &self,
-        handle: &SessionHandle,
-    ) -> Result<Option<Session>, RefreshFailure> {
-        let Some(vault) = &self.vault else {
-            return Ok(None);
-        };
-        let stored = vault
-            .load(handle)
-            .await
-            .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
-        stored
-            .map(|json| serde_json::from_slice::<Session>(&json))
-            .transpose()
-            .map_err(|_| RefreshFailure::Unavailable(ErrorKind::StoredSessionUnreadable))
-    }
-
-    /// Asks the provider for fresh tokens and, for a stored session, saves the result.
-    async fn refresh_at_provider(&self, loaded: &LoadedSession) -> RefreshOutcome {
-        let session = &loaded.session;
-        let refresh_token = session
-            .refresh_token
-            .as_ref()
-            .ok_or(RefreshFailure::Rejected(ErrorKind::NoRefreshToken))?;
-        let metadata = self
-            .settings
-            .provider
-            .metadata()
-            .ok_or(RefreshFailure::Unavailable(ErrorKind::ProviderNotReady))?;
-        let token_endpoint = metadata
-            .token_endpoint
-            .as_ref()
-            .ok_or(RefreshFailure::Unavailable(ErrorKind::NoTokenEndpoint))?;
-        let now = self.settings.clock.now();
-        let request = refresh_request(
-            token_endpoint,
-            &self.settings.credentials,
-            refresh_token,
-            None,
-            self.settings.login_config.resources(),
-            now,
-            &mut SystemRandom,
-        )
-        .map_err(|e| RefreshFailure::Rejected(e.kind()))?;
-        tracing::debug!("refreshing a session's tokens");
-        let response = self.settings.http.execute(request).await.map_err(|e| {
-            self.settings.metrics.record_provider_error(e.code());
-            RefreshFailure::Unavailable(e.kind())
-        })?;
-        let tokens = parse_token_response(&response).map_err(|e| match e {
-            TokenError::Provider { .. } => RefreshFailure::Rejected(e.kind()),
-            other => {
-                self.settings.metrics.record_provider_error(other.code());
-                RefreshFailure::Unavailable(other.kind())
-            }
-        })?;
-        let refreshed = with_fresh_keys(&self.settings.provider, &self.settings.metrics, |keys| {
-            finish_refresh(session, tokens.clone(), keys, &self.settings.id_policy, now)
-        })
-        .await
-        .map_err(|e| {
-            if e.is_outage() {
-                RefreshFailure::Unavailable(e.kind())
-            } else {
-                RefreshFailure::Rejected(e.kind())
-            }
-        })?;
-        let mut updated = session.clone();
-        updated.apply_refresh(refreshed);
-        if let (SessionOrigin::Server { handle }, Some(vault)) = (&loaded.origin, &self.vault) {
-            let json = serde_json::to_vec(&updated)
-                .map_err(|_| RefreshFailure::Unavailable(ErrorKind::SessionEncode))?;
-            let ttl = updated.expires_at.duration_since(now);
-            vault
-                .save(
-                    &mut SystemRandom,
-                    handle,
-                    &json,
-                    &session_tags(&updated),
-                    ttl,
-                )
-                .await
-                .map_err(|e| RefreshFailure::Unavailable(e.kind()))?;
-        }
-        Ok(Arc::new(updated))
-    }
 }
 
 /// The identity and claims of a session.
@@ -703,7 +500,7 @@ pub(crate) fn session_authenticated(session: &Session) -> Authenticated {
     }
 }
 
-fn session_tags(session: &Session) -> SessionTags {
+pub(super) fn session_tags(session: &Session) -> SessionTags {
     let mut tags = SessionTags::new(session.issuer.clone()).subject(&session.subject);
     if let Some(sid) = &session.sid {
         tags = tags.provider_session(sid);

@@ -4,18 +4,16 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, request};
-use oidc_core::Session;
 use oidc_core::cookie::RequestCookies;
 use oidc_core::login::token::{TokenError, TokenErrorCode, parse_token_response};
 use oidc_core::login::{
-    CallbackError, CallbackParams, LoginOutcome, PendingLogin, cookie_suffix_for_state,
-    finish_login, handle_callback,
+    CallbackError, CallbackParams, PendingLogin, cookie_suffix_for_state, finish_login,
+    handle_callback,
 };
-use serde_json::Map;
 
 use super::{not_configured, provider_not_ready};
 use crate::auth::answer::{append_cookies, error_answer, redirect};
-use crate::auth::authenticator::{Authenticator, CreateSessionError, claims_map};
+use crate::auth::authenticator::{Authenticator, CreateSessionError};
 use crate::random::SystemRandom;
 
 impl Authenticator {
@@ -95,7 +93,7 @@ impl Authenticator {
                 clear_pending,
             );
         }
-        let response = match self.config().http.execute(exchange.request).await {
+        let response = match self.http().execute(exchange.request).await {
             Ok(response) => response,
             Err(error) => {
                 self.metrics().record_provider_error(error.code());
@@ -170,10 +168,10 @@ impl Authenticator {
             }
         };
         let return_to = self
-            .config()
+            .front_end()
             .redirect_policy
             .return_to_or_root(Some(&outcome.return_to));
-        let session = self.session_from(outcome);
+        let session = login.session_from(outcome);
         // A new sign-in always gets a new session; one the request carried is ended.
         if let Ok(Some(previous)) = self.load_session(&cookies, now).await {
             let _ = self.end_session(&previous).await;
@@ -202,31 +200,6 @@ impl Authenticator {
         append_cookies(&mut response, clear_pending);
         append_cookies(&mut response, set_cookies);
         response
-    }
-
-    fn session_from(&self, outcome: LoginOutcome) -> Session {
-        let config = self.config();
-        let claims = claims_map(&outcome.claims);
-        let groups = oidc_core::authorization::groups_from_claims(&claims, &config.groups_claim);
-        let mut kept = Map::new();
-        let wanted = config
-            .keep_claims
-            .iter()
-            .chain(config.rules.required_claims.iter().map(|rule| &rule.claim));
-        for name in wanted {
-            let top = name.split('.').next().unwrap_or(name);
-            if let Some(value) = claims.get(top) {
-                kept.insert(top.to_owned(), value.clone());
-            }
-        }
-        let mut session = outcome.into_session(config.session_lifetime);
-        session.groups = groups;
-        session.extra_claims = kept;
-        config
-            .rules
-            .identity_claims
-            .apply_to_session(&mut session, &claims);
-        session
     }
 }
 

@@ -11,7 +11,7 @@ use crate::auth::authenticator::Authenticator;
 impl Authenticator {
     /// The key set, or 404 when identity assertions are not configured.
     pub(super) fn jwks(&self, parts: &request::Parts) -> Response<Bytes> {
-        match &self.config().identity_assertion {
+        match &self.front_end().identity_assertion {
             Some(assertion) => assertion_key_set(assertion.key_set_json().clone()),
             None => error_answer(
                 StatusCode::NOT_FOUND,

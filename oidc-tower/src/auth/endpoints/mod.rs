@@ -64,7 +64,7 @@ impl Authenticator {
     /// The endpoint a path names, if it is one of ours.
     pub(crate) fn endpoint_for(&self, path: &str) -> Option<Endpoint> {
         match endpoint_under(self.prefix(), path) {
-            Some(Endpoint::Jwks) if self.config().identity_assertion.is_none() => None,
+            Some(Endpoint::Jwks) if self.front_end().identity_assertion.is_none() => None,
             endpoint => endpoint,
         }
     }
@@ -112,7 +112,7 @@ impl Authenticator {
             Endpoint::Start => {
                 let target = query_param(parts.uri.query(), "rd");
                 let return_to = self
-                    .config()
+                    .front_end()
                     .redirect_policy
                     .return_to_or_root(target.as_deref());
                 self.begin_login_pushing(&parts.headers, &return_to).await

@@ -1,28 +1,20 @@
 //! Sending a browser to the provider to sign in: the `start` endpoint and the redirect every
-//! front-end answers a browser that must sign in with. Decides whether the authorization request
-//! is pushed first (RFC 9126); the login flow says which older pending logins to clear.
+//! front-end answers a browser that must sign in with. The login flow decides how the login
+//! starts ([`LoginFlow::start`](crate::auth::authenticator::LoginFlow::start)); this file turns
+//! its answer into HTTP and, when the authorization request is pushed (RFC 9126), does the push
+//! round trip.
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use oidc_core::cookie::RequestCookies;
 use oidc_core::login::par::{
-    parse_pushed_authorization_response, pushed_authorization_endpoint,
-    pushed_authorization_request, pushed_authorization_url,
+    parse_pushed_authorization_response, pushed_authorization_request, pushed_authorization_url,
 };
-use oidc_core::login::{AuthorizationRedirect, LoginRequest, PendingLogin, start_login};
 
 use super::{not_configured, provider_not_ready};
 use crate::auth::answer::{append_cookies, error_answer, redirect};
-use crate::auth::authenticator::Authenticator;
+use crate::auth::authenticator::{Authenticator, CannotStart, LoginStart};
 use crate::random::SystemRandom;
-
-/// How a login begins: a redirect with every parameter, a push first (to this endpoint), or
-/// an answer instead (misconfiguration, provider not ready).
-enum LoginStart {
-    Plain(AuthorizationRedirect),
-    Push(AuthorizationRedirect, url::Url),
-    Answered(Response<Bytes>),
-}
 
 impl Authenticator {
     /// Redirects the browser to the provider to sign in, returning to `return_to` (already
@@ -31,11 +23,9 @@ impl Authenticator {
     /// (RFC 9126), which needs a round trip to the provider, the browser goes to the `start`
     /// endpoint first, which pushes.
     pub(crate) fn begin_login(&self, headers: &HeaderMap, return_to: &str) -> Response<Bytes> {
-        match self.start_login_now(headers, return_to) {
-            LoginStart::Plain(started) => {
-                self.redirect_to_provider(headers, started.pending, &started.url)
-            }
-            LoginStart::Push(..) => {
+        match self.start_login(headers, return_to) {
+            Ok(LoginStart::Redirect { url, set_cookies }) => to_provider(&url, set_cookies),
+            Ok(LoginStart::Push { .. }) => {
                 let mut start = format!("{}/start?", self.prefix());
                 start.push_str(
                     &url::form_urlencoded::Serializer::new(String::new())
@@ -44,7 +34,7 @@ impl Authenticator {
                 );
                 redirect(&start)
             }
-            LoginStart::Answered(answer) => answer,
+            Err(not_started) => not_started.answer(headers),
         }
     }
 
@@ -55,12 +45,10 @@ impl Authenticator {
         headers: &HeaderMap,
         return_to: &str,
     ) -> Response<Bytes> {
-        let (started, push_to) = match self.start_login_now(headers, return_to) {
-            LoginStart::Plain(started) => {
-                return self.redirect_to_provider(headers, started.pending, &started.url);
-            }
-            LoginStart::Push(started, push_to) => (started, push_to),
-            LoginStart::Answered(answer) => return answer,
+        let (started, push_to) = match self.start_login(headers, return_to) {
+            Ok(LoginStart::Redirect { url, set_cookies }) => return to_provider(&url, set_cookies),
+            Ok(LoginStart::Push { started, push_to }) => (started, push_to),
+            Err(not_started) => return not_started.answer(headers),
         };
         let Some(login) = self.login_flow() else {
             return not_configured(headers);
@@ -75,7 +63,7 @@ impl Authenticator {
             self.now(),
             &mut SystemRandom,
         ) {
-            Ok(request) => match self.config().http.execute(request).await {
+            Ok(request) => match self.http().execute(request).await {
                 Ok(response) => {
                     parse_pushed_authorization_response(&response).map_err(|e| e.code())
                 }
@@ -91,11 +79,20 @@ impl Authenticator {
                     expires_in = pushed.expires_in,
                     "authorization request pushed"
                 );
-                self.redirect_to_provider(headers, started.pending, &url)
+                let cookies = RequestCookies::from_headers(headers);
+                match login.pending_cookies(
+                    &started.pending,
+                    &cookies,
+                    self.now(),
+                    &mut SystemRandom,
+                ) {
+                    Ok(set_cookies) => to_provider(&url, set_cookies),
+                    Err(reason) => cannot_start(reason, headers),
+                }
             }
             Err(code) => {
                 tracing::error!(code, "the pushed authorization request failed");
-                self.config().metrics.record_provider_error(code);
+                self.metrics().record_provider_error(code);
                 error_answer(
                     StatusCode::BAD_GATEWAY,
                     code,
@@ -106,89 +103,70 @@ impl Authenticator {
         }
     }
 
-    /// Starts a login and decides whether it is pushed; a misconfiguration or a provider not
-    /// ready yet is answered at once.
-    fn start_login_now(&self, headers: &HeaderMap, return_to: &str) -> LoginStart {
-        let Some(login) = self.login_flow() else {
-            return LoginStart::Answered(not_configured(headers));
-        };
-        let Some(endpoints) = self.endpoints() else {
-            return LoginStart::Answered(provider_not_ready(headers));
-        };
-        let misconfigured = |code: &'static str| {
+    /// Asks the login flow to start a login with this request's cookies, on the authenticator's
+    /// clock; without sign-in, a provider not ready yet or a login that cannot start, the
+    /// answer instead.
+    fn start_login(&self, headers: &HeaderMap, return_to: &str) -> Result<LoginStart, NotStarted> {
+        let login = self.login_flow().ok_or(NotStarted::NotConfigured)?;
+        let endpoints = self.endpoints().ok_or(NotStarted::ProviderNotReady)?;
+        let cookies = RequestCookies::from_headers(headers);
+        login
+            .start(
+                &endpoints,
+                &cookies,
+                return_to,
+                self.now(),
+                &mut SystemRandom,
+            )
+            .map_err(NotStarted::Cannot)
+    }
+}
+
+/// Why no login started.
+enum NotStarted {
+    NotConfigured,
+    ProviderNotReady,
+    Cannot(CannotStart),
+}
+
+impl NotStarted {
+    fn answer(self, headers: &HeaderMap) -> Response<Bytes> {
+        match self {
+            NotStarted::NotConfigured => not_configured(headers),
+            NotStarted::ProviderNotReady => provider_not_ready(headers),
+            NotStarted::Cannot(reason) => cannot_start(reason, headers),
+        }
+    }
+}
+
+/// Sends the browser to the provider at `url`, setting the pending-login cookies.
+fn to_provider(url: &url::Url, set_cookies: Vec<HeaderValue>) -> Response<Bytes> {
+    tracing::info!("redirecting to the provider to sign in");
+    let mut response = redirect(url.as_str());
+    append_cookies(&mut response, set_cookies);
+    response
+}
+
+/// The answer to a login that cannot start.
+fn cannot_start(reason: CannotStart, headers: &HeaderMap) -> Response<Bytes> {
+    match reason {
+        CannotStart::Misconfigured(code) => {
             tracing::error!(code, "login could not start");
-            LoginStart::Answered(error_answer(
+            error_answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 code,
                 "Sign-in is misconfigured.",
                 headers,
-            ))
-        };
-        let push_to = match pushed_authorization_endpoint(
-            &endpoints,
-            login.login_config.pushed_authorization_mode(),
-        ) {
-            Ok(push_to) => push_to.cloned(),
-            Err(e) => return misconfigured(e.code()),
-        };
-        let started = match start_login(
-            &endpoints,
-            &login.login_config,
-            &LoginRequest::new(return_to),
-            self.now(),
-            &mut SystemRandom,
-        ) {
-            Ok(started) => started,
-            Err(e) => return misconfigured(e.code()),
-        };
-        match push_to {
-            Some(push_to) => LoginStart::Push(started, push_to),
-            None => LoginStart::Plain(started),
+            )
         }
-    }
-
-    /// Seals the pending login into its cookie and sends the browser to `url`.
-    fn redirect_to_provider(
-        &self,
-        headers: &HeaderMap,
-        pending: PendingLogin,
-        url: &url::Url,
-    ) -> Response<Bytes> {
-        let Some(login) = self.login_flow() else {
-            return not_configured(headers);
-        };
-        let now = self.now();
-        let cookies = RequestCookies::from_headers(headers);
-        let mut set_cookies = login.evict_pending(&cookies, now);
-        let sealed = login
-            .pending_codec(&pending.cookie_suffix())
-            .map_err(|e| e.code())
-            .and_then(|codec| {
-                codec
-                    .encode(
-                        &pending,
-                        pending.expires_at(),
-                        now,
-                        &mut SystemRandom,
-                        &RequestCookies::empty(),
-                    )
-                    .map_err(|e| e.code())
-            });
-        match sealed {
-            Ok(cookies) => set_cookies.extend(cookies),
-            Err(code) => {
-                tracing::error!(code, "pending login could not be sealed");
-                return error_answer(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    code,
-                    "Sign-in could not start.",
-                    headers,
-                );
-            }
+        CannotStart::Unsealed(code) => {
+            tracing::error!(code, "pending login could not be sealed");
+            error_answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code,
+                "Sign-in could not start.",
+                headers,
+            )
         }
-        tracing::info!("redirecting to the provider to sign in");
-        let mut response = redirect(url.as_str());
-        append_cookies(&mut response, set_cookies);
-        response
     }
 }

@@ -20,7 +20,7 @@ impl Authenticator {
         let cookies = RequestCookies::from_headers(headers);
         let target = query_param(parts.uri.query(), "rd");
         let return_to = self
-            .config()
+            .front_end()
             .redirect_policy
             .return_to_or_root(target.as_deref());
         let loaded = match self.load_session(&cookies, now).await {
@@ -57,14 +57,14 @@ impl Authenticator {
         clear.extend(login.clear_pending(&cookies));
         let provider_url = loaded
             .as_ref()
-            .filter(|_| self.config().provider_logout)
+            .filter(|_| login.provider_logout)
             .and_then(|loaded| {
                 let endpoint = self.provider().metadata()?.end_session_endpoint.clone()?;
                 let mut request = EndSessionRequest::new(login.settings.credentials.client_id());
                 if let Some(id_token) = &loaded.session.id_token {
                     request = request.id_token_hint(id_token.clone());
                 }
-                if let Some(uri) = &self.config().post_logout_redirect_uri {
+                if let Some(uri) = &login.post_logout_redirect_uri {
                     // The provider hands `state` back to `{prefix}/signed_out`, which goes on to it.
                     request = request
                         .post_logout_redirect_uri(uri.clone())
@@ -91,7 +91,7 @@ impl Authenticator {
         let target = query_param(parts.uri.query(), "state");
         redirect(
             &self
-                .config()
+                .front_end()
                 .redirect_policy
                 .return_to_or_root(target.as_deref()),
         )
