@@ -64,6 +64,7 @@ pub mod clock;
 pub mod device;
 pub mod error_status;
 mod fingerprint;
+mod fingerprint_cache;
 pub mod forwarded;
 pub mod health;
 pub mod http_client;

@@ -32,6 +32,7 @@ use crate::auth::config::AuthConfig;
 use crate::bearer_response::{BearerToken, DpopCredentials};
 use crate::clock::Clock;
 use crate::fingerprint::{Fingerprint, Fingerprints};
+use crate::fingerprint_cache::FingerprintCache;
 use crate::http_client::{HttpClient, HttpError};
 use crate::identity_headers::Identity;
 use crate::metrics::Metrics;
@@ -40,6 +41,8 @@ use crate::random::SystemRandom;
 
 /// How many introspection answers are cached.
 const INTROSPECTION_CACHE_CAPACITY: u64 = 10_000;
+/// How many validated tokens are kept in front of each cache: the clients active right now.
+const RECENT_TOKEN_SLOTS: usize = 256;
 
 /// What bearer verification reads from the configuration.
 pub(crate) struct BearerSettings {
@@ -86,11 +89,11 @@ pub(crate) struct BearerVerifier {
     introspection_policy: IntrospectionPolicy,
     /// Introspection answers by the token's fingerprint, each until the answer's cache time
     /// (never beyond the token's `exp`).
-    introspections: moka::sync::Cache<Fingerprint, CachedPrincipal>,
+    introspections: FingerprintCache<CachedPrincipal>,
     /// Validated JWTs by the token's fingerprint, each until its `exp` or the provider's
     /// cache age (whichever comes first): a hit skips validation and the claims conversion.
     /// A hit counts only while its end is ahead on the configured clock.
-    jwt_principals: moka::sync::Cache<Fingerprint, CachedPrincipal>,
+    jwt_principals: FingerprintCache<CachedPrincipal>,
     /// The key of the caches above.
     fingerprints: Fingerprints,
     /// What a DPoP proof must satisfy, and the proofs' `jti`s seen within their window.
@@ -106,14 +109,16 @@ impl BearerVerifier {
             settings: BearerSettings::from_config(config),
             issuers,
             introspection_policy,
-            introspections: moka::sync::Cache::builder()
-                .max_capacity(INTROSPECTION_CACHE_CAPACITY)
-                .expire_after(PrincipalExpiry)
-                .build(),
-            jwt_principals: moka::sync::Cache::builder()
-                .max_capacity(config.provider.token_cache_capacity())
-                .expire_after(PrincipalExpiry)
-                .build(),
+            introspections: FingerprintCache::new(
+                INTROSPECTION_CACHE_CAPACITY,
+                RECENT_TOKEN_SLOTS,
+                PrincipalExpiry,
+            ),
+            jwt_principals: FingerprintCache::new(
+                config.provider.token_cache_capacity(),
+                RECENT_TOKEN_SLOTS,
+                PrincipalExpiry,
+            ),
             fingerprints: Fingerprints::new(),
             dpop_policy: DpopPolicy::new(),
             dpop_jtis: Mutex::new(SeenJtis::default()),
@@ -485,7 +490,7 @@ struct CachedPrincipal {
 /// The principal cached under `key` when it is still valid at `now`; an entry past its end is
 /// a miss and is dropped, whether or not the cache's own expiry has come.
 fn fresh_hit(
-    cache: &moka::sync::Cache<Fingerprint, CachedPrincipal>,
+    cache: &FingerprintCache<CachedPrincipal>,
     key: &Fingerprint,
     now: UnixTime,
 ) -> Option<Arc<BearerPrincipal>> {

@@ -27,6 +27,7 @@ use super::{CreateSessionError, lock};
 use crate::auth::config::AuthConfig;
 use crate::clock::Clock;
 use crate::fingerprint::{Fingerprint, Fingerprints};
+use crate::fingerprint_cache::FingerprintCache;
 use crate::identity_headers::Identity;
 use crate::provider::Provider;
 use crate::random::SystemRandom;
@@ -37,6 +38,8 @@ const MAX_LOCAL_REVOCATIONS: usize = 100_000;
 /// How many opened cookie sessions are kept, and for how long at most.
 const SESSION_CACHE_CAPACITY: u64 = 10_000;
 const SESSION_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
+/// How many opened sessions are kept in front of the cache: the browsers active right now.
+const RECENT_SESSION_SLOTS: usize = 256;
 
 /// What sessions read from the configuration.
 pub(crate) struct SessionSettings {
@@ -60,7 +63,7 @@ pub(crate) struct Sessions {
     /// Opened cookie sessions by the fingerprint of the request's `Cookie` headers, so that a
     /// browser's next requests skip the AEAD and JSON; revocation, expiry and refresh are still
     /// checked on every request.
-    cookie_sessions: moka::sync::Cache<Fingerprint, CachedSession>,
+    cookie_sessions: FingerprintCache<CachedSession>,
     /// The key of the cache above.
     fingerprints: Fingerprints,
     revocations: Mutex<Revocations>,
@@ -71,6 +74,8 @@ pub(crate) struct Sessions {
 struct CachedSession {
     opened: Arc<OpenedSession>,
     ttl: Duration,
+    /// When the entry stops being served, on the sessions' clock (`ttl` after it was opened).
+    until: UnixTime,
 }
 
 struct OpenedSession {
@@ -138,10 +143,11 @@ impl Sessions {
             codec,
             refreshes: Refreshes::new(config, login, vault.clone()),
             vault,
-            cookie_sessions: moka::sync::Cache::builder()
-                .max_capacity(SESSION_CACHE_CAPACITY)
-                .expire_after(SessionExpiry)
-                .build(),
+            cookie_sessions: FingerprintCache::new(
+                SESSION_CACHE_CAPACITY,
+                RECENT_SESSION_SLOTS,
+                SessionExpiry,
+            ),
             fingerprints: Fingerprints::new(),
             revocations: Mutex::new(Revocations::default()),
         }
@@ -171,7 +177,10 @@ impl Sessions {
             let opened = &hit.opened;
             // Served only while the session is live and not due for refresh on the clock,
             // whatever the cache's own expiry says; otherwise the cookie is opened again.
-            if !opened.session.is_expired(now) && !opened.session.refresh_due(now, margin) {
+            if now < hit.until
+                && !opened.session.is_expired(now)
+                && !opened.session.refresh_due(now, margin)
+            {
                 if self.locally_revoked(&opened.id, &opened.session) {
                     return Err(AuthFailure::SessionRevoked);
                 }
@@ -247,13 +256,12 @@ impl Sessions {
                     session: loaded.session,
                     authenticated: authenticated.clone(),
                 };
-                self.cookie_sessions.insert(
-                    digest,
-                    CachedSession {
-                        opened: Arc::new(opened),
-                        ttl,
-                    },
-                );
+                let cached = CachedSession {
+                    opened: Arc::new(opened),
+                    ttl,
+                    until: now.saturating_add(ttl),
+                };
+                self.cookie_sessions.insert(digest, cached);
             }
         }
         Ok(Authentication {
