@@ -23,15 +23,14 @@ timed() {
 }
 mkdir -p target && : > target/step-times.txt
 
-# background NAME COMMAND...: starts COMMAND at the lowest priority, its output to
-# target/NAME.log, and records its pid; finish NAME waits for it, prints the log and returns its
-# status. What runs this way (the downloads, the fuzz targets with their own target directory)
-# fills the time the foreground leaves idle (waiting on browsers and services) instead of adding
-# to it.
+# background NAME COMMAND...: starts COMMAND, its output to target/NAME.log, and records its
+# pid; finish NAME waits for it, prints the log and returns its status. The end-to-end installs
+# (mostly downloads) and the fuzz targets (their own target directory, at the lowest priority)
+# run this way, in the time the foreground leaves idle instead of after it.
 declare -A background_pids
 background() {
   local name=$1; shift
-  (timed "$name" nice -n 19 "$@") >"target/$name.log" 2>&1 &
+  (timed "$name" "$@") >"target/$name.log" 2>&1 &
   background_pids[$name]=$!
 }
 kill_tree() {
@@ -52,7 +51,7 @@ if ! $quick; then
   step "Installing what the tests need"
   timed install bash scripts/install-test-deps.sh
   background install-e2e bash scripts/install-e2e-deps.sh
-  background fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+  background fuzz nice -n 19 bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 fi
 
 step "Formatting"
