@@ -9,9 +9,10 @@
 # FUZZ_JOBS at a time (default: the number of cores). Exits non-zero when any target crashes; the
 # crashing input is left in fuzz/artifacts/<target>/.
 #
-# FUZZ_SANITIZER (default none) is passed to cargo-fuzz: the targets are safe Rust, whose memory
-# errors AddressSanitizer would find are ruled out by the compiler, and the C underneath
-# (aws-lc) is not instrumented either way; `address` makes a fresh build about a quarter longer.
+# FUZZ_SANITIZER (default none) is passed to cargo-fuzz. The code under test is safe Rust, so
+# AddressSanitizer could only find a memory error in a dependency's unsafe code (aws-lc's C is
+# not instrumented either way); `address` makes a fresh build about a quarter longer, and is
+# worth it for a long campaign.
 #
 # cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take
 # them. Builds go to FUZZ_TARGET_DIR (default fuzz/target), never to the workspace's target
